@@ -1,0 +1,283 @@
+//! quorum-core: the vocabulary every protocol, driver and checker shares.
+//!
+//! The centre of this crate is the [`Protocol`] contract: a protocol is a
+//! *sans-IO* state machine. It never touches a socket, a clock, a disk, a
+//! thread or the operating system's randomness. A driver (the simulator in
+//! `quorum-sim`, later the tokio server) feeds it inputs — a peer message, a
+//! timer, a client request — and the protocol answers by pushing *effects*
+//! into an [`Out`] buffer, in order: send, persist, set or cancel a timer,
+//! reply to a client, observe something for the checkers.
+//!
+//! The driver makes exactly one promise about those effects, and every
+//! protocol's durability rests on it:
+//!
+//! > **A `persist` is durable before any effect emitted after it leaves the
+//! > node.**
+//!
+//! So a protocol that must force a record to stable storage before it answers
+//! (a Paxos acceptor's promise, 2PC's starred records, a Raft vote) simply
+//! emits `persist(record)` and then `send(..)`: the driver will not let the
+//! send out until the record is on disk. This is what lets a real driver batch
+//! many persists into one fsync (group commit) before releasing the sends that
+//! waited on them, as etcd-io/raft's `Ready` does.
+//!
+//! Time comes from [`Out::now`], randomness from [`Out::rng`] (a seeded
+//! xoshiro256++ owned by the driver). Same seed, same inputs ⇒ same effects.
+
+pub mod kv;
+pub mod observe;
+pub mod rng;
+
+use std::fmt::Debug;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub use kv::{KvCommand, KvResponse, KvStore, Key, Value};
+pub use observe::{Observation, Role};
+pub use rng::Rng;
+
+/// A node's identity inside a cluster. Dense, small, starting at 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u32);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// A client request's identity, chosen by the driver and unique per run.
+/// A protocol answers a request by `Out::reply(id, ..)` on the node that
+/// received it, at most once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// Virtual or real time in microseconds since the driver started.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub const ZERO: Time = Time(0);
+
+    pub fn from_millis(ms: u64) -> Time {
+        Time(ms * 1000)
+    }
+
+    pub fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    pub fn saturating_sub(self, earlier: Time) -> Micros {
+        Micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl std::ops::Add<Micros> for Time {
+    type Output = Time;
+    fn add(self, d: Micros) -> Time {
+        Time(self.0 + d.0)
+    }
+}
+
+/// A span of time in microseconds.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Micros(pub u64);
+
+impl Micros {
+    pub fn from_millis(ms: u64) -> Micros {
+        Micros(ms * 1000)
+    }
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1000
+    }
+}
+
+/// What every node knows about the cluster when it starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, including `id`, sorted ascending.
+    pub nodes: Vec<NodeId>,
+}
+
+impl Cluster {
+    pub fn new(id: NodeId, nodes: Vec<NodeId>) -> Cluster {
+        let mut nodes = nodes;
+        nodes.sort();
+        nodes.dedup();
+        assert!(nodes.contains(&id), "a node must be a member of its own cluster");
+        Cluster { id, nodes }
+    }
+
+    /// Every member but this node, ascending.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.iter().copied().filter(move |n| *n != self.id)
+    }
+
+    /// The smallest number of nodes that is more than half of the cluster.
+    pub fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+}
+
+/// An effect a protocol asks its driver to carry out. Effects are executed in
+/// the order they were emitted; see [`Out`] for the durability rule.
+#[derive(Clone, Debug)]
+pub enum Effect<P: Protocol> {
+    /// Send `msg` to peer `to`. The network may drop, delay, duplicate or
+    /// reorder it; a send to oneself is delivered like any other.
+    Send { to: NodeId, msg: P::Msg },
+    /// Append `record` to this node's durable log. Durable before any later
+    /// effect of this node becomes visible outside it.
+    Persist(P::Record),
+    /// Atomically replace this node's whole durable log with `record` (a
+    /// checkpoint or snapshot), with the same durability rule as `Persist`.
+    Checkpoint(P::Record),
+    /// Fire `timer` after `after` of this node's local time. Setting a timer
+    /// that is already pending (equal value) re-arms it: only the latest
+    /// setting fires.
+    SetTimer { timer: P::Timer, after: Micros },
+    /// Forget a pending timer; a no-op if none is pending.
+    CancelTimer(P::Timer),
+    /// Answer client request `id`.
+    Reply { id: RequestId, response: P::Response },
+    /// Tell the checkers something (a role change, a commit, a decision).
+    /// Observations never leave the node's process and carry no data the
+    /// protocol relies on.
+    Observe(Observation),
+}
+
+/// The effect buffer handed to every protocol step, with the step's time and
+/// the node's seeded random source.
+///
+/// # The durability rule
+///
+/// A `persist` (or `checkpoint`) is durable before any effect emitted *after*
+/// it leaves the node. A driver that crashes the node in the middle of a
+/// step's effects keeps every record persisted before the crash point and lets
+/// no send or reply after it escape. Protocols rely on this instead of calling
+/// an explicit fsync.
+pub struct Out<'a, P: Protocol> {
+    now: Time,
+    rng: &'a mut Rng,
+    effects: Vec<Effect<P>>,
+}
+
+impl<'a, P: Protocol> Out<'a, P> {
+    pub fn new(now: Time, rng: &'a mut Rng) -> Self {
+        Out { now, rng, effects: Vec::new() }
+    }
+
+    /// The time of this step (virtual in the simulator, real in the server).
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The node's seeded random source.
+    pub fn rng(&mut self) -> &mut Rng {
+        self.rng
+    }
+
+    pub fn send(&mut self, to: NodeId, msg: P::Msg) {
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    pub fn persist(&mut self, record: P::Record) {
+        self.effects.push(Effect::Persist(record));
+    }
+
+    pub fn checkpoint(&mut self, record: P::Record) {
+        self.effects.push(Effect::Checkpoint(record));
+    }
+
+    pub fn set_timer(&mut self, timer: P::Timer, after: Micros) {
+        self.effects.push(Effect::SetTimer { timer, after });
+    }
+
+    pub fn cancel_timer(&mut self, timer: P::Timer) {
+        self.effects.push(Effect::CancelTimer(timer));
+    }
+
+    pub fn reply(&mut self, id: RequestId, response: P::Response) {
+        self.effects.push(Effect::Reply { id, response });
+    }
+
+    pub fn observe(&mut self, observation: Observation) {
+        self.effects.push(Effect::Observe(observation));
+    }
+
+    /// The effects emitted so far, in order.
+    pub fn effects(&self) -> &[Effect<P>] {
+        &self.effects
+    }
+
+    /// Hand the effects to the driver, in emission order.
+    pub fn into_effects(self) -> Vec<Effect<P>> {
+        self.effects
+    }
+}
+
+/// A protocol as a sans-IO state machine. See the crate documentation for
+/// the contract and the durability rule.
+pub trait Protocol: Sized {
+    /// Peer-to-peer messages.
+    type Msg: Clone + Debug + Serialize + DeserializeOwned;
+    /// What a client asks.
+    type Request: Clone + Debug;
+    /// What the protocol answers.
+    type Response: Clone + Debug;
+    /// What it makes durable. On restart, `start` receives every record
+    /// persisted (after the latest checkpoint), in order.
+    type Record: Clone + Debug + Serialize + DeserializeOwned;
+    /// Timer names. A timer is identified by its value: setting an equal
+    /// timer again re-arms it.
+    type Timer: Clone + Debug + Ord + Serialize;
+    /// Protocol-specific settings (timeouts, variants, deliberate bugs).
+    /// `Default` must be a sensible production setting.
+    type Config: Clone + Debug + Default;
+
+    /// Fresh start (`durable` empty) or recovery after a crash.
+    fn start(
+        cluster: &Cluster,
+        config: &Self::Config,
+        durable: &[Self::Record],
+        out: &mut Out<'_, Self>,
+    ) -> Self;
+
+    fn on_message(&mut self, from: NodeId, msg: Self::Msg, out: &mut Out<'_, Self>);
+
+    fn on_timer(&mut self, timer: Self::Timer, out: &mut Out<'_, Self>);
+
+    fn on_request(&mut self, id: RequestId, request: Self::Request, out: &mut Out<'_, Self>);
+
+    /// Panic if an internal invariant is broken. Drivers call it after every
+    /// step; a broken invariant is a programmer error, not an input error.
+    fn invariants(&self) {}
+
+    /// A digest of the replicated state for the convergence checker, or
+    /// `None` where the protocol has no replicated state to compare.
+    /// Replicas that converged return equal digests.
+    fn state_digest(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// FNV-1a, a small stable hash for digests that must be equal across runs
+/// and builds (std's `DefaultHasher` makes no such promise).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

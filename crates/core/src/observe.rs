@@ -1,0 +1,29 @@
+//! Observations: what a protocol tells the checkers, never the network.
+
+use serde::{Deserialize, Serialize};
+
+/// A node's role, in the vocabulary shared by leader-based protocols
+/// (primary = leader, backup = follower).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+}
+
+/// Something a protocol saw or did that a checker may judge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observation {
+    /// The node took `role` in `term` (a term, view, epoch or ballot round).
+    /// Leadership lasts until the next `Role` observation or a crash.
+    Role { role: Role, term: u64 },
+    /// The node applied `command` (a digest) at log position `index`.
+    /// State machine safety: no two nodes apply different commands at one index.
+    Apply { index: u64, term: u64, command: u64 },
+    /// The node proposed `value` for consensus instance `instance`.
+    Propose { instance: u64, value: u64 },
+    /// The node decided (learned) `value` for `instance`.
+    Decide { instance: u64, value: u64 },
+    /// Free-form, for traces only.
+    Note(String),
+}
