@@ -1,1 +1,10 @@
+//! quorum-protocols: every protocol of the survey as a sans-IO state machine
+//! over the `quorum_core::Protocol` contract. Nothing here touches a clock, a
+//! socket, a file, a thread or OS randomness: time and a seeded RNG arrive in
+//! `Out`, and effects leave through it.
 
+pub mod catalog;
+pub mod replication;
+
+#[cfg(test)]
+pub(crate) mod testkit;

@@ -1,0 +1,69 @@
+//! The catalogue: every protocol the CLI can run, with the guarantee it
+//! claims. Drivers dispatch on these names; protocols never see them.
+
+/// One row of `quorum list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The `--protocol` name.
+    pub name: &'static str,
+    /// The source text's section.
+    pub section: &'static str,
+    /// What it promises (and, where the text says so, what it does not).
+    pub claims: &'static str,
+    /// Whether the laboratory holds it to linearizability of the KV history.
+    pub linearizable: bool,
+    /// Whether acknowledged writes must survive every fault it is run under.
+    pub durable: bool,
+    /// Whether it serves compare-and-set (ABD registers cannot: cas needs consensus).
+    pub cas: bool,
+    /// Variants accepted by `--variant` (empty: none).
+    pub variants: &'static [&'static str],
+}
+
+pub const ENTRIES: &[Entry] = &[
+    Entry {
+        name: "sync",
+        section: "Synchronous",
+        claims: "N-of-N: a write is acknowledged only once every node has it durably; \
+                 linearizable, no acknowledged write lost with N-1 crashes; writes fail while any node is down",
+        linearizable: true,
+        durable: true,
+        cas: true,
+        variants: &[],
+    },
+    Entry {
+        name: "async",
+        section: "Asynchronous",
+        claims: "1-of-N: the primary acknowledges at once and propagates lazily; \
+                 stale reads, acknowledged writes lost if the primary dies first; replicas converge when faults stop",
+        linearizable: false,
+        durable: false,
+        cas: true,
+        variants: &[],
+    },
+    Entry {
+        name: "primary-backup",
+        section: "Master-slave replication",
+        claims: "a primary ships its log to backups (sync: waits for them; async: does not); failover by timeout; \
+                 lost updates and split-brain under partition",
+        linearizable: false,
+        durable: false,
+        cas: true,
+        variants: &["sync", "async"],
+    },
+    Entry {
+        name: "abd",
+        section: "Quorums: consensus by majority",
+        claims: "a linearizable register from majority quorums (reads write back); \
+                 available with a minority down, no leader",
+        linearizable: true,
+        durable: true,
+        cas: false,
+        variants: &[],
+    },
+];
+
+/// The entry named `name`, if any.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    ENTRIES.iter().find(|e| e.name == name)
+}
