@@ -1,0 +1,268 @@
+//! Run parameters, validated before anything starts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::faults::Schedule;
+
+/// One kind of fault the nemesis may inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// Crash a node (volatile state lost, persisted records kept), restart it later.
+    Crash,
+    /// Partition the network: halves, majority/minority, isolate one, one-way.
+    Partition,
+    /// Drop a fraction of messages.
+    Loss,
+    /// Deliver some messages twice.
+    Dup,
+    /// Add latency (and with it, reordering).
+    Delay,
+    /// Freeze a node (a GC pause): it processes nothing, then resumes.
+    Pause,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Crash,
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Dup,
+        FaultKind::Delay,
+        FaultKind::Pause,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::Partition => "partition",
+            FaultKind::Loss => "loss",
+            FaultKind::Dup => "dup",
+            FaultKind::Delay => "delay",
+            FaultKind::Pause => "pause",
+        }
+    }
+
+    /// Whether the fault takes nodes down (and so counts against `max_down`).
+    pub fn takes_nodes_down(self) -> bool {
+        matches!(self, FaultKind::Crash | FaultKind::Pause)
+    }
+}
+
+/// A set of fault kinds, parsed from a comma list such as `crash,partition`,
+/// `none` or `all`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultSet(pub Vec<FaultKind>);
+
+impl FaultSet {
+    pub fn none() -> FaultSet {
+        FaultSet(Vec::new())
+    }
+
+    pub fn all() -> FaultSet {
+        FaultSet(FaultKind::ALL.to_vec())
+    }
+
+    pub fn contains(&self, kind: FaultKind) -> bool {
+        self.0.contains(&kind)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for FaultSet {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<FaultSet, ConfigError> {
+        let mut kinds = Vec::new();
+        for word in s.split(',').map(str::trim) {
+            match word {
+                "none" => {}
+                "all" => kinds.extend(FaultKind::ALL),
+                "" => return Err(ConfigError::Faults("empty fault name in list".into())),
+                other => {
+                    let kind = FaultKind::ALL
+                        .into_iter()
+                        .find(|k| k.name() == other)
+                        .ok_or_else(|| {
+                            ConfigError::Faults(format!(
+                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, all)"
+                            ))
+                        })?;
+                    kinds.push(kind);
+                }
+            }
+        }
+        kinds.sort();
+        kinds.dedup();
+        Ok(FaultSet(kinds))
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        if self.0.len() == FaultKind::ALL.len() {
+            return f.write_str("all");
+        }
+        let names: Vec<&str> = self.0.iter().map(|k| k.name()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// A parameter that cannot describe a run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Faults(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("bad --schedule: {0}")]
+    Schedule(String),
+}
+
+/// Everything that determines a run, together with the protocol's own config.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u32,
+    /// Client operations in total (split evenly among clients).
+    pub ops: u32,
+    pub clients: u32,
+    pub keys: u32,
+    /// Whether the workload issues cas (ABD registers cannot serve it).
+    pub cas: bool,
+    pub faults: FaultSet,
+    /// An explicit fault schedule (replaces the one generated from the seed).
+    pub schedule: Option<Schedule>,
+    /// Most nodes down (crashed or paused) at once; default: a minority.
+    pub max_down: u32,
+    pub safety_ms: u64,
+    pub liveness_ms: u64,
+    pub quiesce_ms: u64,
+    pub client_timeout_ms: u64,
+    /// Message latency: uniform in `[latency_min_us, latency_max_us)`.
+    pub latency_min_us: u64,
+    pub latency_max_us: u64,
+    /// Per-node timer drift: each node's timers run at a rate in `[1-d, 1+d]`.
+    pub timer_drift: f64,
+    /// The CLI arguments that select the protocol (`--protocol abd`), used to
+    /// print replay commands; the simulator itself knows no protocol by name.
+    pub protocol_args: String,
+}
+
+impl SimConfig {
+    pub fn new(protocol_args: impl Into<String>) -> SimConfig {
+        SimConfig {
+            seed: 0,
+            nodes: 5,
+            ops: 300,
+            clients: 5,
+            keys: 3,
+            cas: true,
+            faults: FaultSet::none(),
+            schedule: None,
+            max_down: 2,
+            safety_ms: 5_000,
+            liveness_ms: 10_000,
+            quiesce_ms: 3_000,
+            client_timeout_ms: 1_000,
+            latency_min_us: 500,
+            latency_max_us: 2_000,
+            timer_drift: 0.05,
+            protocol_args: protocol_args.into(),
+        }
+    }
+
+    /// The default `max_down` for `nodes`: the largest minority.
+    pub fn minority(nodes: u32) -> u32 {
+        nodes.saturating_sub(1) / 2
+    }
+
+    /// Reject parameters that cannot describe a run. Runs before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.nodes == 0 {
+            return invalid("--nodes must be at least 1".into());
+        }
+        if self.nodes > 64 {
+            return invalid(format!("--nodes {} is more than the simulator's limit of 64", self.nodes));
+        }
+        if self.clients == 0 {
+            return invalid("--clients must be at least 1".into());
+        }
+        if self.keys == 0 {
+            return invalid("--keys must be at least 1".into());
+        }
+        if self.ops < self.clients {
+            return invalid(format!(
+                "--ops {} is fewer than one operation per client ({} clients)",
+                self.ops, self.clients
+            ));
+        }
+        if self.max_down >= self.nodes {
+            return invalid(format!(
+                "--max-down {} would take down all {} nodes; at most {} can be down",
+                self.max_down,
+                self.nodes,
+                self.nodes - 1
+            ));
+        }
+        let takes_down = self.faults.0.iter().any(|k| k.takes_nodes_down());
+        if takes_down && self.max_down == 0 {
+            return invalid(format!(
+                "faults '{}' take nodes down, but {} node(s) cannot bear any down (raise --max-down or --nodes)",
+                self.faults, self.nodes
+            ));
+        }
+        if self.faults.contains(FaultKind::Partition) && self.nodes < 2 {
+            return invalid("a partition needs at least 2 nodes".into());
+        }
+        if self.latency_min_us == 0 || self.latency_max_us < self.latency_min_us {
+            return invalid("latency bounds must satisfy 0 < min <= max".into());
+        }
+        if !(0.0..0.5).contains(&self.timer_drift) {
+            return invalid("timer drift must be in [0, 0.5)".into());
+        }
+        if self.safety_ms == 0 || self.liveness_ms == 0 {
+            return invalid("phase lengths must be positive".into());
+        }
+        if let Some(schedule) = &self.schedule {
+            schedule.validate(self.nodes)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_print() {
+        let all: FaultSet = "all".parse().unwrap();
+        assert_eq!(all.to_string(), "all");
+        let some: FaultSet = "partition, crash".parse().unwrap();
+        assert_eq!(some.to_string(), "crash,partition");
+        assert!("none".parse::<FaultSet>().unwrap().is_empty());
+        assert!("crash,flood".parse::<FaultSet>().is_err());
+    }
+
+    #[test]
+    fn impossible_parameters_are_rejected() {
+        let mut c = SimConfig::new("--protocol x");
+        c.nodes = 0;
+        assert!(c.validate().is_err());
+        c.nodes = 2;
+        c.max_down = SimConfig::minority(2);
+        c.faults = "crash".parse().unwrap();
+        assert!(c.validate().is_err(), "two nodes cannot bear a crash with a majority left");
+        c.faults = FaultSet::none();
+        c.max_down = 2;
+        assert!(c.validate().is_err());
+    }
+}

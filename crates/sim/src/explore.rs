@@ -1,0 +1,186 @@
+//! Explore: many seeds over all cores; the first violating run is shrunk
+//! (fault schedule entries deleted while the violation persists) and reported
+//! with a one-line replay command.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::config::SimConfig;
+use crate::faults::Schedule;
+use crate::outcome::RunOutcome;
+use crate::world::replay_command;
+
+/// The smallest-seeded violating run, after shrinking.
+#[derive(Clone, Debug, Serialize)]
+pub struct FirstViolation {
+    pub seed: u64,
+    pub violations: Vec<String>,
+    /// Faults in the generated schedule, and after shrinking.
+    pub faults_before_shrink: usize,
+    pub faults_after_shrink: usize,
+    pub schedule: String,
+    /// A one-line command that reproduces it.
+    pub replay: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExploreReport {
+    pub protocol: String,
+    pub faults: String,
+    pub nodes: u32,
+    pub runs: u64,
+    pub violating_runs: u64,
+    /// Violation kind → number of runs that showed it.
+    pub violations: BTreeMap<String, u64>,
+    pub first: Option<FirstViolation>,
+    /// Writes refused without effect, over all runs (how often the protocol
+    /// chose consistency over availability).
+    pub writes_failed: u64,
+    pub runs_with_failed_writes: u64,
+    /// Runs in which every client finished after heal.
+    pub runs_live: u64,
+    pub ops_ok: u64,
+    pub ops_fail: u64,
+    pub ops_info: u64,
+    pub events: u64,
+    pub sim_time_ms: u64,
+}
+
+/// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
+/// `run` executes one configuration; `progress` is told each finished run.
+pub fn explore(
+    config: &SimConfig,
+    seeds: u64,
+    threads: usize,
+    run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
+    progress: &(dyn Fn() + Sync),
+) -> ExploreReport {
+    let next = AtomicU64::new(0);
+    let outcomes: Mutex<Vec<(u64, Summary)>> = Mutex::new(Vec::with_capacity(seeds as usize));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= seeds {
+                    break;
+                }
+                let mut c = config.clone();
+                c.seed = config.seed + i;
+                let outcome = run(&c);
+                outcomes.lock().expect("no thread panics holding it").push((c.seed, Summary::of(&outcome)));
+                progress();
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().expect("no thread panicked");
+    outcomes.sort_by_key(|(seed, _)| *seed);
+    let mut report = ExploreReport {
+        protocol: config.protocol_args.trim_start_matches("--protocol ").to_string(),
+        faults: config.faults.to_string(),
+        nodes: config.nodes,
+        runs: outcomes.len() as u64,
+        violating_runs: 0,
+        violations: BTreeMap::new(),
+        first: None,
+        writes_failed: 0,
+        runs_with_failed_writes: 0,
+        runs_live: 0,
+        ops_ok: 0,
+        ops_fail: 0,
+        ops_info: 0,
+        events: 0,
+        sim_time_ms: 0,
+    };
+    let mut first_seed = None;
+    for (seed, s) in &outcomes {
+        report.writes_failed += s.writes_failed;
+        report.runs_with_failed_writes += u64::from(s.writes_failed > 0);
+        report.runs_live += u64::from(s.live);
+        report.ops_ok += s.ops.0;
+        report.ops_fail += s.ops.1;
+        report.ops_info += s.ops.2;
+        report.events += s.events;
+        report.sim_time_ms += s.sim_time_ms;
+        if !s.violations.is_empty() {
+            report.violating_runs += 1;
+            for kind in &s.violations {
+                *report.violations.entry(kind.clone()).or_default() += 1;
+            }
+            first_seed.get_or_insert(*seed);
+        }
+    }
+    if let Some(seed) = first_seed {
+        let mut c = config.clone();
+        c.seed = seed;
+        report.first = Some(shrink(&c, run));
+    }
+    report
+}
+
+/// What explore keeps of each run.
+struct Summary {
+    violations: Vec<String>,
+    writes_failed: u64,
+    live: bool,
+    ops: (u64, u64, u64),
+    events: u64,
+    sim_time_ms: u64,
+}
+
+impl Summary {
+    fn of(o: &RunOutcome) -> Summary {
+        Summary {
+            violations: o.violations.clone(),
+            writes_failed: o.writes_failed,
+            live: o.liveness_ok,
+            ops: (o.ops_ok, o.ops_fail, o.ops_info),
+            events: o.events,
+            sim_time_ms: o.sim_time_ms,
+        }
+    }
+}
+
+/// Delete fault entries one at a time, keeping each deletion after which the
+/// run still shows the original first violation kind; repeat until a pass
+/// deletes nothing.
+pub fn shrink(config: &SimConfig, run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync)) -> FirstViolation {
+    let original = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
+    let mut c = config.clone();
+    c.schedule = Some(original.clone());
+    let first = run(&c);
+    let kind = first.violations.first().cloned().unwrap_or_default();
+    let mut best = original.clone();
+    let mut best_outcome = first;
+    loop {
+        let mut removed_any = false;
+        let mut i = best.len();
+        while i > 0 {
+            i -= 1;
+            let candidate = best.without(i);
+            c.schedule = Some(candidate.clone());
+            let outcome = run(&c);
+            if outcome.violations.contains(&kind) {
+                best = candidate;
+                best_outcome = outcome;
+                removed_any = true;
+            }
+        }
+        if !removed_any {
+            break;
+        }
+    }
+    FirstViolation {
+        seed: config.seed,
+        violations: best_outcome.violations.clone(),
+        faults_before_shrink: original.len(),
+        faults_after_shrink: best.len(),
+        schedule: best.to_string(),
+        replay: replay_command(config, &best),
+        explanation: best_outcome.linearizability_explanation.clone(),
+    }
+}

@@ -1,0 +1,364 @@
+//! The nemesis: a fault schedule is plain data (a time-ordered list of
+//! faults), generated from the seed or given on the command line, so a failing
+//! run can be shrunk by deleting entries and replayed from one line.
+//!
+//! Text form (`--schedule`), comma separated, each entry `<ms>:<fault>`:
+//! `crash=N` (now), `crash=N/K` (during N's next step, after K of its
+//! effects), `restart=N`, `pause=N`, `resume=N`, `part=0.1|2.3.4` (groups
+//! that cannot reach each other), `oneway=0.1>2` (0 and 1 cannot send to 2),
+//! `heal`, `loss=0.2`, `dup=0.1`, `delay=50` (extra ms, 0 ends it).
+
+use std::fmt;
+
+use quorum_core::{NodeId, Rng, Time};
+
+use crate::config::{ConfigError, FaultKind, SimConfig};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Crash `node`; with `after_effects: Some(k)`, the crash happens during its
+    /// next step, after `k` of that step's effects were carried out.
+    Crash { node: NodeId, after_effects: Option<u32> },
+    Restart { node: NodeId },
+    Pause { node: NodeId },
+    Resume { node: NodeId },
+    /// Nodes in different groups cannot reach each other.
+    Partition { groups: Vec<Vec<NodeId>> },
+    /// Messages from `from` to `to` are dropped; the other direction works.
+    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    Heal,
+    Loss { probability: f64 },
+    Dup { probability: f64 },
+    Delay { extra_ms: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledFault {
+    pub at: Time,
+    pub fault: Fault,
+}
+
+/// A time-ordered fault schedule.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Schedule(pub Vec<ScheduledFault>);
+
+fn fmt_nodes(nodes: &[NodeId]) -> String {
+    nodes.iter().map(|n| n.0.to_string()).collect::<Vec<_>>().join(".")
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Crash { node, after_effects: None } => write!(f, "crash={}", node.0),
+            Fault::Crash { node, after_effects: Some(k) } => write!(f, "crash={}/{k}", node.0),
+            Fault::Restart { node } => write!(f, "restart={}", node.0),
+            Fault::Pause { node } => write!(f, "pause={}", node.0),
+            Fault::Resume { node } => write!(f, "resume={}", node.0),
+            Fault::Partition { groups } => {
+                let g: Vec<String> = groups.iter().map(|g| fmt_nodes(g)).collect();
+                write!(f, "part={}", g.join("|"))
+            }
+            Fault::OneWay { from, to } => write!(f, "oneway={}>{}", fmt_nodes(from), fmt_nodes(to)),
+            Fault::Heal => f.write_str("heal"),
+            Fault::Loss { probability } => write!(f, "loss={probability}"),
+            Fault::Dup { probability } => write!(f, "dup={probability}"),
+            Fault::Delay { extra_ms } => write!(f, "delay={extra_ms}"),
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let entries: Vec<String> =
+            self.0.iter().map(|e| format!("{}:{}", e.at.as_millis(), e.fault)).collect();
+        f.write_str(&entries.join(","))
+    }
+}
+
+fn parse_nodes(s: &str) -> Result<Vec<NodeId>, String> {
+    s.split('.')
+        .map(|n| n.parse::<u32>().map(NodeId).map_err(|_| format!("'{n}' is not a node id")))
+        .collect()
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s.parse().map_err(|_| format!("'{s}' is not a probability"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("probability {p} is not in [0, 1]"))
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fault, String> {
+        let (name, arg) = s.split_once('=').unwrap_or((s, ""));
+        let node = || -> Result<NodeId, String> {
+            arg.parse::<u32>().map(NodeId).map_err(|_| format!("'{arg}' is not a node id"))
+        };
+        Ok(match name {
+            "crash" => match arg.split_once('/') {
+                Some((n, k)) => Fault::Crash {
+                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
+                    after_effects: Some(k.parse().map_err(|_| format!("'{k}' is not an effect count"))?),
+                },
+                None => Fault::Crash { node: node()?, after_effects: None },
+            },
+            "restart" => Fault::Restart { node: node()? },
+            "pause" => Fault::Pause { node: node()? },
+            "resume" => Fault::Resume { node: node()? },
+            "part" => Fault::Partition {
+                groups: arg.split('|').map(parse_nodes).collect::<Result<_, _>>()?,
+            },
+            "oneway" => {
+                let (from, to) = arg.split_once('>').ok_or("oneway needs FROM>TO")?;
+                Fault::OneWay { from: parse_nodes(from)?, to: parse_nodes(to)? }
+            }
+            "heal" => Fault::Heal,
+            "loss" => Fault::Loss { probability: parse_probability(arg)? },
+            "dup" => Fault::Dup { probability: parse_probability(arg)? },
+            "delay" => Fault::Delay {
+                extra_ms: arg.parse().map_err(|_| format!("'{arg}' is not a delay in ms"))?,
+            },
+            other => return Err(format!("unknown fault '{other}'")),
+        })
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Schedule, ConfigError> {
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(Schedule::default());
+        }
+        let mut entries = Vec::new();
+        for entry in s.split(',') {
+            let (at, fault) = entry
+                .split_once(':')
+                .ok_or_else(|| ConfigError::Schedule(format!("'{entry}' is not <ms>:<fault>")))?;
+            let at: u64 = at
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::Schedule(format!("'{at}' is not a time in ms")))?;
+            let fault: Fault = fault.trim().parse().map_err(ConfigError::Schedule)?;
+            entries.push(ScheduledFault { at: Time::from_millis(at), fault });
+        }
+        entries.sort_by_key(|e| e.at);
+        Ok(Schedule(entries))
+    }
+}
+
+impl Schedule {
+    /// Every node a fault names exists.
+    pub fn validate(&self, nodes: u32) -> Result<(), ConfigError> {
+        for entry in &self.0 {
+            let named: Vec<NodeId> = match &entry.fault {
+                Fault::Crash { node, .. }
+                | Fault::Restart { node }
+                | Fault::Pause { node }
+                | Fault::Resume { node } => vec![*node],
+                Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
+                Fault::OneWay { from, to } => from.iter().chain(to).copied().collect(),
+                _ => Vec::new(),
+            };
+            if let Some(bad) = named.iter().find(|n| n.0 >= nodes) {
+                return Err(ConfigError::Schedule(format!(
+                    "fault '{}' names node {} but there are only {nodes} nodes",
+                    entry.fault, bad.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// This schedule without entry `index`.
+    pub fn without(&self, index: usize) -> Schedule {
+        let mut entries = self.0.clone();
+        entries.remove(index);
+        Schedule(entries)
+    }
+
+    /// A random schedule over the safety phase, from the seed's nemesis stream.
+    /// Faults come as episodes (a start and its end); crash and pause episodes
+    /// never take more than `max_down` nodes down at once.
+    pub fn generate(config: &SimConfig) -> Schedule {
+        let mut rng = Rng::stream(config.seed, NEMESIS_STREAM);
+        let kinds = &config.faults.0;
+        let mut entries = Vec::new();
+        if kinds.is_empty() {
+            return Schedule(entries);
+        }
+        let end_ms = config.safety_ms;
+        let nodes: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
+        // Down intervals [start, end) in ms, for the max_down budget.
+        let mut down: Vec<(NodeId, u64, u64)> = Vec::new();
+        // Partition and network-mode episodes do not overlap their own kind.
+        let mut busy_until = [0u64; 6];
+        let mut t = rng.range(100, 400);
+        while t < end_ms {
+            let kind = kinds[rng.range(0, kinds.len() as u64) as usize];
+            let length = rng.range(200, 1_500);
+            let stop = (t + length).min(end_ms);
+            let slot = kind as usize;
+            let at = |ms: u64| Time::from_millis(ms);
+            match kind {
+                FaultKind::Crash | FaultKind::Pause => {
+                    let overlapping =
+                        |n: Option<NodeId>| down.iter().filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < stop && t < *e).count();
+                    let candidates: Vec<NodeId> =
+                        nodes.iter().copied().filter(|n| overlapping(Some(*n)) == 0).collect();
+                    if overlapping(None) < config.max_down as usize && !candidates.is_empty() {
+                        let node = *rng.pick(&candidates).expect("candidates is not empty");
+                        down.push((node, t, stop));
+                        if kind == FaultKind::Crash {
+                            let after_effects = rng.chance(0.5).then(|| rng.range(0, 4) as u32);
+                            entries.push(ScheduledFault { at: at(t), fault: Fault::Crash { node, after_effects } });
+                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Restart { node } });
+                        } else {
+                            entries.push(ScheduledFault { at: at(t), fault: Fault::Pause { node } });
+                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Resume { node } });
+                        }
+                    }
+                }
+                FaultKind::Partition if busy_until[slot] <= t => {
+                    busy_until[slot] = stop;
+                    entries.push(ScheduledFault { at: at(t), fault: random_partition(&mut rng, &nodes) });
+                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Heal });
+                }
+                FaultKind::Loss if busy_until[slot] <= t => {
+                    busy_until[slot] = stop;
+                    let probability = (rng.range(5, 31) as f64) / 100.0;
+                    entries.push(ScheduledFault { at: at(t), fault: Fault::Loss { probability } });
+                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Loss { probability: 0.0 } });
+                }
+                FaultKind::Dup if busy_until[slot] <= t => {
+                    busy_until[slot] = stop;
+                    let probability = (rng.range(5, 31) as f64) / 100.0;
+                    entries.push(ScheduledFault { at: at(t), fault: Fault::Dup { probability } });
+                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Dup { probability: 0.0 } });
+                }
+                FaultKind::Delay if busy_until[slot] <= t => {
+                    busy_until[slot] = stop;
+                    let extra_ms = rng.range(5, 101);
+                    entries.push(ScheduledFault { at: at(t), fault: Fault::Delay { extra_ms } });
+                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Delay { extra_ms: 0 } });
+                }
+                _ => {}
+            }
+            t += rng.range(100, 700);
+        }
+        entries.sort_by_key(|e| e.at);
+        Schedule(entries)
+    }
+}
+
+/// The label of the nemesis's random stream.
+pub(crate) const NEMESIS_STREAM: u64 = 1 << 40;
+
+fn random_partition(rng: &mut Rng, nodes: &[NodeId]) -> Fault {
+    let mut shuffled = nodes.to_vec();
+    rng.shuffle(&mut shuffled);
+    let n = shuffled.len();
+    match rng.range(0, 4) {
+        // Random halves.
+        0 => {
+            let cut = rng.range(1, n as u64) as usize;
+            let (a, b) = shuffled.split_at(cut);
+            Fault::Partition { groups: sorted_groups(vec![a.to_vec(), b.to_vec()]) }
+        }
+        // A majority and a minority.
+        1 => {
+            let cut = n.div_ceil(2).max(1).min(n - 1);
+            let (a, b) = shuffled.split_at(n - cut);
+            Fault::Partition { groups: sorted_groups(vec![a.to_vec(), b.to_vec()]) }
+        }
+        // Isolate one node.
+        2 => {
+            let (a, b) = shuffled.split_at(1);
+            Fault::Partition { groups: sorted_groups(vec![a.to_vec(), b.to_vec()]) }
+        }
+        // One-way: one node cannot hear from the others (it can still send).
+        _ => {
+            let (a, b) = shuffled.split_at(1);
+            let mut from = b.to_vec();
+            from.sort();
+            Fault::OneWay { from, to: a.to_vec() }
+        }
+    }
+}
+
+fn sorted_groups(mut groups: Vec<Vec<NodeId>>) -> Vec<Vec<NodeId>> {
+    for g in &mut groups {
+        g.sort();
+    }
+    groups.sort();
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultSet;
+
+    #[test]
+    fn schedules_round_trip_through_text() {
+        let mut config = SimConfig::new("--protocol x");
+        config.faults = FaultSet::all();
+        for seed in 0..50 {
+            config.seed = seed;
+            let schedule = Schedule::generate(&config);
+            let text = schedule.to_string();
+            let parsed: Schedule = text.parse().unwrap();
+            assert_eq!(parsed.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn generated_schedules_respect_max_down() {
+        let mut config = SimConfig::new("--protocol x");
+        config.faults = "crash,pause".parse().unwrap();
+        config.max_down = 1;
+        for seed in 0..200 {
+            config.seed = seed;
+            let mut down = std::collections::BTreeSet::new();
+            let mut saw_fault = false;
+            for e in Schedule::generate(&config).0 {
+                match e.fault {
+                    Fault::Crash { node, .. } | Fault::Pause { node } => {
+                        saw_fault = true;
+                        down.insert(node);
+                    }
+                    Fault::Restart { node } | Fault::Resume { node } => {
+                        down.remove(&node);
+                    }
+                    _ => {}
+                }
+                assert!(down.len() <= 1, "seed {seed}: {down:?} down at once");
+            }
+            assert!(saw_fault || seed > 0);
+        }
+    }
+
+    #[test]
+    fn bad_schedules_are_rejected() {
+        assert!("10:explode=1".parse::<Schedule>().is_err());
+        assert!("x:crash=1".parse::<Schedule>().is_err());
+        let s: Schedule = "10:crash=7".parse().unwrap();
+        assert!(s.validate(3).is_err());
+    }
+}

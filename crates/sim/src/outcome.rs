@@ -1,0 +1,89 @@
+//! What one run produced and what the checkers said about it.
+
+use quorum_check::History;
+use serde::Serialize;
+
+/// The summary of one run (`quorum sim --json` prints it), plus the history
+/// and trace for export.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOutcome {
+    /// The protocol selection as given on the command line.
+    pub protocol: String,
+    pub seed: u64,
+    pub nodes: u32,
+    pub faults: String,
+    /// The fault schedule that ran, in `--schedule` form.
+    pub schedule: String,
+    pub ops_ok: u64,
+    pub ops_fail: u64,
+    pub ops_info: u64,
+    /// Writes and cas refused without effect (`fail` other than a cas mismatch):
+    /// how often the protocol chose consistency over availability.
+    pub writes_failed: u64,
+    pub linearizable: bool,
+    /// `linearizable`, `not linearizable`, or `unknown` (search budget exhausted).
+    pub linearizability: String,
+    /// A plain-words account of the violation, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linearizability_explanation: Option<String>,
+    pub lost_acked_writes: u64,
+    /// Pairs of nodes that both acknowledged writes while both were leader.
+    pub split_brain: u64,
+    /// Replicas equal after quiescence; `null` where the protocol has no
+    /// replicated state to compare.
+    pub converged: Option<bool>,
+    /// Every client finished and every key's final read succeeded after heal.
+    pub liveness_ok: bool,
+    /// Two nodes applied different commands at one log index.
+    pub log_safety_violations: u64,
+    /// A protocol invariant or the simulator panicked: the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panic: Option<String>,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_dropped: u64,
+    pub persists: u64,
+    pub events: u64,
+    pub sim_time_ms: u64,
+    /// The kinds of violation found (empty: the run kept every promise).
+    pub violations: Vec<String>,
+    /// A one-line command that reproduces this run.
+    pub replay: String,
+    #[serde(skip)]
+    pub history: History,
+    #[serde(skip)]
+    pub trace: Option<String>,
+}
+
+impl RunOutcome {
+    pub fn violated(&self) -> bool {
+        !self.violations.is_empty()
+    }
+
+    /// Recompute `violations` from the individual verdicts.
+    pub(crate) fn classify(&mut self) {
+        let mut v = Vec::new();
+        if self.panic.is_some() {
+            v.push("panic");
+        }
+        if !self.linearizable {
+            v.push("linearizability");
+        }
+        if self.lost_acked_writes > 0 {
+            v.push("lost_acked_writes");
+        }
+        if self.split_brain > 0 {
+            v.push("split_brain");
+        }
+        if self.converged == Some(false) {
+            v.push("divergence");
+        }
+        if !self.liveness_ok {
+            v.push("liveness");
+        }
+        if self.log_safety_violations > 0 {
+            v.push("log_safety");
+        }
+        self.violations = v.into_iter().map(String::from).collect();
+    }
+}
