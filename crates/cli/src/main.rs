@@ -1,1 +1,344 @@
-fn main(){}
+//! `quorum`: the command-line face of the laboratory. Thin by design: parse
+//! flags, call a library function, print.
+
+mod protocols;
+mod tour;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use quorum_check::linearizability::{self, Model, Outcome};
+use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig};
+
+use crate::protocols::Selected;
+
+#[derive(Parser)]
+#[command(
+    name = "quorum",
+    version,
+    about = "Replication and consensus protocols, run in a deterministic laboratory and judged by checkers",
+    long_about = "Replication and consensus protocols, run in a deterministic laboratory and judged by checkers.\n\n\
+                  Every run is a function of its seed: `quorum sim --seed S` replays it exactly, and every \
+                  violation `quorum explore` finds comes with a one-line replay command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One simulated run of a protocol under faults, judged by every checker.
+    Sim(SimArgs),
+    /// Many seeds over all cores; the first violation is shrunk and printed with a replay command.
+    Explore(ExploreArgs),
+    /// Check a history file (our JSON lines or Jepsen EDN) for linearizability.
+    Check(CheckArgs),
+    /// Every protocol with the guarantee it claims.
+    List,
+    /// A short tour: each protocol under faults, with the checkers' verdicts.
+    Tour(TourArgs),
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Protocol to run (see `quorum list`).
+    #[arg(long, short = 'p')]
+    protocol: String,
+    /// Protocol variant, where it has some (primary-backup: sync or async).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: u32,
+    /// Client operations in total.
+    #[arg(long, default_value_t = 300)]
+    ops: u32,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 5)]
+    clients: u32,
+    /// Keys the clients read and write.
+    #[arg(long, default_value_t = 3)]
+    keys: u32,
+    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, all.
+    #[arg(long, default_value = "none")]
+    faults: String,
+    /// Most nodes down (crashed or paused) at once [default: a minority].
+    #[arg(long)]
+    max_down: Option<u32>,
+    /// Length of the safety phase (faults on), in simulated ms.
+    #[arg(long, default_value_t = 5_000)]
+    safety_ms: u64,
+    /// How long clients have to finish after the heal, in simulated ms.
+    #[arg(long, default_value_t = 10_000)]
+    liveness_ms: u64,
+}
+
+#[derive(Args)]
+struct SimArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Seed: same seed, same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// An explicit fault schedule, as printed by replay commands (replaces the generated one).
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Write the full trace (every delivery, drop, timer, persist, effect) as JSON lines.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Write the client history as JSON lines (readable by `quorum check`).
+    #[arg(long)]
+    history: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExploreArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Number of seeds to run.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed_start: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    /// One register: read and write.
+    Register,
+    /// One register: read, write, cas.
+    CasRegister,
+    /// Independent cas registers, one per key.
+    Kv,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// History file: JSON lines (as `quorum sim --history` writes) or Jepsen EDN op maps, one per line.
+    file: PathBuf,
+    /// The object the history is about.
+    #[arg(long, value_enum, default_value = "kv")]
+    model: ModelArg,
+    /// Most search states to explore before answering `unknown` (exit code 3).
+    #[arg(long, default_value_t = 50_000_000)]
+    max_states: u64,
+}
+
+#[derive(Args)]
+struct TourArgs {
+    /// Seeds per protocol.
+    #[arg(long, default_value_t = 40)]
+    seeds: u64,
+}
+
+/// A usage error: one line on stderr, exit code 2.
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sim(args) => sim(args),
+        Command::Explore(args) => explore(args),
+        Command::Check(args) => check(args),
+        Command::List => {
+            list();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tour(args) => tour::tour(args.seeds),
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageError> {
+    let faults: FaultSet = run.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
+    let mut config = SimConfig::new(selected.args());
+    config.nodes = run.nodes;
+    config.ops = run.ops;
+    config.clients = run.clients;
+    config.keys = run.keys;
+    config.cas = selected.entry().cas;
+    config.faults = faults;
+    config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
+    config.safety_ms = run.safety_ms;
+    config.liveness_ms = run.liveness_ms;
+    Ok(config)
+}
+
+fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
+    let selected = Selected::parse(&args.run.protocol, args.run.variant.as_deref())?;
+    let mut config = sim_config(&args.run, &selected)?;
+    config.seed = args.seed;
+    if let Some(schedule) = &args.schedule {
+        let schedule: Schedule = schedule.parse().map_err(|e| UsageError(format!("{e}")))?;
+        config.schedule = Some(schedule);
+    }
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    let outcome = selected.run(&config, args.trace.is_some());
+    if let Some(path) = &args.trace {
+        write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
+    }
+    if let Some(path) = &args.history {
+        write_file(path, &quorum_check::parse::to_json_lines(&outcome.history))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&outcome).expect("outcomes serialize"));
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(if outcome.violated() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn write_file(path: &PathBuf, contents: &str) -> Result<(), UsageError> {
+    std::fs::write(path, contents).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
+}
+
+fn print_outcome(o: &quorum_sim::RunOutcome) {
+    println!("protocol        {}", o.protocol);
+    println!("seed            {}   nodes {}   faults {}", o.seed, o.nodes, o.faults);
+    println!("schedule        {}", o.schedule);
+    println!("ops             {} ok, {} fail, {} info   ({} writes refused)", o.ops_ok, o.ops_fail, o.ops_info, o.writes_failed);
+    println!("linearizable    {}", o.linearizability);
+    if let Some(why) = &o.linearizability_explanation {
+        println!("                {why}");
+    }
+    println!("lost writes     {} acknowledged writes missing from the final state", o.lost_acked_writes);
+    println!("split-brain     {}", o.split_brain);
+    let converged = match o.converged {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "n/a",
+    };
+    println!("converged       {converged}");
+    println!("liveness        {}", if o.liveness_ok { "all clients finished after heal" } else { "clients did NOT finish after heal" });
+    if let Some(panic) = &o.panic {
+        println!("panic           {panic}");
+    }
+    println!(
+        "messages        {} sent, {} delivered, {} dropped; {} persists; {} events; {} ms simulated",
+        o.messages_sent, o.messages_delivered, o.messages_dropped, o.persists, o.events, o.sim_time_ms
+    );
+    if o.violations.is_empty() {
+        println!("verdict         no violation");
+    } else {
+        println!("verdict         VIOLATED: {}", o.violations.join(", "));
+        println!("replay          {}", o.replay);
+    }
+}
+
+fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
+    let selected = Selected::parse(&args.run.protocol, args.run.variant.as_deref())?;
+    let mut config = sim_config(&args.run, &selected)?;
+    config.seed = args.seed_start;
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    if args.seeds == 0 {
+        return Err(UsageError("--seeds must be at least 1".into()));
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        return Err(UsageError("--threads must be at least 1".into()));
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(args.seeds);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {wide_bar} {pos}/{len} seeds  {elapsed} (eta {eta})")
+                .expect("the template is valid"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let report = quorum_sim::explore(&config, args.seeds, threads, &|c| selected.run(c, false), &|| bar.inc(1));
+    bar.finish_and_clear();
+    let wall_ms = started.elapsed().as_millis() as u64;
+    if args.json {
+        let mut value = serde_json::to_value(&report).expect("reports serialize");
+        value["wall_ms"] = wall_ms.into();
+        println!("{value}");
+    } else {
+        print_report(&report, wall_ms);
+    }
+    Ok(if report.violating_runs > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_report(r: &ExploreReport, wall_ms: u64) {
+    println!("protocol        {}   faults {}   nodes {}", r.protocol, r.faults, r.nodes);
+    println!("runs            {}   ({} ms wall, {} events)", r.runs, wall_ms, r.events);
+    println!("violating runs  {}", r.violating_runs);
+    for (kind, count) in &r.violations {
+        println!("  {kind:<22}{count}");
+    }
+    println!("clients done    {} of {} runs finished after heal", r.runs_live, r.runs);
+    println!("writes refused  {} (in {} runs)", r.writes_failed, r.runs_with_failed_writes);
+    if let Some(first) = &r.first {
+        println!(
+            "first           seed {}: {} (schedule shrunk {} -> {} faults)",
+            first.seed,
+            first.violations.join(", "),
+            first.faults_before_shrink,
+            first.faults_after_shrink
+        );
+        if let Some(why) = &first.explanation {
+            println!("                {why}");
+        }
+        println!("replay          {}", first.replay);
+    }
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
+    let history = quorum_check::parse::parse_history(&text)
+        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let model = match args.model {
+        ModelArg::Register => Model::Register,
+        ModelArg::CasRegister => Model::CasRegister,
+        ModelArg::Kv => Model::Kv,
+    };
+    let report = linearizability::check_with_budget(&history, model, args.max_states);
+    match report.outcome {
+        Outcome::Linearizable => {
+            println!("linearizable");
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::NotLinearizable => {
+            println!("not linearizable");
+            println!("{}", report.explanation);
+            println!("smallest set of operations that shows it:");
+            print!("{}", quorum_check::parse::to_json_lines(&quorum_check::History { ops: report.witness.clone() }));
+            Ok(ExitCode::from(1))
+        }
+        Outcome::Unknown => {
+            println!("unknown: gave up after {} states (raise --max-states)", report.states_explored);
+            Ok(ExitCode::from(3))
+        }
+    }
+}
+
+fn list() {
+    println!("{:<16} {:<32} claims", "protocol", "source section");
+    for e in quorum_protocols::catalog::ENTRIES {
+        let variants = if e.variants.is_empty() { String::new() } else { format!(" (--variant {})", e.variants.join("|")) };
+        println!("{:<16} {:<32} {}{}", e.name, e.section, e.claims, variants);
+    }
+}
