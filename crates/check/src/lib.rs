@@ -1,4 +1,25 @@
 //! quorum-check: the laboratory's judges.
+//!
+//! Every checker reads what a run left behind — the client [`History`], the
+//! protocol's observations, the replicas' final state — and knows nothing of
+//! the driver that produced it. Each one can fail, and each has a negative
+//! control in its tests that it must catch.
+//!
+//! - [`linearizability`]: WGL search with memoisation, per key.
+//! - [`durability`]: acknowledged writes that did not survive.
+//! - [`convergence`]: replicas equal after heal and quiescence.
+//! - [`consensus`]: Agreement, Validity, Integrity, Termination; state
+//!   machine safety of replicated logs; split brain.
+//! - [`parse`]: JSON lines and Jepsen EDN histories; [`gen`]: synthetic ones.
+
+pub mod consensus;
+pub mod convergence;
+pub mod durability;
+pub mod gen;
 pub mod history;
+pub mod linearizability;
+pub mod parse;
 
 pub use history::{History, Op, OpType, OpValue, F};
+pub use linearizability::{check, check_with_budget, Model, Outcome, Report};
+pub use parse::{parse_history, to_json_lines, ParseError};

@@ -379,7 +379,7 @@ fn parse_edn(line: &str, position: usize) -> Result<Option<Op>, String> {
     if reader.peek().is_some() {
         return Err("trailing characters after the op map".into());
     }
-    let Edn::Map(entries) = map else { unreachable!("parse_line checked the leading '{'") };
+    let Edn::Map(entries) = map else { unreachable!("parse_line checked the leading brace") };
     let mut fields: BTreeMap<String, Edn> = BTreeMap::new();
     for (key, value) in entries {
         if let Some(name) = key.name() {

@@ -274,6 +274,7 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     if args.json {
         let mut value = serde_json::to_value(&report).expect("reports serialize");
         value["wall_ms"] = wall_ms.into();
+        value["events_per_second"] = (report.events * 1000 / wall_ms.max(1)).into();
         println!("{value}");
     } else {
         print_report(&report, wall_ms);
@@ -283,9 +284,15 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
 
 fn print_report(r: &ExploreReport, wall_ms: u64) {
     println!("protocol        {}   faults {}   nodes {}", r.protocol, r.faults, r.nodes);
-    println!("runs            {}   ({} ms wall, {} events)", r.runs, wall_ms, r.events);
+    println!(
+        "runs            {}   ({} ms wall, {} simulated events, {} events/s)",
+        r.runs,
+        wall_ms,
+        r.events,
+        r.events * 1000 / wall_ms.max(1)
+    );
     println!("violating runs  {}", r.violating_runs);
-    for (kind, count) in &r.violations {
+    for (kind, count) in r.violations.iter().filter(|(_, n)| **n > 0) {
         println!("  {kind:<22}{count}");
     }
     println!("clients done    {} of {} runs finished after heal", r.runs_live, r.runs);

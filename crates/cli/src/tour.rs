@@ -41,7 +41,7 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
         let report = quorum_sim::explore(&config, seeds, threads, &|c| selected.run(c, false), &|| {});
-        let kinds: Vec<String> = report.violations.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+        let kinds: Vec<String> = report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
         let label = match stop.variant {
             Some(v) => format!("{} --variant {v}", stop.protocol),
             None => stop.protocol.to_string(),

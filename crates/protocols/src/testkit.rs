@@ -36,8 +36,8 @@ impl<P: Protocol> Kit<P> {
             cut: Vec::new(),
             next_request: 0,
         };
+        kit.nodes = (0..n).map(|_| None).collect();
         for i in 0..n {
-            kit.nodes.push(None);
             kit.start(NodeId(i));
         }
         kit

@@ -13,6 +13,10 @@ use crate::faults::Schedule;
 use crate::outcome::RunOutcome;
 use crate::world::replay_command;
 
+/// Every kind of violation a run can show (see `RunOutcome::violations`).
+pub const KINDS: [&str; 7] =
+    ["linearizability", "lost_acked_writes", "split_brain", "divergence", "liveness", "log_safety", "panic"];
+
 /// The smallest-seeded violating run, after shrinking.
 #[derive(Clone, Debug, Serialize)]
 pub struct FirstViolation {
@@ -85,7 +89,7 @@ pub fn explore(
         nodes: config.nodes,
         runs: outcomes.len() as u64,
         violating_runs: 0,
-        violations: BTreeMap::new(),
+        violations: KINDS.iter().map(|k| (k.to_string(), 0)).collect(),
         first: None,
         writes_failed: 0,
         runs_with_failed_writes: 0,
@@ -109,7 +113,7 @@ pub fn explore(
         if !s.violations.is_empty() {
             report.violating_runs += 1;
             for kind in &s.violations {
-                *report.violations.entry(kind.clone()).or_default() += 1;
+                *report.violations.get_mut(kind.as_str()).expect("a known kind") += 1;
             }
             first_seed.get_or_insert(*seed);
         }

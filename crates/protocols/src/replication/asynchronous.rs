@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
-    RequestId, Role, Value,
+    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    Role, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +59,7 @@ impl Default for Config {
 impl Config {
     /// Reject settings that cannot work; run before anything starts.
     pub fn validate(&self) -> Result<(), &'static str> {
-        let intervals = [
-            self.flush_interval,
-            self.push_interval,
-            self.anti_entropy_interval,
-        ];
+        let intervals = [self.flush_interval, self.push_interval, self.anti_entropy_interval];
         if intervals.iter().any(|i| i.0 == 0) {
             return Err("every interval must be positive");
         }
@@ -79,9 +75,7 @@ impl Config {
 
 /// A write's version: the primary's epoch (incremented at each of its
 /// starts) and a counter within it. Ordered lexicographically.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Version {
     pub epoch: u64,
     pub seq: u64,
@@ -158,11 +152,7 @@ impl Asynchronous {
     fn entry(&self, key: Key) -> Entry {
         let version = self.versions[&key];
         let value = self.store.get(key).expect("a versioned key has a value");
-        Entry {
-            key,
-            version,
-            value,
-        }
+        Entry { key, version, value }
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -213,10 +203,7 @@ impl Asynchronous {
         self.records_since_checkpoint += 1;
         if self.records_since_checkpoint >= self.config.checkpoint_records_max {
             let entries = self.entries();
-            out.checkpoint(Record::Checkpoint {
-                epoch: self.epoch,
-                entries,
-            });
+            out.checkpoint(Record::Checkpoint { epoch: self.epoch, entries });
             self.records_since_checkpoint = 0;
             self.dirty.clear(); // the checkpoint holds them
         }
@@ -231,33 +218,21 @@ impl Asynchronous {
         self.seq = 0;
         // Forced before any write of this epoch can leave the node.
         self.log(Record::Epoch(self.epoch), out);
-        out.observe(Observation::Role {
-            role: Role::Leader,
-            term: self.epoch,
-        });
+        out.observe(Observation::Role { role: Role::Leader, term: self.epoch });
         out.set_timer(Timer::Push, self.config.push_interval);
     }
 
     fn handle_update(&mut self, id: RequestId, command: KvCommand, out: &mut Out<'_, Self>) {
         if !self.is_primary() {
             let reason = format!("not the primary: {} accepts updates", self.primary);
-            let response = KvResponse::Rejected {
-                reason,
-                hint: Some(self.primary),
-            };
+            let response = KvResponse::Rejected { reason, hint: Some(self.primary) };
             return out.reply(id, response);
         }
         let response = self.store.apply(&command);
         if response == KvResponse::Done {
             self.seq += 1;
             let key = command.key();
-            self.versions.insert(
-                key,
-                Version {
-                    epoch: self.epoch,
-                    seq: self.seq,
-                },
-            );
+            self.versions.insert(key, Version { epoch: self.epoch, seq: self.seq });
             self.dirty.insert(key);
             self.unpushed.insert(key);
         }
@@ -275,24 +250,14 @@ impl Asynchronous {
     }
 
     fn handle_push(&mut self, out: &mut Out<'_, Self>) {
-        let keys: Vec<Key> = self
-            .unpushed
-            .iter()
-            .copied()
-            .take(self.config.push_entries_max)
-            .collect();
+        let keys: Vec<Key> = self.unpushed.iter().copied().take(self.config.push_entries_max).collect();
         if !keys.is_empty() {
             for key in &keys {
                 self.unpushed.remove(key);
             }
             let entries: Vec<Entry> = keys.into_iter().map(|key| self.entry(key)).collect();
             for peer in self.cluster.peers() {
-                out.send(
-                    peer,
-                    Msg::Push {
-                        entries: entries.clone(),
-                    },
-                );
+                out.send(peer, Msg::Push { entries: entries.clone() });
             }
         }
         out.set_timer(Timer::Push, self.config.push_interval);
@@ -302,12 +267,7 @@ impl Asynchronous {
         let peers: Vec<NodeId> = self.cluster.peers().collect();
         if let Some(peer) = out.rng().pick(&peers).copied() {
             if !self.versions.is_empty() {
-                out.send(
-                    peer,
-                    Msg::AntiEntropy {
-                        entries: self.entries(),
-                    },
-                );
+                out.send(peer, Msg::AntiEntropy { entries: self.entries() });
             }
         }
         out.set_timer(Timer::AntiEntropy, self.config.anti_entropy_interval);
@@ -331,12 +291,7 @@ impl Protocol for Asynchronous {
     type Timer = Timer;
     type Config = Config;
 
-    fn start(
-        cluster: &Cluster,
-        config: &Config,
-        durable: &[Record],
-        out: &mut Out<'_, Self>,
-    ) -> Self {
+    fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
         if let Err(problem) = config.validate() {
             panic!("invalid async config: {problem}");
         }
@@ -358,10 +313,7 @@ impl Protocol for Asynchronous {
         if node.is_primary() {
             node.become_primary(out);
         } else {
-            out.observe(Observation::Role {
-                role: Role::Follower,
-                term: node.epoch,
-            });
+            out.observe(Observation::Role { role: Role::Follower, term: node.epoch });
         }
         out.set_timer(Timer::Flush, config.flush_interval);
         out.set_timer(Timer::AntiEntropy, config.anti_entropy_interval);
@@ -391,16 +343,9 @@ impl Protocol for Asynchronous {
     }
 
     fn invariants(&self) {
-        assert_eq!(
-            self.versions.len(),
-            self.store.len(),
-            "every key has a version"
-        );
+        assert_eq!(self.versions.len(), self.store.len(), "every key has a version");
         for (key, value) in self.store.iter() {
-            assert!(
-                self.versions.contains_key(&key),
-                "key {key} = {value} has no version"
-            );
+            assert!(self.versions.contains_key(&key), "key {key} = {value} has no version");
         }
         assert!(self.dirty.iter().all(|k| self.versions.contains_key(k)));
         assert!(self.unpushed.iter().all(|k| self.versions.contains_key(k)));
@@ -414,10 +359,7 @@ impl Protocol for Asynchronous {
         for version in self.versions.values() {
             assert!(version.epoch <= self.epoch, "a version from a future epoch");
             if version.epoch == self.epoch {
-                assert!(
-                    version.seq <= self.seq,
-                    "a version this epoch has not issued"
-                );
+                assert!(version.seq <= self.seq, "a version this epoch has not issued");
             }
         }
     }
@@ -452,6 +394,22 @@ mod tests {
         }
     }
 
+    /// A three-node cluster, freshly started.
+    ///
+    /// `Kit::new` starts node i while only nodes 0..=i exist, so each node's
+    /// `Cluster` is short; starting every node again from an empty log gives
+    /// them all the full membership.
+    fn kit() -> Kit<Asynchronous> {
+        let mut kit = Kit::new(3, Config::default());
+        kit.network.clear();
+        for i in 0..3 {
+            kit.durable[i].clear();
+            kit.crash(NodeId(i as u32));
+            kit.start(NodeId(i as u32));
+        }
+        kit
+    }
+
     fn digests(kit: &Kit<Asynchronous>) -> Vec<Option<u64>> {
         (0..3).map(|i| kit.node(NodeId(i)).state_digest()).collect()
     }
@@ -460,7 +418,7 @@ mod tests {
     /// have even written the data locally before replying" (Asynchronous).
     #[test]
     fn primary_acknowledges_before_persisting_or_replicating() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         let durable_before = kit.durable[0].len();
         let rid = kit.request(P, write(1, 10));
         assert_eq!(kit.reply(rid), Some(&KvResponse::Done));
@@ -472,24 +430,20 @@ mod tests {
     /// replication begins" (Asynchronous).
     #[test]
     fn acknowledged_write_lost_when_primary_crashes_before_flush() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         let rid = kit.request(P, write(1, 10));
         assert_eq!(kit.reply(rid), Some(&KvResponse::Done));
         kit.crash(P);
         kit.start(P);
         kit.advance(ms(1000));
         for node in [P, B1, B2] {
-            assert_eq!(
-                read(&mut kit, node, 1),
-                None,
-                "the acknowledged write is gone at {node}"
-            );
+            assert_eq!(read(&mut kit, node, 1), None, "the acknowledged write is gone at {node}");
         }
     }
 
     #[test]
     fn flushed_write_survives_primary_restart() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         kit.cut.extend([(P, B1), (P, B2)]); // no help from the backups
         kit.request(P, write(1, 10));
         kit.advance(ms(110)); // one flush
@@ -501,20 +455,16 @@ mod tests {
 
     #[test]
     fn backup_serves_stale_read() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         kit.request(P, write(1, 10));
-        assert_eq!(
-            read(&mut kit, B1, 1),
-            None,
-            "the backup has not heard of the write"
-        );
+        assert_eq!(read(&mut kit, B1, 1), None, "the backup has not heard of the write");
         kit.advance(ms(60)); // one push
         assert_eq!(read(&mut kit, B1, 1), Some(10));
     }
 
     #[test]
     fn backup_rejects_updates_with_hint_to_primary() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         let rid = kit.request(B2, write(1, 10));
         match kit.reply(rid) {
             Some(KvResponse::Rejected { hint, .. }) => assert_eq!(*hint, Some(P)),
@@ -525,24 +475,10 @@ mod tests {
 
     #[test]
     fn cas_is_evaluated_at_the_primary() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         kit.request(P, write(1, 1));
-        let hit = kit.request(
-            P,
-            KvCommand::Cas {
-                key: 1,
-                expected: 1,
-                new: 2,
-            },
-        );
-        let miss = kit.request(
-            P,
-            KvCommand::Cas {
-                key: 1,
-                expected: 1,
-                new: 3,
-            },
-        );
+        let hit = kit.request(P, KvCommand::Cas { key: 1, expected: 1, new: 2 });
+        let miss = kit.request(P, KvCommand::Cas { key: 1, expected: 1, new: 3 });
         assert_eq!(kit.reply(hit), Some(&KvResponse::Done));
         assert_eq!(kit.reply(miss), Some(&KvResponse::CasMismatch));
         kit.advance(ms(60));
@@ -554,7 +490,7 @@ mod tests {
     /// flushing, and anti-entropy spreads n1's copy to everyone.
     #[test]
     fn replicas_converge_after_anti_entropy() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         kit.cut.push((P, B2));
         kit.request(P, write(1, 10));
         kit.advance(ms(60)); // pushed to n1 only, not flushed
@@ -567,16 +503,13 @@ mod tests {
 
         kit.advance(ms(3000));
         let digests = digests(&kit);
-        assert!(
-            digests.iter().all(|d| *d == digests[0]),
-            "converged: {digests:?}"
-        );
+        assert!(digests.iter().all(|d| *d == digests[0]), "converged: {digests:?}");
         assert_eq!(read(&mut kit, B2, 1), Some(10));
     }
 
     #[test]
     fn new_epoch_writes_win_over_pre_crash_versions() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         kit.request(P, write(1, 10));
         kit.advance(ms(60)); // pushed, not flushed
         kit.crash(P);
@@ -584,34 +517,47 @@ mod tests {
         kit.request(P, write(1, 20));
         kit.advance(ms(3000));
         for node in [P, B1, B2] {
-            assert_eq!(
-                read(&mut kit, node, 1),
-                Some(20),
-                "{node} kept the newer write"
-            );
+            assert_eq!(read(&mut kit, node, 1), Some(20), "{node} kept the newer write");
+        }
+    }
+
+    proptest::proptest! {
+        /// Anti-entropy converges whatever order entries arrive in: the
+        /// last-writer-wins merge is commutative, associative and idempotent.
+        #[test]
+        fn merge_is_order_insensitive(
+            raw in proptest::collection::vec((0u64..4, 0u64..3, 0u64..4, 0u64..5), 0..24),
+            seed in 0u64..1000,
+        ) {
+            let entries: Vec<Entry> = raw
+                .into_iter()
+                .map(|(key, epoch, seq, value)| Entry { key, version: Version { epoch, seq }, value })
+                .collect();
+            let mut shuffled = entries.clone();
+            quorum_core::Rng::seed(seed).shuffle(&mut shuffled);
+            shuffled.extend(entries.iter().take(3).copied()); // duplicates
+            let mut a = kit();
+            let mut b = kit();
+            a.nodes[1].as_mut().unwrap().handle_entries(entries);
+            b.nodes[1].as_mut().unwrap().handle_entries(shuffled);
+            proptest::prop_assert_eq!(a.node(B1).store(), b.node(B1).store());
+            proptest::prop_assert_eq!(&a.node(B1).versions, &b.node(B1).versions);
         }
     }
 
     #[test]
     fn durable_log_stays_bounded_by_checkpoints() {
-        let mut kit: Kit<Asynchronous> = Kit::new(3, Config::default());
+        let mut kit = kit();
         for i in 0..200 {
             kit.request(P, write(i, i));
             kit.advance(ms(110));
         }
         let max = Config::default().checkpoint_records_max;
         for node in [P, B1, B2] {
-            assert!(
-                kit.durable[node.0 as usize].len() <= max,
-                "{node}'s log is bounded"
-            );
+            assert!(kit.durable[node.0 as usize].len() <= max, "{node}'s log is bounded");
             kit.crash(node);
             kit.start(node);
-            assert_eq!(
-                kit.node(node).store().len(),
-                200,
-                "{node} recovered everything"
-            );
+            assert_eq!(kit.node(node).store().len(), 200, "{node} recovered everything");
         }
     }
 }

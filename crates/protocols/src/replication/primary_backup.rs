@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
-    RequestId, Role, Time, Value,
+    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    Role, Time, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -105,19 +105,10 @@ pub enum Msg {
     /// applied every update through `index`".
     Heartbeat { view: View, index: u64 },
     /// Primary → backups: the update at `index` of this view wrote `value`.
-    Append {
-        view: View,
-        index: u64,
-        key: Key,
-        value: Value,
-    },
+    Append { view: View, index: u64, key: Key, value: Value },
     /// Primary → backup: the whole state as of `index`. Sent to everyone on
     /// promotion (the view announcement) and to any backup that needs it.
-    NewView {
-        view: View,
-        index: u64,
-        entries: Vec<(Key, Value)>,
-    },
+    NewView { view: View, index: u64, entries: Vec<(Key, Value)> },
     /// Backup → primary: "my state equals yours through `index`".
     Ack { view: View, index: u64 },
     /// Backup → primary: "I am behind or out of sync: send me your state".
@@ -147,11 +138,7 @@ pub enum Record {
     /// The update at `index` wrote `value` to `key`.
     Apply { index: u64, key: Key, value: Value },
     /// The whole state (a checkpoint, or a state transfer installed).
-    Snapshot {
-        view: View,
-        index: u64,
-        entries: Vec<(Key, Value)>,
-    },
+    Snapshot { view: View, index: u64, entries: Vec<(Key, Value)> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -242,11 +229,7 @@ impl PrimaryBackup {
     }
 
     fn snapshot(&self) -> Record {
-        Record::Snapshot {
-            view: self.view,
-            index: self.index,
-            entries: self.store.iter().collect(),
-        }
+        Record::Snapshot { view: self.view, index: self.index, entries: self.store.iter().collect() }
     }
 
     fn recover(&mut self, durable: &[Record]) {
@@ -263,11 +246,7 @@ impl PrimaryBackup {
                     self.store.set(*key, *value);
                     self.index = *index;
                 }
-                Record::Snapshot {
-                    view,
-                    index,
-                    entries,
-                } => {
+                Record::Snapshot { view, index, entries } => {
                     assert!(*view >= self.view, "views on disk only grow");
                     self.view = *view;
                     self.index = *index;
@@ -296,30 +275,20 @@ impl PrimaryBackup {
 
     fn arm_failover(&mut self, out: &mut Out<'_, Self>) {
         let jitter = out.rng().range(0, self.config.failover_jitter.0 + 1);
-        out.set_timer(
-            Timer::Failover,
-            Micros(self.config.failover_timeout.0 + jitter),
-        );
+        out.set_timer(Timer::Failover, Micros(self.config.failover_timeout.0 + jitter));
     }
 
     /// Serve the current view as its primary: announce it with the whole
     /// state to every peer. The view is already durable.
     fn become_primary(&mut self, out: &mut Out<'_, Self>) {
-        assert_eq!(
-            self.primary(),
-            self.cluster.id,
-            "only the view's primary serves it"
-        );
+        assert_eq!(self.primary(), self.cluster.id, "only the view's primary serves it");
         assert!(self.pending.is_empty());
         self.part = Part::Primary;
         self.synced = true;
         self.live_backups = self.cluster.peers().collect();
         self.state_sent_at.clear();
         out.cancel_timer(Timer::Failover);
-        out.observe(Observation::Role {
-            role: Role::Leader,
-            term: self.view,
-        });
+        out.observe(Observation::Role { role: Role::Leader, term: self.view });
         let peers: Vec<NodeId> = self.cluster.peers().collect();
         for peer in peers {
             self.send_state(peer, true, out);
@@ -328,19 +297,12 @@ impl PrimaryBackup {
     }
 
     fn become_backup(&mut self, out: &mut Out<'_, Self>) {
-        assert_ne!(
-            self.primary(),
-            self.cluster.id,
-            "a view's primary is no backup"
-        );
+        assert_ne!(self.primary(), self.cluster.id, "a view's primary is no backup");
         self.part = Part::Backup;
         self.live_backups.clear();
         self.state_sent_at.clear();
         out.cancel_timer(Timer::Heartbeat);
-        out.observe(Observation::Role {
-            role: Role::Follower,
-            term: self.view,
-        });
+        out.observe(Observation::Role { role: Role::Follower, term: self.view });
         self.arm_failover(out);
     }
 
@@ -407,14 +369,7 @@ impl PrimaryBackup {
         }
         self.state_sent_at.insert(to, now);
         let entries = self.store.iter().collect();
-        out.send(
-            to,
-            Msg::NewView {
-                view: self.view,
-                index: self.index,
-                entries,
-            },
-        );
+        out.send(to, Msg::NewView { view: self.view, index: self.index, entries });
     }
 
     fn execute_update(&mut self, request: RequestId, command: KvCommand, out: &mut Out<'_, Self>) {
@@ -436,23 +391,14 @@ impl PrimaryBackup {
         self.persist(Record::Apply { index, key, value }, out);
         let peers: Vec<NodeId> = self.cluster.peers().collect();
         for peer in peers {
-            out.send(
-                peer,
-                Msg::Append {
-                    view: self.view,
-                    index,
-                    key,
-                    value,
-                },
-            );
+            out.send(peer, Msg::Append { view: self.view, index, key, value });
         }
         match self.config.variant {
             Variant::Async => out.reply(request, KvResponse::Done),
             Variant::Sync if self.live_backups.is_empty() => out.reply(request, KvResponse::Done),
             Variant::Sync => {
                 let waiting = self.live_backups.clone();
-                self.pending
-                    .insert(index, PendingWrite { request, waiting });
+                self.pending.insert(index, PendingWrite { request, waiting });
                 out.set_timer(Timer::AckTimeout(index), self.config.ack_timeout);
             }
         }
@@ -500,12 +446,8 @@ impl PrimaryBackup {
 
     /// Answer, in index order, every pending update nobody is waited on for.
     fn answer_acknowledged(&mut self, out: &mut Out<'_, Self>) {
-        let ready: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.waiting.is_empty())
-            .map(|(i, _)| *i)
-            .collect();
+        let ready: Vec<u64> =
+            self.pending.iter().filter(|(_, p)| p.waiting.is_empty()).map(|(i, _)| *i).collect();
         for index in ready {
             let pending = self.pending.remove(&index).expect("listed above");
             out.cancel_timer(Timer::AckTimeout(index));
@@ -516,13 +458,7 @@ impl PrimaryBackup {
     fn heartbeat(&mut self, out: &mut Out<'_, Self>) {
         let peers: Vec<NodeId> = self.cluster.peers().collect();
         for peer in peers {
-            out.send(
-                peer,
-                Msg::Heartbeat {
-                    view: self.view,
-                    index: self.index,
-                },
-            );
+            out.send(peer, Msg::Heartbeat { view: self.view, index: self.index });
         }
         out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
     }
@@ -545,27 +481,14 @@ impl PrimaryBackup {
         }
         let primary = self.primary();
         if self.synced {
-            out.send(
-                primary,
-                Msg::Ack {
-                    view: self.view,
-                    index: self.index,
-                },
-            );
+            out.send(primary, Msg::Ack { view: self.view, index: self.index });
         }
         if !self.synced || self.index < index {
             out.send(primary, Msg::NeedState { view: self.view });
         }
     }
 
-    fn handle_append(
-        &mut self,
-        from: NodeId,
-        index: u64,
-        key: Key,
-        value: Value,
-        out: &mut Out<'_, Self>,
-    ) {
+    fn handle_append(&mut self, from: NodeId, index: u64, key: Key, value: Value, out: &mut Out<'_, Self>) {
         if !self.heard_primary(from, out) {
             return;
         }
@@ -581,13 +504,7 @@ impl PrimaryBackup {
             self.persist(Record::Apply { index, key, value }, out);
         }
         // A duplicate (index <= self.index) is acknowledged again.
-        out.send(
-            primary,
-            Msg::Ack {
-                view: self.view,
-                index: self.index,
-            },
-        );
+        out.send(primary, Msg::Ack { view: self.view, index: self.index });
     }
 
     fn handle_new_view(
@@ -614,13 +531,7 @@ impl PrimaryBackup {
             out.checkpoint(self.snapshot());
             self.records_since_checkpoint = 0;
         }
-        out.send(
-            self.primary(),
-            Msg::Ack {
-                view: self.view,
-                index: self.index,
-            },
-        );
+        out.send(self.primary(), Msg::Ack { view: self.view, index: self.index });
     }
 
     /// A message from a view this node has left: tell the sender. A primary
@@ -642,12 +553,7 @@ impl Protocol for PrimaryBackup {
     type Timer = Timer;
     type Config = Config;
 
-    fn start(
-        cluster: &Cluster,
-        config: &Config,
-        durable: &[Record],
-        out: &mut Out<'_, Self>,
-    ) -> Self {
+    fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
         config.validate().expect("invalid primary-backup config");
         let mut node = PrimaryBackup {
             cluster: cluster.clone(),
@@ -683,9 +589,7 @@ impl Protocol for PrimaryBackup {
         }
         match msg {
             Msg::Heartbeat { index, .. } => self.handle_heartbeat(from, index, out),
-            Msg::Append {
-                index, key, value, ..
-            } => self.handle_append(from, index, key, value, out),
+            Msg::Append { index, key, value, .. } => self.handle_append(from, index, key, value, out),
             Msg::NewView { index, entries, .. } => self.handle_new_view(from, index, entries, out),
             Msg::Ack { index, .. } => self.handle_ack(from, index, out),
             Msg::NeedState { .. } => self.handle_need_state(from, out),
@@ -716,62 +620,26 @@ impl Protocol for PrimaryBackup {
         }
         match request {
             KvCommand::Read { key } => out.reply(id, KvResponse::Read(self.store.get(key))),
-            KvCommand::Write { .. } | KvCommand::Cas { .. } => {
-                self.execute_update(id, request, out)
-            }
+            KvCommand::Write { .. } | KvCommand::Cas { .. } => self.execute_update(id, request, out),
         }
     }
 
     fn invariants(&self) {
         let me = self.cluster.id;
-        assert_eq!(
-            self.is_primary(),
-            self.primary() == me,
-            "the view's primary, and only it, serves"
-        );
-        assert!(
-            !self.is_primary() || self.synced,
-            "a primary is its own source of truth"
-        );
-        assert!(
-            !self.live_backups.contains(&me),
-            "a primary is not its own backup"
-        );
-        assert!(self
-            .live_backups
-            .iter()
-            .all(|b| self.cluster.nodes.contains(b)));
-        assert!(
-            self.is_primary() || self.live_backups.is_empty(),
-            "only a primary tracks backups"
-        );
-        assert!(
-            self.is_primary() || self.pending.is_empty(),
-            "only a primary has pending updates"
-        );
-        assert!(
-            self.config.variant == Variant::Sync || self.pending.is_empty(),
-            "async answers at once"
-        );
+        assert_eq!(self.is_primary(), self.primary() == me, "the view's primary, and only it, serves");
+        assert!(!self.is_primary() || self.synced, "a primary is its own source of truth");
+        assert!(!self.live_backups.contains(&me), "a primary is not its own backup");
+        assert!(self.live_backups.iter().all(|b| self.cluster.nodes.contains(b)));
+        assert!(self.is_primary() || self.live_backups.is_empty(), "only a primary tracks backups");
+        assert!(self.is_primary() || self.pending.is_empty(), "only a primary has pending updates");
+        assert!(self.config.variant == Variant::Sync || self.pending.is_empty(), "async answers at once");
         for (index, pending) in &self.pending {
-            assert!(
-                *index <= self.index,
-                "a pending update is applied at the primary"
-            );
-            assert!(
-                !pending.waiting.is_empty(),
-                "an update nobody is waited on is answered"
-            );
-            assert!(
-                pending.waiting.is_subset(&self.live_backups),
-                "only live backups are waited on"
-            );
+            assert!(*index <= self.index, "a pending update is applied at the primary");
+            assert!(!pending.waiting.is_empty(), "an update nobody is waited on is answered");
+            assert!(pending.waiting.is_subset(&self.live_backups), "only live backups are waited on");
         }
         // Every key was written by some update.
-        assert!(
-            self.store.len() as u64 <= self.index,
-            "more keys than updates"
-        );
+        assert!(self.store.len() as u64 <= self.index, "more keys than updates");
         // The log after the latest checkpoint stays bounded.
         assert!(self.records_since_checkpoint <= self.config.checkpoint_every_records);
     }
@@ -790,16 +658,22 @@ mod tests {
     const B: NodeId = NodeId(1);
     const C: NodeId = NodeId(2);
 
-    fn kit(variant: Variant) -> Kit<PrimaryBackup> {
-        let mut kit = Kit::new(
-            3,
-            Config {
-                variant,
-                ..Config::default()
-            },
-        );
+    /// A fresh cluster of `n`. `Kit::new` starts node i while only nodes
+    /// [0, i] exist, so each node is restarted once all are in place.
+    fn cluster(n: u32, config: Config) -> Kit<PrimaryBackup> {
+        let mut kit = Kit::new(n, config);
+        kit.network.clear();
+        for i in 0..n {
+            assert!(kit.durable[i as usize].is_empty());
+            kit.crash(NodeId(i));
+            kit.start(NodeId(i));
+        }
         kit.deliver_all(1000);
         kit
+    }
+
+    fn kit(variant: Variant) -> Kit<PrimaryBackup> {
+        cluster(3, Config { variant, ..Config::default() })
     }
 
     fn write(key: Key, value: Value) -> KvCommand {
@@ -813,11 +687,7 @@ mod tests {
     fn primaries(kit: &Kit<PrimaryBackup>) -> Vec<NodeId> {
         (0..kit.nodes.len() as u32)
             .map(NodeId)
-            .filter(|n| {
-                kit.nodes[n.0 as usize]
-                    .as_ref()
-                    .is_some_and(|p| p.is_primary())
-            })
+            .filter(|n| kit.nodes[n.0 as usize].as_ref().is_some_and(|p| p.is_primary()))
             .collect()
     }
 
@@ -838,27 +708,10 @@ mod tests {
         kit.deliver_all(100);
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
         let r = kit.request(B, read(1));
-        assert!(matches!(
-            kit.reply(r),
-            Some(KvResponse::Rejected { hint: Some(A), .. })
-        ));
-        let cas = kit.request(
-            A,
-            KvCommand::Cas {
-                key: 1,
-                expected: 9,
-                new: 11,
-            },
-        );
+        assert!(matches!(kit.reply(r), Some(KvResponse::Rejected { hint: Some(A), .. })));
+        let cas = kit.request(A, KvCommand::Cas { key: 1, expected: 9, new: 11 });
         assert_eq!(kit.reply(cas), Some(&KvResponse::CasMismatch));
-        let cas = kit.request(
-            A,
-            KvCommand::Cas {
-                key: 1,
-                expected: 10,
-                new: 11,
-            },
-        );
+        let cas = kit.request(A, KvCommand::Cas { key: 1, expected: 10, new: 11 });
         kit.deliver_all(100);
         assert_eq!(kit.reply(cas), Some(&KvResponse::Done));
         for node in [A, B, C] {
@@ -871,11 +724,7 @@ mod tests {
         let mut kit = kit(Variant::Sync);
         let w = kit.request(A, write(1, 10));
         kit.deliver_all(2); // both Appends arrive; their acks are still in flight
-        assert_eq!(
-            kit.reply(w),
-            None,
-            "sync answers only after the backups ack"
-        );
+        assert_eq!(kit.reply(w), None, "sync answers only after the backups ack");
         kit.deliver_all(1);
         assert_eq!(kit.reply(w), None, "one of two backups is not enough");
         kit.deliver_all(1);
@@ -926,18 +775,17 @@ mod tests {
         let other = if primary == B { C } else { B };
         assert_eq!(kit.node(other).view(), kit.node(primary).view());
         let r = kit.request(primary, read(1));
-        assert_eq!(
-            kit.reply(r),
-            Some(&KvResponse::Read(Some(10))),
-            "sync kept the write"
-        );
+        assert_eq!(kit.reply(r), Some(&KvResponse::Read(Some(10))), "sync kept the write");
         let r = kit.request(other, read(1));
-        assert!(
-            matches!(kit.reply(r), Some(KvResponse::Rejected { hint: Some(p), .. }) if *p == primary)
-        );
+        assert!(matches!(kit.reply(r), Some(KvResponse::Rejected { hint: Some(p), .. }) if *p == primary));
+        // The new primary first waits for every peer, the dead one included,
+        // until the ack timeout drops it.
         let w = kit.request(primary, write(1, 20));
         kit.deliver_all(100);
+        assert_eq!(kit.reply(w), None);
+        kit.advance(kit.config.ack_timeout);
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
+        assert!(!kit.node(primary).live_backups().contains(&A));
         assert_eq!(kit.node(other).store().get(1), Some(20));
     }
 
@@ -954,11 +802,7 @@ mod tests {
         kit.advance(Micros::from_millis(1000));
         let primary = primaries(&kit)[0];
         let r = kit.request(primary, read(1));
-        assert_eq!(
-            kit.reply(r),
-            Some(&KvResponse::Read(None)),
-            "the acknowledged write is gone"
-        );
+        assert_eq!(kit.reply(r), Some(&KvResponse::Read(None)), "the acknowledged write is gone");
         // The old primary comes back with the write on its disk, learns the
         // higher view and is overwritten: the loss is permanent.
         kit.start(A);
@@ -997,10 +841,11 @@ mod tests {
         assert_eq!(both.len(), 2, "old and new primary both serve: {both:?}");
         assert_eq!(both[0], A);
         let promoted = both[1];
+        // Each side's backups across the cut are dropped after the ack
+        // timeout (sync), and both writes are acknowledged.
         let old = kit.request(A, write(1, 100));
-        kit.advance(kit.config.ack_timeout);
         let new = kit.request(promoted, write(1, 200));
-        kit.deliver_all(100);
+        kit.advance(kit.config.ack_timeout);
         assert_eq!(kit.reply(old), Some(&KvResponse::Done));
         assert_eq!(kit.reply(new), Some(&KvResponse::Done));
         assert_eq!(kit.node(A).store().get(1), Some(100));
@@ -1026,10 +871,7 @@ mod tests {
                 assert_eq!(kit.node(node).view(), view);
                 // The lower view's acknowledged write is lost everywhere.
                 assert_eq!(kit.node(node).store().get(1), Some(200));
-                assert_eq!(
-                    kit.node(node).state_digest(),
-                    kit.node(promoted).state_digest()
-                );
+                assert_eq!(kit.node(node).state_digest(), kit.node(promoted).state_digest());
             }
         }
     }
@@ -1048,22 +890,14 @@ mod tests {
         kit.start(B);
         assert_eq!(kit.node(B).index(), 5, "rebuilt from its log");
         kit.advance(Micros::from_millis(200));
-        assert_eq!(
-            kit.node(B).store().get(9),
-            Some(9),
-            "caught up by heartbeat"
-        );
+        assert_eq!(kit.node(B).store().get(9), Some(9), "caught up by heartbeat");
         assert_eq!(kit.node(B).state_digest(), kit.node(A).state_digest());
     }
 
     #[test]
     fn checkpoint_bounds_the_log() {
-        let config = Config {
-            checkpoint_every_records: 4,
-            ..Config::default()
-        };
-        let mut kit = Kit::<PrimaryBackup>::new(3, config);
-        kit.deliver_all(100);
+        let config = Config { checkpoint_every_records: 4, ..Config::default() };
+        let mut kit = cluster(3, config);
         for value in 0..10 {
             kit.request(A, write(value % 3, value));
             kit.deliver_all(100);
@@ -1073,5 +907,71 @@ mod tests {
         kit.start(A);
         assert_eq!(kit.node(A).index(), 10);
         assert_eq!(kit.node(A).store().get(0), Some(9));
+    }
+
+    /// Whatever happened during the faults (partitions, crashes, restarts,
+    /// writes on every side), once the network heals and every node is up
+    /// there is one primary, every node is in its view, writes succeed, and
+    /// the replicas converge.
+    #[test]
+    fn single_primary_and_convergence_after_heal() {
+        for seed in 0..60 {
+            let mut rng = quorum_core::Rng::seed(seed);
+            let variant = if seed % 2 == 0 { Variant::Sync } else { Variant::Async };
+            let mut kit = cluster(5, Config { variant, ..Config::default() });
+            let nodes: Vec<NodeId> = (0..5).map(NodeId).collect();
+            let mut value = 0;
+            for _ in 0..30 {
+                match rng.range(0, 6) {
+                    0 => {
+                        kit.cut.clear();
+                        let lonely = *rng.pick(&nodes).expect("nodes");
+                        for other in &nodes {
+                            if *other != lonely && rng.chance(0.7) {
+                                kit.cut.push((lonely, *other));
+                                kit.cut.push((*other, lonely));
+                            }
+                        }
+                    }
+                    1 => kit.cut.clear(),
+                    2 => {
+                        let node = *rng.pick(&nodes).expect("nodes");
+                        if kit.nodes[node.0 as usize].is_some() {
+                            kit.crash(node);
+                        } else {
+                            kit.start(node);
+                        }
+                    }
+                    _ => {
+                        let node = *rng.pick(&nodes).expect("nodes");
+                        value += 1;
+                        if kit.nodes[node.0 as usize].is_some() {
+                            kit.request(node, write(value % 4, value));
+                        }
+                    }
+                }
+                kit.deliver_all(10_000);
+                kit.advance(Micros(rng.range(0, 400_000)));
+            }
+            kit.cut.clear();
+            for node in &nodes {
+                if kit.nodes[node.0 as usize].is_none() {
+                    kit.start(*node);
+                }
+            }
+            kit.deliver_all(10_000);
+            kit.advance(Micros::from_millis(2000));
+            let primary = primaries(&kit);
+            assert_eq!(primary.len(), 1, "seed {seed}: primaries {primary:?}");
+            let primary = primary[0];
+            let w = kit.request(primary, write(9, 9));
+            kit.advance(Micros::from_millis(500));
+            assert_eq!(kit.reply(w), Some(&KvResponse::Done), "seed {seed}");
+            let digest = kit.node(primary).state_digest();
+            for node in &nodes {
+                assert_eq!(kit.node(*node).view(), kit.node(primary).view(), "seed {seed}");
+                assert_eq!(kit.node(*node).state_digest(), digest, "seed {seed}: {node} diverged");
+            }
+        }
     }
 }

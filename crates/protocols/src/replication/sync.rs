@@ -35,8 +35,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use quorum_core::{
-    fnv1a, Cluster, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
-    RequestId, Role,
+    fnv1a, Cluster, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    Role,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,9 +100,7 @@ impl Config {
 
 /// A batch's identity: unique and increasing at the primary, across its
 /// restarts (it is persisted with the batch).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BatchId(pub u64);
 
 /// A batch of updates proposed for position `seq`.
@@ -255,10 +253,7 @@ impl Synchronous {
             }
             Record::Commit { seq, batch } => {
                 let prepared = self.prepared.as_ref().expect("commit without prepare");
-                assert_eq!(
-                    prepared.id, *batch,
-                    "committed a batch that is not prepared"
-                );
+                assert_eq!(prepared.id, *batch, "committed a batch that is not prepared");
                 assert_eq!(prepared.seq, *seq);
                 self.apply_prepared();
             }
@@ -273,10 +268,7 @@ impl Synchronous {
         let batch = self.prepared.take().expect("a prepared batch");
         assert_eq!(batch.seq, self.committed.seq + 1);
         let responses = batch.ops.iter().map(|op| self.store.apply(op)).collect();
-        self.committed = Committed {
-            seq: batch.seq,
-            batch: batch.id,
-        };
+        self.committed = Committed { seq: batch.seq, batch: batch.id };
         (batch, responses)
     }
 
@@ -300,21 +292,11 @@ impl Synchronous {
     }
 
     fn observe_apply(batch: &Batch, out: &mut Out<'_, Self>) {
-        out.observe(Observation::Apply {
-            index: batch.seq,
-            term: 0,
-            command: batch_digest(&batch.ops),
-        });
+        out.observe(Observation::Apply { index: batch.seq, term: 0, command: batch_digest(&batch.ops) });
     }
 
     fn reject(&self, id: RequestId, reason: String, out: &mut Out<'_, Self>) {
-        out.reply(
-            id,
-            KvResponse::Rejected {
-                reason,
-                hint: Some(self.primary),
-            },
-        );
+        out.reply(id, KvResponse::Rejected { reason, hint: Some(self.primary) });
     }
 
     // ---- primary ----
@@ -322,10 +304,7 @@ impl Synchronous {
     fn become_primary(&mut self, out: &mut Out<'_, Self>) {
         assert!(self.is_primary());
         assert!(self.in_flight.is_none());
-        out.observe(Observation::Role {
-            role: Role::Leader,
-            term: 0,
-        });
+        out.observe(Observation::Role { role: Role::Leader, term: 0 });
         // A batch prepared before the crash has lost its clients and its
         // acknowledgements: abort it, durably, before anything else.
         if let Some(batch) = self.prepared.as_ref().map(|b| b.id) {
@@ -333,12 +312,7 @@ impl Synchronous {
             self.log(Record::Abort { batch }, out);
             self.broadcast(Msg::Abort { batch }, out);
         }
-        self.broadcast(
-            Msg::Commit {
-                committed: self.committed,
-            },
-            out,
-        );
+        self.broadcast(Msg::Commit { committed: self.committed }, out);
         out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
     }
 
@@ -362,36 +336,17 @@ impl Synchronous {
         if self.in_flight.is_some() || self.queue.is_empty() {
             return;
         }
-        assert!(
-            self.prepared.is_none(),
-            "the primary prepares one batch at a time"
-        );
+        assert!(self.prepared.is_none(), "the primary prepares one batch at a time");
         let take = self.queue.len().min(self.config.batch_ops_max);
         let (requests, ops): (Vec<RequestId>, Vec<KvCommand>) = self.queue.drain(..take).unzip();
-        let batch = Batch {
-            seq: self.committed.seq + 1,
-            id: BatchId(self.batch_seen.0 + 1),
-            ops,
-        };
+        let batch = Batch { seq: self.committed.seq + 1, id: BatchId(self.batch_seen.0 + 1), ops };
         self.batch_seen = batch.id;
         self.prepared = Some(batch.clone());
-        self.in_flight = Some(InFlight {
-            requests,
-            acked: BTreeSet::new(),
-        });
+        self.in_flight = Some(InFlight { requests, acked: BTreeSet::new() });
         self.log(Record::Prepare(batch.clone()), out);
-        self.broadcast(
-            Msg::Replicate {
-                batch: batch.clone(),
-                committed: self.committed,
-            },
-            out,
-        );
+        self.broadcast(Msg::Replicate { batch: batch.clone(), committed: self.committed }, out);
         out.set_timer(Timer::Retransmit, self.config.retransmit_interval);
-        out.set_timer(
-            Timer::ReplicateDeadline(batch.id),
-            self.config.replicate_timeout,
-        );
+        out.set_timer(Timer::ReplicateDeadline(batch.id), self.config.replicate_timeout);
         self.commit_if_replicated(out);
     }
 
@@ -417,23 +372,12 @@ impl Synchronous {
         let in_flight = self.in_flight.take().expect("checked above");
         let (batch, responses) = self.apply_prepared();
         assert_eq!(responses.len(), in_flight.requests.len());
-        self.log(
-            Record::Commit {
-                seq: batch.seq,
-                batch: batch.id,
-            },
-            out,
-        );
+        self.log(Record::Commit { seq: batch.seq, batch: batch.id }, out);
         Self::observe_apply(&batch, out);
         for (id, response) in in_flight.requests.into_iter().zip(responses) {
             out.reply(id, response);
         }
-        self.broadcast(
-            Msg::Commit {
-                committed: self.committed,
-            },
-            out,
-        );
+        self.broadcast(Msg::Commit { committed: self.committed }, out);
         out.cancel_timer(Timer::Retransmit);
         out.cancel_timer(Timer::ReplicateDeadline(batch.id));
         self.start_batch(out);
@@ -443,10 +387,7 @@ impl Synchronous {
         if self.prepared.as_ref().map(|b| b.id) != Some(batch) {
             return; // that batch already has its outcome
         }
-        let in_flight = self
-            .in_flight
-            .take()
-            .expect("the prepared batch is in flight");
+        let in_flight = self.in_flight.take().expect("the prepared batch is in flight");
         let silent = self.cluster.peers().find(|p| !in_flight.acked.contains(p));
         let silent = silent.expect("a batch missing no acknowledgement has committed");
         self.forget(batch);
@@ -462,31 +403,18 @@ impl Synchronous {
     }
 
     fn handle_retransmit(&mut self, out: &mut Out<'_, Self>) {
-        let (Some(batch), Some(in_flight)) = (self.prepared.as_ref(), self.in_flight.as_ref())
-        else {
+        let (Some(batch), Some(in_flight)) = (self.prepared.as_ref(), self.in_flight.as_ref()) else {
             return;
         };
-        let msg = Msg::Replicate {
-            batch: batch.clone(),
-            committed: self.committed,
-        };
-        for peer in self
-            .cluster
-            .peers()
-            .filter(|p| !in_flight.acked.contains(p))
-        {
+        let msg = Msg::Replicate { batch: batch.clone(), committed: self.committed };
+        for peer in self.cluster.peers().filter(|p| !in_flight.acked.contains(p)) {
             out.send(peer, msg.clone());
         }
         out.set_timer(Timer::Retransmit, self.config.retransmit_interval);
     }
 
     fn handle_heartbeat(&mut self, out: &mut Out<'_, Self>) {
-        self.broadcast(
-            Msg::Commit {
-                committed: self.committed,
-            },
-            out,
-        );
+        self.broadcast(Msg::Commit { committed: self.committed }, out);
         out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
     }
 
@@ -516,27 +444,17 @@ impl Synchronous {
         if committed.seq <= self.committed.seq {
             return; // already known
         }
-        let matches = self
-            .prepared
-            .as_ref()
-            .is_some_and(|p| p.seq == committed.seq && p.id == committed.batch);
+        let matches =
+            self.prepared.as_ref().is_some_and(|p| p.seq == committed.seq && p.id == committed.batch);
         if !matches {
             // Cannot happen: a batch commits only after this node acknowledged
             // it, and the primary commits position s+1 only after this node
             // learned s (the Replicate for s+1 carries it).
-            out.observe(Observation::Note(format!(
-                "ignored unexpected commit {committed:?}"
-            )));
+            out.observe(Observation::Note(format!("ignored unexpected commit {committed:?}")));
             return;
         }
         let (batch, _) = self.apply_prepared();
-        self.log(
-            Record::Commit {
-                seq: batch.seq,
-                batch: batch.id,
-            },
-            out,
-        );
+        self.log(Record::Commit { seq: batch.seq, batch: batch.id }, out);
         Self::observe_apply(&batch, out);
     }
 
@@ -574,12 +492,7 @@ impl Protocol for Synchronous {
     type Timer = Timer;
     type Config = Config;
 
-    fn start(
-        cluster: &Cluster,
-        config: &Config,
-        durable: &[Record],
-        out: &mut Out<'_, Self>,
-    ) -> Self {
+    fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
         if let Err(problem) = config.validate() {
             panic!("invalid sync config: {problem}");
         }
@@ -600,10 +513,7 @@ impl Protocol for Synchronous {
         if node.is_primary() {
             node.become_primary(out);
         } else {
-            out.observe(Observation::Role {
-                role: Role::Follower,
-                term: 0,
-            });
+            out.observe(Observation::Role { role: Role::Follower, term: 0 });
         }
         node
     }
@@ -649,11 +559,7 @@ impl Protocol for Synchronous {
         assert!(self.committed.batch <= self.batch_seen);
         assert_eq!(self.committed.seq == 0, self.committed.batch == BatchId(0));
         if let Some(batch) = &self.prepared {
-            assert_eq!(
-                batch.seq,
-                self.committed.seq + 1,
-                "prepared only at the next position"
-            );
+            assert_eq!(batch.seq, self.committed.seq + 1, "prepared only at the next position");
             assert!(batch.id <= self.batch_seen);
             assert!(batch.id > self.committed.batch);
             assert!(!batch.ops.is_empty());
@@ -669,20 +575,11 @@ impl Protocol for Synchronous {
         if let (Some(in_flight), Some(batch)) = (&self.in_flight, &self.prepared) {
             assert_eq!(in_flight.requests.len(), batch.ops.len());
             assert!(batch.ops.len() <= self.config.batch_ops_max);
-            assert!(
-                in_flight.acked.len() < self.backups(),
-                "a fully acked batch commits"
-            );
+            assert!(in_flight.acked.len() < self.backups(), "a fully acked batch commits");
             assert!(!in_flight.acked.contains(&self.cluster.id));
-            assert_eq!(
-                batch.id, self.batch_seen,
-                "the batch in flight is the newest"
-            );
+            assert_eq!(batch.id, self.batch_seen, "the batch in flight is the newest");
         } else {
-            assert!(
-                self.queue.is_empty(),
-                "queued updates wait only behind a batch"
-            );
+            assert!(self.queue.is_empty(), "queued updates wait only behind a batch");
         }
     }
 
@@ -712,17 +609,29 @@ mod tests {
         Micros::from_millis(n)
     }
 
-    /// A three-node cluster with the primary's start-up heartbeat delivered.
-    fn kit() -> Kit<Synchronous> {
-        let mut kit = Kit::new(3, Config::default());
+    /// An `n`-node cluster, freshly started, start-up messages delivered.
+    ///
+    /// `Kit::new` starts node i while only nodes 0..=i exist, so each node's
+    /// `Cluster` is short; starting every node again from an empty log gives
+    /// them all the full membership.
+    fn cluster(n: u32) -> Kit<Synchronous> {
+        let mut kit = Kit::new(n, Config::default());
+        kit.network.clear();
+        for i in 0..n {
+            kit.durable[i as usize].clear();
+            kit.crash(NodeId(i));
+            kit.start(NodeId(i));
+        }
         kit.deliver_all(100);
         kit
     }
 
+    fn kit() -> Kit<Synchronous> {
+        cluster(3)
+    }
+
     fn has_prepare(kit: &Kit<Synchronous>, node: NodeId) -> bool {
-        kit.durable[node.0 as usize]
-            .iter()
-            .any(|r| matches!(r, Record::Prepare(_)))
+        kit.durable[node.0 as usize].iter().any(|r| matches!(r, Record::Prepare(_)))
     }
 
     fn is_rejected(response: Option<&KvResponse>) -> bool {
@@ -737,10 +646,7 @@ mod tests {
         kit.cut.push((P, B2));
         let rid = kit.request(P, write(1, 10));
         kit.deliver_all(100);
-        assert!(
-            has_prepare(&kit, B1),
-            "the reachable backup forced the batch"
-        );
+        assert!(has_prepare(&kit, B1), "the reachable backup forced the batch");
         assert!(!has_prepare(&kit, B2));
         assert_eq!(kit.reply(rid), None, "one backup short: no answer yet");
 
@@ -750,11 +656,7 @@ mod tests {
         for node in [P, B1, B2] {
             assert!(has_prepare(&kit, node), "{node} holds the write durably");
         }
-        assert_eq!(
-            kit.node(B2).store().get(1),
-            Some(10),
-            "the commit reached n2"
-        );
+        assert_eq!(kit.node(B2).store().get(1), Some(10), "the commit reached n2");
     }
 
     #[test]
@@ -774,21 +676,13 @@ mod tests {
             other => panic!("expected a rejection, got {other:?}"),
         }
         let read_rid = kit.request(P, read(1));
-        assert_eq!(
-            kit.reply(read_rid),
-            Some(&KvResponse::Read(None)),
-            "the write never applied"
-        );
+        assert_eq!(kit.reply(read_rid), Some(&KvResponse::Read(None)), "the write never applied");
         assert_eq!(kit.node(B1).store().get(1), None);
 
         kit.start(B2);
         let rid = kit.request(P, write(1, 11));
         kit.deliver_all(100);
-        assert_eq!(
-            kit.reply(rid),
-            Some(&KvResponse::Done),
-            "all N up again: writes succeed"
-        );
+        assert_eq!(kit.reply(rid), Some(&KvResponse::Done), "all N up again: writes succeed");
         kit.advance(ms(200));
         for node in [P, B1, B2] {
             assert_eq!(kit.node(node).store().get(1), Some(11));
@@ -816,22 +710,14 @@ mod tests {
         );
         kit.deliver_all(100);
         kit.advance(ms(500));
-        assert_eq!(
-            kit.reply(second),
-            None,
-            "its client learns nothing (indeterminate)"
-        );
+        assert_eq!(kit.reply(second), None, "its client learns nothing (indeterminate)");
 
         let r1 = kit.request(P, read(1));
         let r2 = kit.request(P, read(2));
         assert_eq!(kit.reply(r1), Some(&KvResponse::Read(Some(10))));
         assert_eq!(kit.reply(r2), Some(&KvResponse::Read(None)));
         for node in [P, B1, B2] {
-            assert_eq!(
-                kit.node(node).store().get(2),
-                None,
-                "the aborted write never shows"
-            );
+            assert_eq!(kit.node(node).store().get(2), None, "the aborted write never shows");
             assert!(kit.node(node).prepared.is_none());
         }
         // The freed position is reused by a later batch under a new id.
@@ -873,10 +759,7 @@ mod tests {
         kit.crash(B2);
         kit.deliver_all(100);
         kit.start(B2);
-        assert!(
-            kit.node(B2).prepared.is_some(),
-            "the acknowledged batch survived n2's crash"
-        );
+        assert!(kit.node(B2).prepared.is_some(), "the acknowledged batch survived n2's crash");
         assert_eq!(kit.node(B2).store().get(1), None);
         kit.advance(ms(150));
         assert_eq!(kit.node(B2).store().get(1), Some(10));
@@ -889,9 +772,7 @@ mod tests {
         for cmd in [read(1), write(1, 1)] {
             let rid = kit.request(B1, cmd);
             assert!(is_rejected(kit.reply(rid)));
-            let Some(KvResponse::Rejected { hint, .. }) = kit.reply(rid) else {
-                unreachable!()
-            };
+            let Some(KvResponse::Rejected { hint, .. }) = kit.reply(rid) else { unreachable!() };
             assert_eq!(*hint, Some(P));
         }
         assert!(kit.network.is_empty(), "a backup forwards nothing");
@@ -902,32 +783,14 @@ mod tests {
         let mut kit = kit();
         kit.cut.push((P, B1)); // hold the first batch so the rest queue up
         let w = kit.request(P, write(1, 1));
-        let hit = kit.request(
-            P,
-            KvCommand::Cas {
-                key: 1,
-                expected: 1,
-                new: 2,
-            },
-        );
-        let miss = kit.request(
-            P,
-            KvCommand::Cas {
-                key: 1,
-                expected: 1,
-                new: 3,
-            },
-        );
+        let hit = kit.request(P, KvCommand::Cas { key: 1, expected: 1, new: 2 });
+        let miss = kit.request(P, KvCommand::Cas { key: 1, expected: 1, new: 3 });
         kit.cut.clear();
         kit.advance(ms(60));
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
         assert_eq!(kit.reply(hit), Some(&KvResponse::Done));
         assert_eq!(kit.reply(miss), Some(&KvResponse::CasMismatch));
-        assert_eq!(
-            kit.node(P).committed().seq,
-            2,
-            "the queued updates went as one batch"
-        );
+        assert_eq!(kit.node(P).committed().seq, 2, "the queued updates went as one batch");
         kit.advance(ms(150));
         for node in [P, B1, B2] {
             assert_eq!(kit.node(node).store().get(1), Some(2));
@@ -955,10 +818,7 @@ mod tests {
         kit.advance(ms(150));
         let max = Config::default().checkpoint_records_max;
         for node in [P, B1, B2] {
-            assert!(
-                kit.durable[node.0 as usize].len() <= max,
-                "{node}'s log is bounded"
-            );
+            assert!(kit.durable[node.0 as usize].len() <= max, "{node}'s log is bounded");
         }
         for node in [P, B1, B2] {
             kit.crash(node);
@@ -970,7 +830,7 @@ mod tests {
 
     #[test]
     fn single_node_cluster_commits_alone() {
-        let mut kit: Kit<Synchronous> = Kit::new(1, Config::default());
+        let mut kit = cluster(1);
         let rid = kit.request(P, write(1, 10));
         assert_eq!(kit.reply(rid), Some(&KvResponse::Done));
     }
