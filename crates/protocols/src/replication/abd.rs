@@ -30,16 +30,24 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
-/// A register version: `(counter, writer)`, compared lexicographically.
+/// A register version: `(counter, writer, nonce)`, compared lexicographically.
+///
+/// `nonce` is the writing operation's id. Without it, two writes that one
+/// coordinator runs concurrently (both queries answered before either store)
+/// would carry the same `(counter, writer)` with different values, and
+/// replicas would keep whichever arrived first: reads would then flip between
+/// the two (found by the simulator: a coordinator paused with two writes in
+/// flight). Tags must name exactly one write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Tag {
     pub counter: u64,
     pub writer: NodeId,
+    pub nonce: u64,
 }
 
 impl Tag {
     /// The tag of a key never written; every write's tag is higher.
-    pub const ZERO: Tag = Tag { counter: 0, writer: NodeId(0) };
+    pub const ZERO: Tag = Tag { counter: 0, writer: NodeId(0), nonce: 0 };
 }
 
 /// A coordinator's operation identity. Drawn from the node's seeded RNG, so
@@ -288,7 +296,7 @@ impl Abd {
         let holding_max = replies.values().filter(|(tag, _)| *tag == max_tag).count();
         match operation.kind {
             Kind::Write { value } => {
-                let tag = Tag { counter: max_tag.counter + 1, writer: self.cluster.id };
+                let tag = Tag { counter: max_tag.counter + 1, writer: self.cluster.id, nonce: op.0 };
                 self.begin_store(op, tag, value, out);
             }
             // Already at a majority (or never written): nothing to write back.
@@ -484,7 +492,8 @@ mod tests {
         let w = kit.request(B, write(1, 11));
         kit.deliver_all(100);
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
-        assert_eq!(kit.node(B).register(1).0, Tag { counter: 2, writer: B });
+        let tag = kit.node(B).register(1).0;
+        assert_eq!((tag.counter, tag.writer), (2, B));
         let r = kit.request(A, read(1));
         kit.deliver_all(100);
         assert_eq!(kit.reply(r), Some(&KvResponse::Read(Some(11))));
@@ -578,11 +587,10 @@ mod tests {
         assert_eq!(kit.node(B).register(1).1, Some(10), "written back at the coordinator");
         kit.deliver_all(100);
         assert_eq!(kit.reply(r), Some(&KvResponse::Read(Some(10))));
-        assert!(kit.durable[2].contains(&Record::Register {
-            key: 1,
-            tag: Tag { counter: 1, writer: A },
-            value: 10
-        }));
+        assert!(kit.durable[2].iter().any(|r| matches!(
+            r,
+            Record::Register { key: 1, tag: Tag { counter: 1, writer: A, .. }, value: 10 }
+        )));
 
         // With A gone, a later read from the other majority still sees 10.
         kit.crash(A);
@@ -627,6 +635,30 @@ mod tests {
         }
     }
 
+    /// Regression (found by `quorum explore --protocol abd --faults all`, seed
+    /// 20): one coordinator running two writes at once must mint two distinct
+    /// tags, or replicas split between the two values and reads flip.
+    #[test]
+    fn abd_one_coordinator_two_concurrent_writes_get_distinct_tags() {
+        let mut kit = cluster(3);
+        let first = kit.request(A, write(1, 38));
+        let second = kit.request(A, write(1, 39));
+        // Deliver one message at a time, noting the tag each store carries.
+        let mut minted: BTreeMap<Value, BTreeSet<Tag>> = BTreeMap::new();
+        for _ in 0..1_000 {
+            for (_, _, msg) in &kit.network {
+                if let Msg::Store { tag, value, .. } = msg {
+                    minted.entry(*value).or_default().insert(*tag);
+                }
+            }
+            kit.deliver_all(1);
+        }
+        assert_eq!(kit.reply(first), Some(&KvResponse::Done));
+        assert_eq!(kit.reply(second), Some(&KvResponse::Done));
+        let (t38, t39) = (&minted[&38], &minted[&39]);
+        assert!(t38.is_disjoint(t39), "two writes, one tag: {t38:?} {t39:?}");
+    }
+
     #[test]
     fn abd_recovers_registers_from_log_and_checkpoints() {
         let mut kit = cluster(3);
@@ -649,7 +681,7 @@ mod tests {
         kit.network.push_back((
             A,
             B,
-            Msg::Store { op: OpId(7), key: 0, tag: Tag { counter: 1, writer: A }, value: 99 },
+            Msg::Store { op: OpId(7), key: 0, tag: Tag { counter: 1, writer: A, nonce: 1 }, value: 99 },
         ));
         kit.deliver_all(1);
         assert_eq!(kit.node(B).register(0).0, tag);
