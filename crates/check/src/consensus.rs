@@ -86,8 +86,7 @@ impl ConsensusLog {
     /// only when `require_termination`, for the nodes in `live_nodes`.
     pub fn check(&self, live_nodes: &[NodeId], require_termination: bool) -> Vec<ConsensusViolation> {
         let mut violations = Vec::new();
-        let instances: BTreeSet<u64> =
-            self.proposals.keys().chain(self.decisions.keys()).copied().collect();
+        let instances: BTreeSet<u64> = self.proposals.keys().chain(self.decisions.keys()).copied().collect();
         for instance in instances {
             let deciders = self.decisions.get(&instance);
             if let Some(deciders) = deciders {
@@ -131,12 +130,7 @@ impl ConsensusLog {
             let mut reported_validity = BTreeSet::new();
             for &(value, _) in decisions {
                 if value != first {
-                    violations.push(ConsensusViolation::Integrity {
-                        instance,
-                        node,
-                        first,
-                        second: value,
-                    });
+                    violations.push(ConsensusViolation::Integrity { instance, node, first, second: value });
                 }
                 if proposed.is_none_or(|p| !p.contains(&value)) && reported_validity.insert(value) {
                     violations.push(ConsensusViolation::Validity { instance, node, value });
@@ -231,10 +225,7 @@ pub struct SplitBrain {
 /// whose overlap both nodes acknowledged a write (`acked_writes` holds
 /// `(node, time)`). Each pair is reported once, `first` being the earlier in
 /// `leadership`'s order.
-pub fn split_brain(
-    leadership: &[LeaderInterval],
-    acked_writes: &[(NodeId, u64)],
-) -> Vec<SplitBrain> {
+pub fn split_brain(leadership: &[LeaderInterval], acked_writes: &[(NodeId, u64)]) -> Vec<SplitBrain> {
     let mut by_node: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
     for &(node, time) in acked_writes {
         by_node.entry(node).or_default().push(time);
@@ -270,10 +261,7 @@ pub fn split_brain(
 /// Leader intervals from a node's `Role` observations in time order:
 /// leadership lasts until the node's next `Role` observation, its crash
 /// (pass the crash as a `Follower` observation) or `end_of_run`.
-pub fn leader_intervals(
-    observations: &[(NodeId, u64, Role, u64)],
-    end_of_run: u64,
-) -> Vec<LeaderInterval> {
+pub fn leader_intervals(observations: &[(NodeId, u64, Role, u64)], end_of_run: u64) -> Vec<LeaderInterval> {
     let mut open: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
     let mut intervals = Vec::new();
     for &(node, time, role, term) in observations {
@@ -400,11 +388,8 @@ mod tests {
 
     #[test]
     fn leader_intervals_follow_role_observations() {
-        let observations = [
-            (N0, 10, Role::Leader, 1),
-            (N1, 40, Role::Leader, 2),
-            (N0, 60, Role::Follower, 2),
-        ];
+        let observations =
+            [(N0, 10, Role::Leader, 1), (N1, 40, Role::Leader, 2), (N0, 60, Role::Follower, 2)];
         assert_eq!(
             leader_intervals(&observations, 100),
             vec![

@@ -24,11 +24,8 @@ pub fn divergent_nodes(digests: &[(NodeId, Option<u64>)]) -> Vec<NodeId> {
         return Vec::new();
     };
     let majority = *majority.0;
-    let mut nodes: Vec<NodeId> = digests
-        .iter()
-        .filter(|(_, d)| d.is_some_and(|d| d != majority))
-        .map(|(node, _)| *node)
-        .collect();
+    let mut nodes: Vec<NodeId> =
+        digests.iter().filter(|(_, d)| d.is_some_and(|d| d != majority)).map(|(node, _)| *node).collect();
     nodes.sort();
     nodes
 }

@@ -47,18 +47,12 @@ pub struct LostWrite {
 
 /// The `ok` completion events of every acknowledged write that is lost, in
 /// history order. See the module documentation for the definition.
-pub fn lost_acked_writes(
-    history: &History,
-    final_values: &BTreeMap<Key, Option<Value>>,
-) -> Vec<Op> {
+pub fn lost_acked_writes(history: &History, final_values: &BTreeMap<Key, Option<Value>>) -> Vec<Op> {
     lost_writes(history, final_values).into_iter().map(|lost| lost.op).collect()
 }
 
 /// As [`lost_acked_writes`], with the reason for each loss.
-pub fn lost_writes(
-    history: &History,
-    final_values: &BTreeMap<Key, Option<Value>>,
-) -> Vec<LostWrite> {
+pub fn lost_writes(history: &History, final_values: &BTreeMap<Key, Option<Value>>) -> Vec<LostWrite> {
     let writes = collect_writes(history);
     // The write (not failed) of each (key, value), for the final values.
     let mut writer: HashMap<(Key, Value), &WriteOp> = HashMap::new();
@@ -73,8 +67,9 @@ pub fn lost_writes(
             Some(v) if v == write.value => None,
             Some(v) => match writer.get(&(write.key, v)) {
                 None => Some(LossReason::CorruptValue { final_value: v }),
-                Some(last) if last.outcome == OpType::Ok
-                    && last.completed.is_some_and(|done| done < write.invoked) =>
+                Some(last)
+                    if last.outcome == OpType::Ok
+                        && last.completed.is_some_and(|done| done < write.invoked) =>
                 {
                     Some(LossReason::Overwritten { final_value: v })
                 }

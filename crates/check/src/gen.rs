@@ -42,7 +42,7 @@ struct InFlight {
 pub fn generate_history(seed: u64, ops: usize, clients: usize, keys: u64) -> History {
     assert!(clients > 0, "at least one client");
     assert!(keys > 0, "at least one key");
-    let mut rng = Rng::stream(seed, 0x6765_6e);
+    let mut rng = Rng::stream(seed, 0x0067_656e);
     let mut store: BTreeMap<Key, Value> = BTreeMap::new();
     let mut events: Vec<Op> = Vec::with_capacity(ops * 2);
     let mut in_flight: Vec<Option<InFlight>> = vec![None; clients];
@@ -90,12 +90,7 @@ pub fn generate_history(seed: u64, ops: usize, clients: usize, keys: u64) -> His
     History { ops: events }
 }
 
-fn random_op(
-    rng: &mut Rng,
-    keys: u64,
-    store: &BTreeMap<Key, Value>,
-    next_value: &mut Value,
-) -> InFlight {
+fn random_op(rng: &mut Rng, keys: u64, store: &BTreeMap<Key, Value>, next_value: &mut Value) -> InFlight {
     let key = rng.range(0, keys);
     let roll = rng.range(0, 10);
     let (f, value) = if roll < 5 {
@@ -113,11 +108,7 @@ fn random_op(
 }
 
 /// Apply `op` to `store` (or not) and decide how the client will see it.
-fn take_effect(
-    rng: &mut Rng,
-    op: &InFlight,
-    store: &mut BTreeMap<Key, Value>,
-) -> (OpType, OpValue) {
+fn take_effect(rng: &mut Rng, op: &InFlight, store: &mut BTreeMap<Key, Value>) -> (OpType, OpValue) {
     if op.f == F::Write && rng.chance(FAIL_RATE) {
         return (OpType::Fail, op.value);
     }
@@ -191,16 +182,10 @@ fn invoke_positions(history: &History) -> Vec<usize> {
 
 /// A value of `key` written by an `ok` write that completed before another
 /// `ok` write of `key` was invoked, which itself completed before `before`.
-fn overwritten_value(
-    history: &History,
-    invoke_of: &[usize],
-    key: Key,
-    before: usize,
-) -> Option<Value> {
+fn overwritten_value(history: &History, invoke_of: &[usize], key: Key, before: usize) -> Option<Value> {
     let is_ok_write = |op: &Op| op.kind == OpType::Ok && op.f == F::Write && op.key == key;
     // The latest ok write of `key` completed before `before`...
-    let (second_done, _) =
-        history.ops[..before].iter().enumerate().rev().find(|(_, op)| is_ok_write(op))?;
+    let (second_done, _) = history.ops[..before].iter().enumerate().rev().find(|(_, op)| is_ok_write(op))?;
     let second_call = invoke_of[second_done];
     // ...and an ok write completed before that one was invoked.
     let first = history.ops[..second_call].iter().rev().find(|op| is_ok_write(op))?;

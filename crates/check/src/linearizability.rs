@@ -122,9 +122,7 @@ pub fn check_with_budget(history: &History, model: Model, max_states: u64) -> Re
     }
     let keyed = model == Model::Kv;
     let mut states_explored = 0;
-    let mut total = 0;
     for (&key, ops) in &groups {
-        total += ops.len();
         let ops = prune_unobserved_indeterminate(ops.clone());
         let (result, explored) = search(&ops, max_states);
         states_explored += explored;
@@ -157,6 +155,7 @@ pub fn check_with_budget(history: &History, model: Model, max_states: u64) -> Re
             }
         }
     }
+    let total = history.ops.iter().filter(|op| op.kind == OpType::Invoke).count();
     let keys = if keyed { format!(" on {} keys", groups.len()) } else { String::new() };
     Report {
         outcome: Outcome::Linearizable,
@@ -175,7 +174,10 @@ enum Action {
     /// A read that returned this value (`None`: nil).
     Read(Option<Value>),
     Write(Value),
-    Cas { expected: Value, new: Value },
+    Cas {
+        expected: Value,
+        new: Value,
+    },
 }
 
 impl Action {
@@ -282,9 +284,7 @@ fn prune_unobserved_indeterminate(mut ops: Vec<Operation>) -> Vec<Operation> {
     loop {
         let observed: BTreeSet<Value> = ops.iter().filter_map(|o| o.action.observes()).collect();
         let before = ops.len();
-        ops.retain(|o| {
-            !o.is_indeterminate() || o.action.writes().is_none_or(|v| observed.contains(&v))
-        });
+        ops.retain(|o| !o.is_indeterminate() || o.action.writes().is_none_or(|v| observed.contains(&v)));
         if ops.len() == before {
             return ops;
         }
@@ -569,13 +569,7 @@ struct Cache {
 
 impl Cache {
     fn new(words: usize) -> Cache {
-        Cache {
-            words,
-            bits: Vec::new(),
-            states: Vec::new(),
-            chain: Vec::new(),
-            heads: HashMap::default(),
-        }
+        Cache { words, bits: Vec::new(), states: Vec::new(), chain: Vec::new(), heads: HashMap::default() }
     }
 
     /// Record a configuration; true if it was not seen before.
@@ -631,8 +625,7 @@ fn prefix(ops: &[Operation], end: usize) -> Vec<Operation> {
 fn remove_closed(set: &[Operation], remove: &BTreeSet<usize>) -> Vec<Operation> {
     let mut kept: Vec<Operation> =
         set.iter().enumerate().filter(|(i, _)| !remove.contains(i)).map(|(_, o)| *o).collect();
-    let removed_values: BTreeSet<Value> =
-        remove.iter().filter_map(|&i| set[i].action.writes()).collect();
+    let removed_values: BTreeSet<Value> = remove.iter().filter_map(|&i| set[i].action.writes()).collect();
     let mut lost = removed_values;
     while !lost.is_empty() {
         let mut next_lost = BTreeSet::new();
@@ -651,8 +644,11 @@ fn remove_closed(set: &[Operation], remove: &BTreeSet<usize>) -> Vec<Operation> 
 /// A small closed subset of `ops` (which fail) that still fails.
 fn shrink(ops: &[Operation], furthest_return: usize) -> Vec<Operation> {
     let mut budget = SHRINK_MAX_STATES;
+    // The prefix up to the furthest blocked return fails (module doc); the
+    // check below only guards that argument, with the main search's budget.
     let mut current = prefix(ops, furthest_return);
-    if !fails(&current, &mut budget) {
+    let pruned = prune_unobserved_indeterminate(current.clone());
+    if !matches!(search(&pruned, DEFAULT_MAX_STATES).0, SearchResult::NotLinearizable { .. }) {
         current = ops.to_vec();
     }
     current = trim_front(current, &mut budget);
@@ -760,16 +756,14 @@ fn explain_one(
     };
     let Some(observed) = op.action.observes() else {
         // A read of nil: was some write certainly complete before it began?
-        let earlier = witness.iter().find(|w| {
-            w.action.writes().is_some() && w.ret.is_some_and(|r| r < op.call)
-        })?;
+        let earlier =
+            witness.iter().find(|w| w.action.writes().is_some() && w.ret.is_some_and(|r| r < op.call))?;
         return Some(format!(
             "{what} although the write of {} had completed before the read began.",
             show(earlier.action.writes())
         ));
     };
-    let writers: Vec<&Operation> =
-        all.iter().filter(|w| w.action.writes() == Some(observed)).collect();
+    let writers: Vec<&Operation> = all.iter().filter(|w| w.action.writes() == Some(observed)).collect();
     if writers.is_empty() {
         let failed = history.ops.iter().any(|e| {
             e.kind == OpType::Invoke
@@ -787,20 +781,31 @@ fn explain_one(
     }
     if let [writer] = writers[..] {
         if op.ret.is_some_and(|r| r < writer.call) {
-            return Some(format!(
-                "{what} before the write of {observed} was even invoked."
-            ));
+            return Some(format!("{what} before the write of {observed} was even invoked."));
         }
         let writer_done = writer.ret?;
+        let noun = if matches!(op.action, Action::Read(_)) { "read" } else { "cas" };
         let overwrite = witness.iter().find(|o| {
             o.action.writes().is_some_and(|v| v != observed)
                 && o.call > writer_done
                 && o.ret.is_some_and(|r| r < op.call)
+        });
+        if let Some(overwrite) = overwrite {
+            return Some(format!(
+                "{what}, but the only write of {observed} was overwritten by {} before the {noun} began.",
+                show(overwrite.action.writes()),
+            ));
+        }
+        // An earlier read saw a newer value: the register went back in time.
+        let newer = witness.iter().find_map(|earlier| {
+            let Action::Read(Some(seen)) = earlier.action else { return None };
+            let newer_writer = all.iter().find(|w| w.action.writes() == Some(seen))?;
+            let finished_before = earlier.ret.is_some_and(|r| r < op.call);
+            (seen != observed && finished_before && newer_writer.call > writer_done).then_some(seen)
         })?;
         return Some(format!(
-            "{what}, but the only write of {observed} was overwritten by {} before the {} began.",
-            show(overwrite.action.writes()),
-            if matches!(op.action, Action::Read(_)) { "read" } else { "cas" }
+            "{what}, but a read that finished before the {noun} began had already returned \
+             {newer}, which was written after {observed}."
         ));
     }
     None
@@ -891,7 +896,11 @@ mod tests {
              {:type :ok :f :read :value nil :process 1}",
             Model::Register,
         );
-        assert!(report.explanation.contains("returned nil although the write of 4"), "{}", report.explanation);
+        assert!(
+            report.explanation.contains("returned nil although the write of 4"),
+            "{}",
+            report.explanation
+        );
     }
 
     #[test]
@@ -1016,6 +1025,26 @@ mod tests {
              {:type :ok :f :write :value 1 :process 0}
              {:type :ok :f :write :value 2 :process 1}",
             Model::Register,
+        );
+    }
+
+    #[test]
+    fn register_going_back_in_time_is_caught_and_explained() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :write :value 2 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 2 :process 1}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}
+             {:type :ok :f :write :value 2 :process 0}",
+            Model::Register,
+        );
+        assert_eq!(report.witness.len(), 8);
+        assert!(
+            report.explanation.contains("had already returned 2, which was written after 1"),
+            "{report:#?}"
         );
     }
 

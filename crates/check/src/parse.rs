@@ -126,11 +126,7 @@ fn validate_value(op: &Op) -> Result<(), String> {
     }
 }
 
-fn track_pending(
-    pending: &mut BTreeMap<u64, usize>,
-    ops: &[Op],
-    op: &Op,
-) -> Result<(), String> {
+fn track_pending(pending: &mut BTreeMap<u64, usize>, ops: &[Op], op: &Op) -> Result<(), String> {
     let process = op.process;
     match (op.kind, pending.get(&process)) {
         (OpType::Invoke, Some(&earlier)) => Err(format!(
@@ -424,9 +420,7 @@ fn edn_f(value: Option<&Edn>) -> Result<F, String> {
 fn edn_u64(value: Option<&Edn>, field: &str) -> Result<Option<u64>, String> {
     match value {
         None | Some(Edn::Nil) => Ok(None),
-        Some(Edn::Int(i)) => {
-            u64::try_from(*i).map(Some).map_err(|_| format!(":{field} {i} is out of range"))
-        }
+        Some(Edn::Int(i)) => u64::try_from(*i).map(Some).map_err(|_| format!(":{field} {i} is out of range")),
         Some(other) => Err(format!(":{field} must be an integer, not {}", other.describe())),
     }
 }
@@ -470,7 +464,10 @@ mod tests {
         let first = history.ops[0];
         assert_eq!((first.kind, first.f, first.value), (OpType::Invoke, F::Cas, OpValue::Pair([1, 2])));
         assert_eq!((first.time, first.key, first.index), (10, 0, 0));
-        assert_eq!((history.ops[2].kind, history.ops[2].key, history.ops[2].value), (OpType::Ok, 3, OpValue::Nil));
+        assert_eq!(
+            (history.ops[2].kind, history.ops[2].key, history.ops[2].value),
+            (OpType::Ok, 3, OpValue::Nil)
+        );
         assert_eq!(history.ops[3].index, 3);
     }
 

@@ -60,9 +60,12 @@ struct RunArgs {
     /// Concurrent clients.
     #[arg(long, default_value_t = 5)]
     clients: u32,
-    /// Keys the clients read and write.
+    /// Keys in use at once.
     #[arg(long, default_value_t = 3)]
     keys: u32,
+    /// Operations a key takes before it is retired for a fresh one (so a lost write is not masked by later ones).
+    #[arg(long, default_value_t = 30)]
+    ops_per_key: u32,
     /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, all.
     #[arg(long, default_value = "none")]
     faults: String,
@@ -111,6 +114,10 @@ struct ExploreArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Report (and shrink) the first run showing this kind of violation:
+    /// linearizability, lost_acked_writes, split_brain, divergence, liveness, log_safety, panic.
+    #[arg(long)]
+    focus: Option<String>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
@@ -176,6 +183,7 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
     config.ops = run.ops;
     config.clients = run.clients;
     config.keys = run.keys;
+    config.ops_per_key = run.ops_per_key;
     config.cas = selected.entry().cas;
     config.faults = faults;
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
@@ -216,7 +224,10 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     println!("protocol        {}", o.protocol);
     println!("seed            {}   nodes {}   faults {}", o.seed, o.nodes, o.faults);
     println!("schedule        {}", o.schedule);
-    println!("ops             {} ok, {} fail, {} info   ({} writes refused)", o.ops_ok, o.ops_fail, o.ops_info, o.writes_failed);
+    println!(
+        "ops             {} ok, {} fail, {} info   ({} writes refused)",
+        o.ops_ok, o.ops_fail, o.ops_info, o.writes_failed
+    );
     println!("linearizable    {}", o.linearizability);
     if let Some(why) = &o.linearizability_explanation {
         println!("                {why}");
@@ -229,7 +240,10 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
         None => "n/a",
     };
     println!("converged       {converged}");
-    println!("liveness        {}", if o.liveness_ok { "all clients finished after heal" } else { "clients did NOT finish after heal" });
+    println!(
+        "liveness        {}",
+        if o.liveness_ok { "all clients finished after heal" } else { "clients did NOT finish after heal" }
+    );
     if let Some(panic) = &o.panic {
         println!("panic           {panic}");
     }
@@ -253,6 +267,14 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
+    if let Some(kind) = &args.focus {
+        if !quorum_sim::explore::KINDS.contains(&kind.as_str()) {
+            return Err(UsageError(format!(
+                "unknown violation kind '{kind}' (expected one of: {})",
+                quorum_sim::explore::KINDS.join(", ")
+            )));
+        }
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()));
@@ -268,7 +290,14 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let report = quorum_sim::explore(&config, args.seeds, threads, &|c| selected.run(c, false), &|| bar.inc(1));
+    let report = quorum_sim::explore(
+        &config,
+        args.seeds,
+        threads,
+        args.focus.as_deref(),
+        &|c| selected.run(c, false),
+        &|| bar.inc(1),
+    );
     bar.finish_and_clear();
     let wall_ms = started.elapsed().as_millis() as u64;
     if args.json {
@@ -332,7 +361,10 @@ fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
             println!("not linearizable");
             println!("{}", report.explanation);
             println!("smallest set of operations that shows it:");
-            print!("{}", quorum_check::parse::to_json_lines(&quorum_check::History { ops: report.witness.clone() }));
+            print!(
+                "{}",
+                quorum_check::parse::to_json_lines(&quorum_check::History { ops: report.witness.clone() })
+            );
             Ok(ExitCode::from(1))
         }
         Outcome::Unknown => {
@@ -345,7 +377,11 @@ fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
 fn list() {
     println!("{:<16} {:<32} claims", "protocol", "source section");
     for e in quorum_protocols::catalog::ENTRIES {
-        let variants = if e.variants.is_empty() { String::new() } else { format!(" (--variant {})", e.variants.join("|")) };
+        let variants = if e.variants.is_empty() {
+            String::new()
+        } else {
+            format!(" (--variant {})", e.variants.join("|"))
+        };
         println!("{:<16} {:<32} {}{}", e.name, e.section, e.claims, variants);
     }
 }

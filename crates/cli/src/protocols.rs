@@ -27,7 +27,10 @@ impl Selected {
                 return Err(UsageError(if entry.variants.is_empty() {
                     format!("protocol '{name}' has no variants (got --variant {v})")
                 } else {
-                    format!("unknown variant '{v}' for '{name}' (expected one of: {})", entry.variants.join(", "))
+                    format!(
+                        "unknown variant '{v}' for '{name}' (expected one of: {})",
+                        entry.variants.join(", ")
+                    )
                 }));
             }
         }
@@ -59,14 +62,22 @@ impl Selected {
     /// The command-line arguments that select it (for replay commands).
     pub fn args(&self) -> String {
         match self {
-            Selected::PrimaryBackup(primary_backup::Variant::Sync) => "--protocol primary-backup --variant sync".into(),
-            Selected::PrimaryBackup(primary_backup::Variant::Async) => "--protocol primary-backup --variant async".into(),
+            Selected::PrimaryBackup(primary_backup::Variant::Sync) => {
+                "--protocol primary-backup --variant sync".into()
+            }
+            Selected::PrimaryBackup(primary_backup::Variant::Async) => {
+                "--protocol primary-backup --variant async".into()
+            }
             other => format!("--protocol {}", other.name()),
         }
     }
 
     pub fn run(&self, config: &SimConfig, traced: bool) -> RunOutcome {
-        fn go<P: quorum_sim::KvProtocol>(config: &SimConfig, protocol: &P::Config, traced: bool) -> RunOutcome {
+        fn go<P: quorum_sim::KvProtocol>(
+            config: &SimConfig,
+            protocol: &P::Config,
+            traced: bool,
+        ) -> RunOutcome {
             if traced {
                 quorum_sim::run_traced::<P>(config, protocol)
             } else {

@@ -14,16 +14,60 @@ struct Stop {
     variant: Option<&'static str>,
     faults: &'static str,
     expect: &'static str,
+    /// The violation kind whose first occurrence is shrunk and replayed.
+    focus: Option<&'static str>,
 }
 
 const STOPS: &[Stop] = &[
-    Stop { protocol: "sync", variant: None, faults: "all", expect: "no violation; writes refused while a node is down" },
-    Stop { protocol: "async", variant: None, faults: "crash", expect: "acknowledged writes lost when the primary crashes" },
-    Stop { protocol: "async", variant: None, faults: "partition", expect: "stale reads (not linearizable); converges after heal" },
-    Stop { protocol: "primary-backup", variant: Some("async"), faults: "crash", expect: "lost updates after failover" },
-    Stop { protocol: "primary-backup", variant: Some("sync"), faults: "partition", expect: "split-brain" },
-    Stop { protocol: "primary-backup", variant: Some("async"), faults: "partition", expect: "split-brain" },
-    Stop { protocol: "abd", variant: None, faults: "all", expect: "no violation: linearizable from majorities alone" },
+    Stop {
+        protocol: "sync",
+        variant: None,
+        faults: "all",
+        expect: "no violation; writes refused while a node is down",
+        focus: None,
+    },
+    Stop {
+        protocol: "async",
+        variant: None,
+        faults: "crash",
+        expect: "acknowledged writes lost when the primary crashes",
+        focus: Some("lost_acked_writes"),
+    },
+    Stop {
+        protocol: "async",
+        variant: None,
+        faults: "partition",
+        expect: "stale reads (not linearizable); converges after heal",
+        focus: Some("linearizability"),
+    },
+    Stop {
+        protocol: "primary-backup",
+        variant: Some("async"),
+        faults: "crash",
+        expect: "lost updates after failover",
+        focus: Some("lost_acked_writes"),
+    },
+    Stop {
+        protocol: "primary-backup",
+        variant: Some("sync"),
+        faults: "partition",
+        expect: "split-brain",
+        focus: Some("split_brain"),
+    },
+    Stop {
+        protocol: "primary-backup",
+        variant: Some("async"),
+        faults: "partition",
+        expect: "split-brain",
+        focus: Some("split_brain"),
+    },
+    Stop {
+        protocol: "abd",
+        variant: None,
+        faults: "all",
+        expect: "no violation: linearizable from majorities alone",
+        focus: None,
+    },
 ];
 
 pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
@@ -31,8 +75,13 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("quorum tour: {seeds} seeds per stop, 5 nodes, 300 ops each; every verdict replays from its seed.\n");
-    println!("{:<30} {:<10} {:>6} {:>10}  {:<44} expected", "protocol", "faults", "runs", "violating", "violations (runs)");
+    println!(
+        "quorum tour: {seeds} seeds per stop, 5 nodes, 300 ops each; every verdict replays from its seed.\n"
+    );
+    println!(
+        "{:<30} {:<10} {:>6} {:>10}  {:<44} expected",
+        "protocol", "faults", "runs", "violating", "violations (runs)"
+    );
     let mut replays = Vec::new();
     for stop in STOPS {
         let selected = Selected::parse(stop.protocol, stop.variant)?;
@@ -40,14 +89,19 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
         config.cas = selected.entry().cas;
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
-        let report = quorum_sim::explore(&config, seeds, threads, &|c| selected.run(c, false), &|| {});
-        let kinds: Vec<String> = report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
+        let report =
+            quorum_sim::explore(&config, seeds, threads, stop.focus, &|c| selected.run(c, false), &|| {});
+        let kinds: Vec<String> =
+            report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
         let label = match stop.variant {
             Some(v) => format!("{} --variant {v}", stop.protocol),
             None => stop.protocol.to_string(),
         };
         let kinds = if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") };
-        println!("{label:<30} {:<10} {:>6} {:>10}  {kinds:<44} {}", stop.faults, report.runs, report.violating_runs, stop.expect);
+        println!(
+            "{label:<30} {:<10} {:>6} {:>10}  {kinds:<44} {}",
+            stop.faults, report.runs, report.violating_runs, stop.expect
+        );
         if let Some(first) = report.first {
             replays.push(first.replay);
         }

@@ -31,7 +31,10 @@ fn impossible_parameters() {
     rejects(&["sim", "--protocol", "abd", "--nodes", "0"], "--nodes");
     rejects(&["sim", "--protocol", "abd", "--nodes", "2", "--faults", "crash"], "cannot bear");
     rejects(&["sim", "--protocol", "abd", "--nodes", "3", "--max-down", "3"], "--max-down");
-    rejects(&["sim", "--protocol", "abd", "--nodes", "1", "--faults", "partition", "--max-down", "0"], "partition");
+    rejects(
+        &["sim", "--protocol", "abd", "--nodes", "1", "--faults", "partition", "--max-down", "0"],
+        "partition",
+    );
     rejects(&["sim", "--protocol", "abd", "--schedule", "10:crash=9"], "only 5 nodes");
     rejects(&["sim", "--protocol", "abd", "--schedule", "soon:crash=1"], "bad --schedule");
     rejects(&["explore", "--protocol", "abd", "--seeds", "0"], "--seeds");
@@ -45,7 +48,11 @@ fn malformed_histories() {
     std::fs::write(&bad, "{\"type\":\"invoke\",\"f\":\"write\",\"value\":1,\"process\":0}\n{\"type\":\"ok\",\"f\":\"teleport\"\n").unwrap();
     rejects(&["check", bad.to_str().unwrap()], "line 2");
     let edn = dir.join("bad.edn");
-    std::fs::write(&edn, "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :ok :f :write :value 1 :process 7}\n").unwrap();
+    std::fs::write(
+        &edn,
+        "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :ok :f :write :value 1 :process 7}\n",
+    )
+    .unwrap();
     rejects(&["check", edn.to_str().unwrap()], "line 2");
     rejects(&["check", dir.join("missing.jsonl").to_str().unwrap()], "cannot read");
     std::fs::remove_dir_all(&dir).ok();
@@ -53,7 +60,14 @@ fn malformed_histories() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in [&["--help"][..], &["sim", "--help"], &["explore", "--help"], &["check", "--help"], &["list", "--help"], &["tour", "--help"]] {
+    for cmd in [
+        &["--help"][..],
+        &["sim", "--help"],
+        &["explore", "--help"],
+        &["check", "--help"],
+        &["list", "--help"],
+        &["tour", "--help"],
+    ] {
         let out = quorum(cmd);
         assert_eq!(out.status.code(), Some(0), "{cmd:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd:?}");

@@ -15,7 +15,17 @@ fn temp(name: &str, contents: &str) -> std::path::PathBuf {
 #[test]
 fn a_history_written_by_sim_checks_linearizable() {
     let path = std::env::temp_dir().join(format!("quorum-sim-history-{}.jsonl", std::process::id()));
-    let out = quorum(&["sim", "--protocol", "abd", "--faults", "all", "--seed", "3", "--history", path.to_str().unwrap()]);
+    let out = quorum(&[
+        "sim",
+        "--protocol",
+        "abd",
+        "--faults",
+        "all",
+        "--seed",
+        "3",
+        "--history",
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let out = quorum(&["check", path.to_str().unwrap(), "--model", "kv"]);
     assert_eq!(out.status.code(), Some(0));

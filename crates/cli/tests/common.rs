@@ -12,7 +12,10 @@ pub fn json(args: &[&str]) -> serde_json::Value {
     let out = quorum(args);
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("quorum {args:?} did not print one JSON object ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "quorum {args:?} did not print one JSON object ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 

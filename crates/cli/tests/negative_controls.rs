@@ -25,7 +25,8 @@ fn replay_reproduces(report: &serde_json::Value, kind: &str) {
     args.push("--json".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = json(&args);
-    let kinds: Vec<&str> = run["violations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        run["violations"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(kinds.contains(&kind), "replay `{replay}` shows {kinds:?}, expected {kind}");
 }
 
@@ -33,7 +34,16 @@ fn replay_reproduces(report: &serde_json::Value, kind: &str) {
 /// if it fails before replication begins".
 #[test]
 fn async_loses_acknowledged_writes_when_the_primary_crashes() {
-    let report = explore(&["--protocol", "async", "--faults", "crash", "--seeds", "60"]);
+    let report = explore(&[
+        "--protocol",
+        "async",
+        "--faults",
+        "crash",
+        "--seeds",
+        "100",
+        "--focus",
+        "lost_acked_writes",
+    ]);
     assert!(count(&report, "lost_acked_writes") > 0, "{report}");
     replay_reproduces(&report, "lost_acked_writes");
 }
@@ -41,7 +51,18 @@ fn async_loses_acknowledged_writes_when_the_primary_crashes() {
 /// Source text, "Master-slave replication": lost updates after failover.
 #[test]
 fn primary_backup_async_is_not_linearizable() {
-    let report = explore(&["--protocol", "primary-backup", "--variant", "async", "--faults", "crash", "--seeds", "60"]);
+    let report = explore(&[
+        "--protocol",
+        "primary-backup",
+        "--variant",
+        "async",
+        "--faults",
+        "crash",
+        "--seeds",
+        "100",
+        "--focus",
+        "linearizability",
+    ]);
     assert!(count(&report, "linearizability") > 0, "{report}");
     replay_reproduces(&report, "linearizability");
 }
@@ -51,7 +72,18 @@ fn primary_backup_async_is_not_linearizable() {
 #[test]
 fn primary_backup_splits_its_brain_under_partition() {
     for variant in ["sync", "async"] {
-        let report = explore(&["--protocol", "primary-backup", "--variant", variant, "--faults", "partition", "--seeds", "60"]);
+        let report = explore(&[
+            "--protocol",
+            "primary-backup",
+            "--variant",
+            variant,
+            "--faults",
+            "partition",
+            "--seeds",
+            "60",
+            "--focus",
+            "split_brain",
+        ]);
         assert!(count(&report, "split_brain") > 0, "{variant}: {report}");
         replay_reproduces(&report, "split_brain");
     }
@@ -87,8 +119,18 @@ fn sim_json_has_the_documented_keys_and_replays_identically() {
     assert_eq!(a.stdout, b.stdout, "same seed, same run");
     let run: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
     for key in [
-        "protocol", "seed", "nodes", "ops_ok", "ops_fail", "ops_info", "linearizable", "lost_acked_writes",
-        "converged", "messages_sent", "messages_delivered", "sim_time_ms",
+        "protocol",
+        "seed",
+        "nodes",
+        "ops_ok",
+        "ops_fail",
+        "ops_info",
+        "linearizable",
+        "lost_acked_writes",
+        "converged",
+        "messages_sent",
+        "messages_delivered",
+        "sim_time_ms",
     ] {
         assert!(run.get(key).is_some(), "missing {key}: {run}");
     }

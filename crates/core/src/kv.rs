@@ -15,18 +15,25 @@ pub type Value = u64;
 /// A client's request against the key-value store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvCommand {
-    Read { key: Key },
-    Write { key: Key, value: Value },
+    Read {
+        key: Key,
+    },
+    Write {
+        key: Key,
+        value: Value,
+    },
     /// Compare-and-set: if `key` holds `expected`, set it to `new`.
-    Cas { key: Key, expected: Value, new: Value },
+    Cas {
+        key: Key,
+        expected: Value,
+        new: Value,
+    },
 }
 
 impl KvCommand {
     pub fn key(&self) -> Key {
         match *self {
-            KvCommand::Read { key } | KvCommand::Write { key, .. } | KvCommand::Cas { key, .. } => {
-                key
-            }
+            KvCommand::Read { key } | KvCommand::Write { key, .. } | KvCommand::Cas { key, .. } => key,
         }
     }
 

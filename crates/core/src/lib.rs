@@ -32,7 +32,7 @@ use std::fmt::Debug;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-pub use kv::{KvCommand, KvResponse, KvStore, Key, Value};
+pub use kv::{Key, KvCommand, KvResponse, KvStore, Value};
 pub use observe::{Observation, Role};
 pub use rng::Rng;
 
@@ -53,9 +53,7 @@ impl std::fmt::Display for NodeId {
 pub struct RequestId(pub u64);
 
 /// Virtual or real time in microseconds since the driver started.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -86,9 +84,7 @@ impl std::ops::Add<Micros> for Time {
 }
 
 /// A span of time in microseconds.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Micros(pub u64);
 
 impl Micros {

@@ -133,7 +133,10 @@ pub struct SimConfig {
     /// Client operations in total (split evenly among clients).
     pub ops: u32,
     pub clients: u32,
+    /// Keys in use at once.
     pub keys: u32,
+    /// Operations a key takes before it is retired for a fresh one.
+    pub ops_per_key: u32,
     /// Whether the workload issues cas (ABD registers cannot serve it).
     pub cas: bool,
     pub faults: FaultSet,
@@ -163,6 +166,7 @@ impl SimConfig {
             ops: 300,
             clients: 5,
             keys: 3,
+            ops_per_key: 30,
             cas: true,
             faults: FaultSet::none(),
             schedule: None,
@@ -197,6 +201,9 @@ impl SimConfig {
         }
         if self.keys == 0 {
             return invalid("--keys must be at least 1".into());
+        }
+        if self.ops_per_key == 0 {
+            return invalid("--ops-per-key must be at least 1".into());
         }
         if self.ops < self.clients {
             return invalid(format!(

@@ -57,10 +57,13 @@ pub struct ExploreReport {
 
 /// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
 /// `run` executes one configuration; `progress` is told each finished run.
+/// `first` is the smallest-seeded run showing `focus` (any kind if `None`),
+/// shrunk while it keeps showing that kind.
 pub fn explore(
     config: &SimConfig,
     seeds: u64,
     threads: usize,
+    focus: Option<&str>,
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
     progress: &(dyn Fn() + Sync),
 ) -> ExploreReport {
@@ -115,13 +118,15 @@ pub fn explore(
             for kind in &s.violations {
                 *report.violations.get_mut(kind.as_str()).expect("a known kind") += 1;
             }
-            first_seed.get_or_insert(*seed);
+            if focus.is_none_or(|kind| s.violations.iter().any(|v| v == kind)) {
+                first_seed.get_or_insert(*seed);
+            }
         }
     }
     if let Some(seed) = first_seed {
         let mut c = config.clone();
         c.seed = seed;
-        report.first = Some(shrink(&c, run));
+        report.first = Some(shrink(&c, focus, run));
     }
     report
 }
@@ -150,14 +155,18 @@ impl Summary {
 }
 
 /// Delete fault entries one at a time, keeping each deletion after which the
-/// run still shows the original first violation kind; repeat until a pass
-/// deletes nothing.
-pub fn shrink(config: &SimConfig, run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync)) -> FirstViolation {
+/// run still shows the `focus` kind (default: the run's first kind); repeat
+/// until a pass deletes nothing.
+pub fn shrink(
+    config: &SimConfig,
+    focus: Option<&str>,
+    run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
+) -> FirstViolation {
     let original = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let mut c = config.clone();
     c.schedule = Some(original.clone());
     let first = run(&c);
-    let kind = first.violations.first().cloned().unwrap_or_default();
+    let kind = focus.map(str::to_string).or_else(|| first.violations.first().cloned()).unwrap_or_default();
     let mut best = original.clone();
     let mut best_outcome = first;
     loop {

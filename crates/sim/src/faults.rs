@@ -18,18 +18,38 @@ use crate::config::{ConfigError, FaultKind, SimConfig};
 pub enum Fault {
     /// Crash `node`; with `after_effects: Some(k)`, the crash happens during its
     /// next step, after `k` of that step's effects were carried out.
-    Crash { node: NodeId, after_effects: Option<u32> },
-    Restart { node: NodeId },
-    Pause { node: NodeId },
-    Resume { node: NodeId },
+    Crash {
+        node: NodeId,
+        after_effects: Option<u32>,
+    },
+    Restart {
+        node: NodeId,
+    },
+    Pause {
+        node: NodeId,
+    },
+    Resume {
+        node: NodeId,
+    },
     /// Nodes in different groups cannot reach each other.
-    Partition { groups: Vec<Vec<NodeId>> },
+    Partition {
+        groups: Vec<Vec<NodeId>>,
+    },
     /// Messages from `from` to `to` are dropped; the other direction works.
-    OneWay { from: Vec<NodeId>, to: Vec<NodeId> },
+    OneWay {
+        from: Vec<NodeId>,
+        to: Vec<NodeId>,
+    },
     Heal,
-    Loss { probability: f64 },
-    Dup { probability: f64 },
-    Delay { extra_ms: u64 },
+    Loss {
+        probability: f64,
+    },
+    Dup {
+        probability: f64,
+    },
+    Delay {
+        extra_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -112,9 +132,7 @@ impl std::str::FromStr for Fault {
             "restart" => Fault::Restart { node: node()? },
             "pause" => Fault::Pause { node: node()? },
             "resume" => Fault::Resume { node: node()? },
-            "part" => Fault::Partition {
-                groups: arg.split('|').map(parse_nodes).collect::<Result<_, _>>()?,
-            },
+            "part" => Fault::Partition { groups: arg.split('|').map(parse_nodes).collect::<Result<_, _>>()? },
             "oneway" => {
                 let (from, to) = arg.split_once('>').ok_or("oneway needs FROM>TO")?;
                 Fault::OneWay { from: parse_nodes(from)?, to: parse_nodes(to)? }
@@ -122,9 +140,9 @@ impl std::str::FromStr for Fault {
             "heal" => Fault::Heal,
             "loss" => Fault::Loss { probability: parse_probability(arg)? },
             "dup" => Fault::Dup { probability: parse_probability(arg)? },
-            "delay" => Fault::Delay {
-                extra_ms: arg.parse().map_err(|_| format!("'{arg}' is not a delay in ms"))?,
-            },
+            "delay" => {
+                Fault::Delay { extra_ms: arg.parse().map_err(|_| format!("'{arg}' is not a delay in ms"))? }
+            }
             other => return Err(format!("unknown fault '{other}'")),
         })
     }
@@ -218,8 +236,11 @@ impl Schedule {
             let at = |ms: u64| Time::from_millis(ms);
             match kind {
                 FaultKind::Crash | FaultKind::Pause => {
-                    let overlapping =
-                        |n: Option<NodeId>| down.iter().filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < stop && t < *e).count();
+                    let overlapping = |n: Option<NodeId>| {
+                        down.iter()
+                            .filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < stop && t < *e)
+                            .count()
+                    };
                     let candidates: Vec<NodeId> =
                         nodes.iter().copied().filter(|n| overlapping(Some(*n)) == 0).collect();
                     if overlapping(None) < config.max_down as usize && !candidates.is_empty() {
@@ -227,7 +248,10 @@ impl Schedule {
                         down.push((node, t, stop));
                         if kind == FaultKind::Crash {
                             let after_effects = rng.chance(0.5).then(|| rng.range(0, 4) as u32);
-                            entries.push(ScheduledFault { at: at(t), fault: Fault::Crash { node, after_effects } });
+                            entries.push(ScheduledFault {
+                                at: at(t),
+                                fault: Fault::Crash { node, after_effects },
+                            });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Restart { node } });
                         } else {
                             entries.push(ScheduledFault { at: at(t), fault: Fault::Pause { node } });

@@ -45,6 +45,11 @@ impl Network {
         Micros(base + extra)
     }
 
+    /// Whether `from` cannot reach `to` (a partition).
+    pub(crate) fn blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.blocked.contains(&(from, to))
+    }
+
     pub(crate) fn route(&mut self, from: NodeId, to: NodeId) -> Fate {
         if self.blocked.contains(&(from, to)) {
             return Fate::Dropped("partition");

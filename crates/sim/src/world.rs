@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use quorum_check::{History, Op, OpType, OpValue, F};
 use quorum_core::{
-    Cluster, Effect, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId,
-    Rng, Role, Time,
+    Cluster, Effect, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng, Role,
+    Time,
 };
 use serde::Serialize;
 
@@ -63,13 +63,19 @@ fn run_inner<P: KvProtocol>(config: &SimConfig, protocol: &P::Config, trace: boo
 
 /// The replay command for `config` with `schedule`.
 pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String {
-    let mut cmd = format!("quorum sim {} --nodes {} --seed {} --ops {}", config.protocol_args, config.nodes, config.seed, config.ops);
+    let mut cmd = format!(
+        "quorum sim {} --nodes {} --seed {} --ops {}",
+        config.protocol_args, config.nodes, config.seed, config.ops
+    );
     let defaults = SimConfig::new("");
     if config.clients != defaults.clients {
         let _ = write!(cmd, " --clients {}", config.clients);
     }
     if config.keys != defaults.keys {
         let _ = write!(cmd, " --keys {}", config.keys);
+    }
+    if config.ops_per_key != defaults.ops_per_key {
+        let _ = write!(cmd, " --ops-per-key {}", config.ops_per_key);
     }
     if config.max_down != SimConfig::minority(config.nodes) {
         let _ = write!(cmd, " --max-down {}", config.max_down);
@@ -112,14 +118,34 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
 }
 
 enum Event<P: Protocol> {
-    Deliver { from: NodeId, to: NodeId, msg: P::Msg },
-    Timer { node: NodeId, timer: P::Timer, generation: u64 },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: P::Msg,
+    },
+    Timer {
+        node: NodeId,
+        timer: P::Timer,
+        generation: u64,
+    },
     /// A client's request reaches a node.
-    Request { node: NodeId, rid: RequestId, command: KvCommand },
+    Request {
+        node: NodeId,
+        rid: RequestId,
+        command: KvCommand,
+    },
     /// A node's reply reaches its client.
-    Reply { rid: RequestId, node: NodeId, response: KvResponse },
-    Timeout { rid: RequestId },
-    ClientWake { client: usize },
+    Reply {
+        rid: RequestId,
+        node: NodeId,
+        response: KvResponse,
+    },
+    Timeout {
+        rid: RequestId,
+    },
+    ClientWake {
+        client: usize,
+    },
     Fault(usize),
     /// The end of the safety phase: heal everything.
     Heal,
@@ -195,6 +221,9 @@ struct InFlight {
 }
 
 struct Client {
+    /// The node this client sits beside: a partition cuts the client off
+    /// from the nodes its home cannot reach (Jepsen binds clients to nodes).
+    home: NodeId,
     process: u64,
     target: NodeId,
     /// Operations still to invoke.
@@ -232,6 +261,9 @@ struct World<'a, P: KvProtocol> {
     next_process: u64,
     next_rid: u64,
     next_value: u64,
+    /// Keys in use, with the operations each has taken.
+    active_keys: Vec<(u64, u32)>,
+    next_key: u64,
     /// Last value each key is known to hold (for plausible cas arguments).
     known: BTreeMap<u64, u64>,
     /// Which client sent each request, and what it asked. The final reader
@@ -270,7 +302,7 @@ struct TraceLine<'a, T: Serialize> {
 
 impl<'a, P: KvProtocol> World<'a, P> {
     fn new(config: &'a SimConfig, protocol: &'a P::Config, schedule: Schedule, trace: bool) -> Self {
-        let mut workload_rng = Rng::stream(config.seed, WORKLOAD_STREAM);
+        let workload_rng = Rng::stream(config.seed, WORKLOAD_STREAM);
         let nodes = (0..config.nodes)
             .map(|i| {
                 let mut rng = Rng::stream(config.seed, NODE_STREAM + u64::from(i));
@@ -294,11 +326,12 @@ impl<'a, P: KvProtocol> World<'a, P> {
         let clients = (0..config.clients)
             .map(|c| {
                 let remaining = per_client + u32::from(c < extra);
-                let target = NodeId(workload_rng.range(0, u64::from(config.nodes)) as u32);
+                let home = NodeId(c % config.nodes);
                 next_process += 1;
                 Client {
+                    home,
+                    target: home,
                     process: next_process - 1,
-                    target,
                     remaining,
                     safety_quota: remaining * 3 / 4,
                     in_flight: None,
@@ -328,6 +361,8 @@ impl<'a, P: KvProtocol> World<'a, P> {
             next_process,
             next_rid: 0,
             next_value: 1,
+            active_keys: (0..u64::from(config.keys)).map(|k| (k, 0)).collect(),
+            next_key: u64::from(config.keys),
             known: BTreeMap::new(),
             requests: BTreeMap::new(),
             history: Vec::new(),
@@ -541,10 +576,13 @@ impl<'a, P: KvProtocol> World<'a, P> {
 
     fn reply(&mut self, node: NodeId, rid: RequestId, response: KvResponse) {
         self.trace("reply", Some(node), serde_json::json!({ "rid": rid.0, "response": &response }));
-        if let Some((_, command)) = self.requests.get(&rid) {
-            if command.is_update() && response == KvResponse::Done {
-                self.acked_writes.push((node, self.now.as_micros()));
-            }
+        let Some(&(owner, command)) = self.requests.get(&rid) else { return };
+        if command.is_update() && response == KvResponse::Done {
+            self.acked_writes.push((node, self.now.as_micros()));
+        }
+        if self.network.blocked(node, self.home(owner)) {
+            self.trace("drop", Some(node), serde_json::json!({ "rid": rid.0, "why": "partition" }));
+            return;
         }
         let latency = self.network.latency();
         self.schedule_at(self.now + latency, Event::Reply { rid, node, response });
@@ -669,8 +707,25 @@ impl<'a, P: KvProtocol> World<'a, P> {
         NodeId(self.workload_rng.range(0, u64::from(self.config.nodes)) as u32)
     }
 
+    /// A key from the active set. Each key takes at most `ops_per_key`
+    /// operations and is then retired for a fresh one (Jepsen's independent
+    /// keys): a write lost in a crash is then rarely masked by later writes to
+    /// its key, so the durability checker can see it.
+    fn pick_key(&mut self) -> u64 {
+        let slot = self.workload_rng.range(0, self.active_keys.len() as u64) as usize;
+        let (key, used) = &mut self.active_keys[slot];
+        let chosen = *key;
+        *used += 1;
+        if *used >= self.config.ops_per_key {
+            *key = self.next_key;
+            *used = 0;
+            self.next_key += 1;
+        }
+        chosen
+    }
+
     fn generate_command(&mut self) -> KvCommand {
-        let key = self.workload_rng.range(0, u64::from(self.config.keys));
+        let key = self.pick_key();
         let roll = self.workload_rng.unit();
         if roll < 0.5 {
             return KvCommand::Read { key };
@@ -712,14 +767,28 @@ impl<'a, P: KvProtocol> World<'a, P> {
         } else {
             self.final_reader.in_flight = Some(in_flight);
         }
-        let latency = self.network.latency();
-        self.schedule_at(self.now + latency, Event::Request { node: target, rid, command });
+        let home = self.home(c);
+        if self.network.blocked(home, target) {
+            self.trace("drop", Some(target), serde_json::json!({ "rid": rid.0, "why": "partition" }));
+        } else {
+            let latency = self.network.latency();
+            self.schedule_at(self.now + latency, Event::Request { node: target, rid, command });
+        }
         let timeout = Micros::from_millis(self.config.client_timeout_ms);
         self.schedule_at(self.now + timeout, Event::Timeout { rid });
     }
 
     fn record(&mut self, kind: OpType, f: F, key: u64, value: OpValue, process: u64, node: Option<NodeId>) {
-        let op = Op { index: self.history.len(), kind, f, key, value, process, time: self.now.as_micros(), node: node.map(|n| n.0) };
+        let op = Op {
+            index: self.history.len(),
+            kind,
+            f,
+            key,
+            value,
+            process,
+            time: self.now.as_micros(),
+            node: node.map(|n| n.0),
+        };
         self.trace("history", None, &op);
         self.history.push(op);
     }
@@ -735,6 +804,16 @@ fn describe(command: &KvCommand) -> (F, u64, OpValue) {
 }
 
 impl<P: KvProtocol> World<'_, P> {
+    /// Where a request's owner sits; the final reader runs after the heal and
+    /// sits beside its target.
+    fn home(&self, owner: usize) -> NodeId {
+        if owner < self.clients.len() {
+            self.clients[owner].home
+        } else {
+            self.final_reader.target
+        }
+    }
+
     fn in_flight(&self, owner: usize) -> Option<&InFlight> {
         if owner < self.clients.len() {
             self.clients[owner].in_flight.as_ref()
@@ -761,7 +840,9 @@ impl<P: KvProtocol> World<'_, P> {
         let in_flight = self.take_in_flight(owner);
         let (f, key, invoked) = describe(&in_flight.command);
         let (kind, value) = match (&in_flight.command, &response) {
-            (KvCommand::Read { .. }, KvResponse::Read(v)) => (OpType::Ok, v.map_or(OpValue::Nil, OpValue::One)),
+            (KvCommand::Read { .. }, KvResponse::Read(v)) => {
+                (OpType::Ok, v.map_or(OpValue::Nil, OpValue::One))
+            }
             (KvCommand::Write { .. } | KvCommand::Cas { .. }, KvResponse::Done) => (OpType::Ok, invoked),
             (KvCommand::Cas { .. }, KvResponse::CasMismatch) => (OpType::Fail, invoked),
             (_, KvResponse::Rejected { .. }) => (OpType::Fail, invoked),
@@ -805,7 +886,13 @@ impl<P: KvProtocol> World<'_, P> {
 
     /// After an operation completed: a new process after `info` (its op may
     /// still be pending), a new target after a rejection, then the next op.
-    fn complete(&mut self, owner: usize, kind: OpType, retarget: Option<Option<NodeId>>, read: Option<(u64, OpValue)>) {
+    fn complete(
+        &mut self,
+        owner: usize,
+        kind: OpType,
+        retarget: Option<Option<NodeId>>,
+        read: Option<(u64, OpValue)>,
+    ) {
         let process = if kind == OpType::Info { Some(self.new_process()) } else { None };
         let target = match retarget {
             Some(Some(hint)) if hint.0 < self.config.nodes => Some(hint),
@@ -872,7 +959,7 @@ impl<P: KvProtocol> World<'_, P> {
             .collect();
         self.phase = Phase::FinalReads;
         self.deadline = self.now + Micros::from_millis(FINAL_READS_MS);
-        self.final_reader.keys = (0..u64::from(self.config.keys)).rev().collect();
+        self.final_reader.keys = (0..self.next_key).rev().collect();
         self.final_reader.process = self.new_process();
         self.final_reader.target = self.random_node();
         self.schedule_final_read(Micros(0));
@@ -920,10 +1007,13 @@ impl<P: KvProtocol> World<'_, P> {
         if !outcome.linearizable {
             outcome.linearizability_explanation = Some(report.explanation.clone());
         }
-        outcome.lost_acked_writes = quorum_check::durability::lost_acked_writes(&history, &self.final_values).len() as u64;
-        outcome.split_brain = quorum_check::consensus::split_brain(&self.leadership, &self.acked_writes).len() as u64;
+        outcome.lost_acked_writes =
+            quorum_check::durability::lost_acked_writes(&history, &self.final_values).len() as u64;
+        outcome.split_brain =
+            quorum_check::consensus::split_brain(&self.leadership, &self.acked_writes).len() as u64;
         outcome.converged = quorum_check::convergence::converged(&self.digests);
-        let finished = self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
+        let finished =
+            self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
         outcome.liveness_ok = finished && self.final_reader.keys.is_empty();
         outcome.log_safety_violations = self.log_safety.violations().len() as u64;
         outcome.messages_sent = self.messages_sent;

@@ -85,7 +85,10 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
         if trace[crash]["how"] != "mid-step" {
             continue;
         }
-        let step_start = trace[..crash].iter().rposition(|l| l["node"] == 0 && (l["ev"] == "request" || l["ev"] == "deliver")).unwrap();
+        let step_start = trace[..crash]
+            .iter()
+            .rposition(|l| l["node"] == 0 && (l["ev"] == "request" || l["ev"] == "deliver"))
+            .unwrap();
         let step = &trace[step_start..crash];
         if step[0]["ev"] != "request" || step[0]["command"].get("Write").is_none() {
             continue;
@@ -98,7 +101,8 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
         assert!(!trace.iter().any(|l| l["ev"] == "send" && l["msg"]["value"] == *value));
         assert!(!trace.iter().any(|l| l["ev"] == "deliver" && l["msg"]["value"] == *value));
         // The record survived: the restart replays it.
-        let restart = trace.iter().find(|l| l["ev"] == "start" && l["node"] == 0 && l["t"].as_u64() > Some(0)).unwrap();
+        let restart =
+            trace.iter().find(|l| l["ev"] == "start" && l["node"] == 0 && l["t"].as_u64() > Some(0)).unwrap();
         assert!(restart["durable_records"].as_u64().unwrap() >= 1);
     }
     assert!(crashed_mid_step > 0, "some seed must crash node 0 in the middle of a write");
