@@ -789,7 +789,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
             time: self.now.as_micros(),
             node: node.map(|n| n.0),
         };
-        self.trace("history", None, &op);
+        self.trace("history", None, op);
         self.history.push(op);
     }
 }
