@@ -124,6 +124,53 @@ impl KvStore {
     }
 }
 
+impl crate::StateMachine for KvStore {
+    type Command = KvCommand;
+    type Output = KvResponse;
+
+    fn apply(&mut self, command: &KvCommand) -> KvResponse {
+        KvStore::apply(self, command)
+    }
+
+    fn is_read_only(command: &KvCommand) -> bool {
+        !command.is_update()
+    }
+
+    fn digest(&self) -> u64 {
+        KvStore::digest(self)
+    }
+}
+
+impl crate::ClientOutput for KvResponse {
+    fn rejected(reason: impl Into<String>, hint: Option<crate::NodeId>) -> Self {
+        KvResponse::Rejected { reason: reason.into(), hint }
+    }
+
+    fn indeterminate(reason: impl Into<String>) -> Self {
+        KvResponse::Indeterminate { reason: reason.into() }
+    }
+}
+
+/// Text form, for scripts: `read K`, `write K V`, `cas K EXPECTED NEW`.
+impl std::str::FromStr for KvCommand {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KvCommand, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let num = |i: usize| -> Result<u64, String> {
+            let w = words.get(i).ok_or_else(|| format!("'{s}': missing argument {i}"))?;
+            w.parse().map_err(|_| format!("'{w}' is not a number"))
+        };
+        let command = match words.first().copied() {
+            Some("read") if words.len() == 2 => KvCommand::Read { key: num(1)? },
+            Some("write") if words.len() == 3 => KvCommand::Write { key: num(1)?, value: num(2)? },
+            Some("cas") if words.len() == 4 => KvCommand::Cas { key: num(1)?, expected: num(2)?, new: num(3)? },
+            _ => return Err(format!("'{s}' is not 'read K', 'write K V' or 'cas K EXPECTED NEW'")),
+        };
+        Ok(command)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +182,14 @@ mod tests {
         kv.apply(&KvCommand::Write { key: 1, value: 3 });
         assert_eq!(kv.apply(&KvCommand::Cas { key: 1, expected: 3, new: 5 }), KvResponse::Done);
         assert_eq!(kv.apply(&KvCommand::Read { key: 1 }), KvResponse::Read(Some(5)));
+    }
+
+    #[test]
+    fn commands_parse_from_text() {
+        assert_eq!("write 1 5".parse::<KvCommand>(), Ok(KvCommand::Write { key: 1, value: 5 }));
+        assert_eq!("cas 1 5 6".parse::<KvCommand>(), Ok(KvCommand::Cas { key: 1, expected: 5, new: 6 }));
+        assert!("write 1".parse::<KvCommand>().is_err());
+        assert!("drop 1".parse::<KvCommand>().is_err());
     }
 
     #[test]

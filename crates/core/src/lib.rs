@@ -46,11 +46,31 @@ impl std::fmt::Display for NodeId {
     }
 }
 
-/// A client request's identity, chosen by the driver and unique per run.
+/// A client request's identity: the client (session) that sent it and its
+/// sequence number there, increasing per client.
+///
 /// A protocol answers a request by `Out::reply(id, ..)` on the node that
-/// received it, at most once.
+/// received it, at most once per delivery. A driver may deliver the same
+/// request again (a client retrying after a timeout, possibly at another
+/// node): a protocol that offers client sessions applies it at most once and
+/// answers the retry with the original outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RequestId(pub u64);
+pub struct RequestId {
+    pub client: u64,
+    pub seq: u64,
+}
+
+impl RequestId {
+    pub fn new(client: u64, seq: u64) -> RequestId {
+        RequestId { client, seq }
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c{}#{}", self.client, self.seq)
+    }
+}
 
 /// Virtual or real time in microseconds since the driver started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -265,6 +285,50 @@ pub trait Protocol: Sized {
     fn state_digest(&self) -> Option<u64> {
         None
     }
+
+    /// One line of human-readable status (role, term, log, commit point) for
+    /// scripts and traces. Default: nothing.
+    fn describe(&self) -> String {
+        String::new()
+    }
+
+    /// Properties that span nodes (Raft's log matching and leader
+    /// completeness, say), checked by the simulator from time to time with
+    /// every live node. `Err` names the broken property; it is reported as a
+    /// `cluster_invariant` violation, not a panic.
+    fn cluster_invariants(_nodes: &[(NodeId, &Self)]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A deterministic replicated state machine, for replicated-log protocols
+/// (primary-backup logs, Multi-Paxos, Raft, ZAB) to be generic over.
+///
+/// Replicas that apply the same commands in the same order reach the same
+/// state; `apply` must be a pure function of the state and the command.
+pub trait StateMachine: Clone + Debug + Default + Serialize + DeserializeOwned {
+    type Command: Clone + Debug + PartialEq + Serialize + DeserializeOwned;
+    type Output: Clone + Debug + PartialEq + Serialize + DeserializeOwned + ClientOutput;
+
+    /// Execute a command. Called exactly once per committed log position.
+    fn apply(&mut self, command: &Self::Command) -> Self::Output;
+
+    /// Whether `command` leaves the state unchanged, so a leader may answer it
+    /// from its state after confirming its leadership (ReadIndex) instead of
+    /// replicating it.
+    fn is_read_only(command: &Self::Command) -> bool;
+
+    /// A digest equal for equal states, stable across runs and builds.
+    fn digest(&self) -> u64;
+}
+
+/// The refusals every client-facing protocol must be able to express in its
+/// response type.
+pub trait ClientOutput {
+    /// Refused without effect; `hint` names a node worth trying (the leader).
+    fn rejected(reason: impl Into<String>, hint: Option<NodeId>) -> Self;
+    /// May or may not take effect.
+    fn indeterminate(reason: impl Into<String>) -> Self;
 }
 
 /// FNV-1a, a small stable hash for digests that must be equal across runs

@@ -104,7 +104,7 @@ impl<P: Protocol> Kit<P> {
     /// Send a client request to `to`; returns its id.
     pub fn request(&mut self, to: NodeId, request: P::Request) -> RequestId {
         self.next_request += 1;
-        let rid = RequestId(self.next_request);
+        let rid = RequestId::new(0, self.next_request);
         self.step(to, |p, out| p.on_request(rid, request, out));
         rid
     }

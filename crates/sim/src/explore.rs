@@ -14,8 +14,17 @@ use crate::outcome::RunOutcome;
 use crate::world::replay_command;
 
 /// Every kind of violation a run can show (see `RunOutcome::violations`).
-pub const KINDS: [&str; 7] =
-    ["linearizability", "lost_acked_writes", "split_brain", "divergence", "liveness", "log_safety", "panic"];
+pub const KINDS: [&str; 9] = [
+    "linearizability",
+    "lost_acked_writes",
+    "split_brain",
+    "divergence",
+    "liveness",
+    "log_safety",
+    "election_safety",
+    "cluster_invariant",
+    "panic",
+];
 
 /// The smallest-seeded violating run, after shrinking.
 #[derive(Clone, Debug, Serialize)]

@@ -36,6 +36,11 @@ pub struct RunOutcome {
     pub liveness_ok: bool,
     /// Two nodes applied different commands at one log index.
     pub log_safety_violations: u64,
+    /// Two nodes led the same term.
+    pub election_safety_violations: u64,
+    /// A cross-node invariant the protocol reported broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_invariant: Option<String>,
     /// A protocol invariant or the simulator panicked: the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic: Option<String>,
@@ -83,6 +88,12 @@ impl RunOutcome {
         }
         if self.log_safety_violations > 0 {
             v.push("log_safety");
+        }
+        if self.election_safety_violations > 0 {
+            v.push("election_safety");
+        }
+        if self.cluster_invariant.is_some() {
+            v.push("cluster_invariant");
         }
         self.violations = v.into_iter().map(String::from).collect();
     }

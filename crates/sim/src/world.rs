@@ -23,6 +23,8 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> KvProtocol for P {
 const NETWORK_STREAM: u64 = 1 << 41;
 const WORKLOAD_STREAM: u64 = 1 << 42;
 const NODE_STREAM: u64 = 1 << 43;
+/// Cross-node invariants are checked every this many events (and at the end).
+const CLUSTER_CHECK_EVERY: u64 = 64;
 /// How long the final reader may take after quiescence.
 const FINAL_READS_MS: u64 = 5_000;
 
@@ -103,6 +105,8 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         converged: None,
         liveness_ok: false,
         log_safety_violations: 0,
+        election_safety_violations: 0,
+        cluster_invariant: None,
         panic: None,
         messages_sent: 0,
         messages_delivered: 0,
@@ -279,6 +283,11 @@ struct World<'a, P: KvProtocol> {
     leadership: Vec<quorum_check::consensus::LeaderInterval>,
     acked_writes: Vec<(NodeId, u64)>,
     log_safety: quorum_check::consensus::LogSafety,
+    /// The first node seen leading each term.
+    leaders_by_term: BTreeMap<u64, NodeId>,
+    election_safety_violations: u64,
+    /// The first cross-node invariant the protocol reported broken.
+    cluster_invariant: Option<String>,
     digests: Vec<(NodeId, Option<u64>)>,
     // Counters.
     messages_sent: u64,
@@ -373,6 +382,9 @@ impl<'a, P: KvProtocol> World<'a, P> {
             leadership: Vec::new(),
             acked_writes: Vec::new(),
             log_safety: quorum_check::consensus::LogSafety::new(),
+            leaders_by_term: BTreeMap::new(),
+            election_safety_violations: 0,
+            cluster_invariant: None,
             digests: Vec::new(),
             messages_sent: 0,
             messages_delivered: 0,
@@ -416,6 +428,9 @@ impl<'a, P: KvProtocol> World<'a, P> {
             self.now = at;
             self.events += 1;
             self.dispatch(event);
+            if self.events % CLUSTER_CHECK_EVERY == 0 {
+                self.check_cluster();
+            }
             if self.phase == Phase::Done {
                 break;
             }
@@ -453,7 +468,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
             Event::Request { node, rid, command } => {
-                self.trace("request", Some(node), serde_json::json!({ "rid": rid.0, "command": command }));
+                self.trace("request", Some(node), serde_json::json!({ "rid": rid.to_string(), "command": command }));
                 self.step(node, |p, out| p.on_request(rid, command, out));
             }
             Event::Reply { rid, node, response } => self.client_reply(rid, node, response),
@@ -466,6 +481,22 @@ impl<'a, P: KvProtocol> World<'a, P> {
             Event::Heal => self.heal(),
             Event::QuiesceEnd => self.end_quiesce(),
             Event::FinalRead => self.schedule_final_read(Micros(0)),
+        }
+    }
+
+    fn check_cluster(&mut self) {
+        if self.cluster_invariant.is_some() {
+            return;
+        }
+        let live: Vec<(NodeId, &P)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.state.as_ref().map(|s| (NodeId(i as u32), s)))
+            .collect();
+        if let Err(broken) = P::cluster_invariants(&live) {
+            self.trace("violation", None, serde_json::json!({ "kind": "cluster_invariant", "what": &broken }));
+            self.cluster_invariant = Some(broken);
         }
     }
 
@@ -575,13 +606,13 @@ impl<'a, P: KvProtocol> World<'a, P> {
     }
 
     fn reply(&mut self, node: NodeId, rid: RequestId, response: KvResponse) {
-        self.trace("reply", Some(node), serde_json::json!({ "rid": rid.0, "response": &response }));
+        self.trace("reply", Some(node), serde_json::json!({ "rid": rid.to_string(), "response": &response }));
         let Some(&(owner, command)) = self.requests.get(&rid) else { return };
         if command.is_update() && response == KvResponse::Done {
             self.acked_writes.push((node, self.now.as_micros()));
         }
         if self.network.blocked(node, self.home(owner)) {
-            self.trace("drop", Some(node), serde_json::json!({ "rid": rid.0, "why": "partition" }));
+            self.trace("drop", Some(node), serde_json::json!({ "rid": rid.to_string(), "why": "partition" }));
             return;
         }
         let latency = self.network.latency();
@@ -595,6 +626,16 @@ impl<'a, P: KvProtocol> World<'a, P> {
                 self.close_leadership(node);
                 if role == Role::Leader {
                     self.leadership_open.insert(node, (term, self.now));
+                    // Election safety: at most one leader per term, ever.
+                    let leader = *self.leaders_by_term.entry(term).or_insert(node);
+                    if leader != node {
+                        self.election_safety_violations += 1;
+                        self.trace(
+                            "violation",
+                            Some(node),
+                            serde_json::json!({ "kind": "election_safety", "term": term, "other": leader.0 }),
+                        );
+                    }
                 }
             }
             Observation::Apply { index, term, command } => {
@@ -757,7 +798,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
 
     fn invoke(&mut self, c: usize, process: u64, target: NodeId, command: KvCommand) {
         self.next_rid += 1;
-        let rid = RequestId(self.next_rid);
+        let rid = RequestId::new(c as u64, self.next_rid);
         self.requests.insert(rid, (c, command));
         let (f, key, value) = describe(&command);
         self.record(OpType::Invoke, f, key, value, process, None);
@@ -769,7 +810,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
         }
         let home = self.home(c);
         if self.network.blocked(home, target) {
-            self.trace("drop", Some(target), serde_json::json!({ "rid": rid.0, "why": "partition" }));
+            self.trace("drop", Some(target), serde_json::json!({ "rid": rid.to_string(), "why": "partition" }));
         } else {
             let latency = self.network.latency();
             self.schedule_at(self.now + latency, Event::Request { node: target, rid, command });
@@ -834,7 +875,7 @@ impl<P: KvProtocol> World<'_, P> {
     fn client_reply(&mut self, rid: RequestId, node: NodeId, response: KvResponse) {
         let Some(&(owner, _)) = self.requests.get(&rid) else { return };
         if self.in_flight(owner).map(|f| f.rid) != Some(rid) {
-            self.trace("late-reply", Some(node), serde_json::json!({ "rid": rid.0 }));
+            self.trace("late-reply", Some(node), serde_json::json!({ "rid": rid.to_string() }));
             return;
         }
         let in_flight = self.take_in_flight(owner);
@@ -983,6 +1024,7 @@ impl<P: KvProtocol> World<'_, P> {
     }
 
     fn finish(mut self) -> RunOutcome {
+        self.check_cluster();
         for node in 0..self.config.nodes {
             self.close_leadership(NodeId(node));
         }
@@ -1016,6 +1058,8 @@ impl<P: KvProtocol> World<'_, P> {
             self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
         outcome.liveness_ok = finished && self.final_reader.keys.is_empty();
         outcome.log_safety_violations = self.log_safety.violations().len() as u64;
+        outcome.election_safety_violations = self.election_safety_violations;
+        outcome.cluster_invariant = self.cluster_invariant.take();
         outcome.messages_sent = self.messages_sent;
         outcome.messages_delivered = self.messages_delivered;
         outcome.messages_dropped = self.messages_dropped;
