@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quorum_check::linearizability::{self, Model, Outcome};
 use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig};
 
-use crate::protocols::Selected;
+use crate::protocols::{Selected, Settings};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +51,12 @@ struct RunArgs {
     /// Protocol variant, where it has some (primary-backup: sync or async).
     #[arg(long)]
     variant: Option<String>,
+    /// Run a deliberately broken variant (a negative control; see `quorum list`).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Protocol settings as a JSON object, e.g. '{"election_timeout":300000}' (see the protocol's Config).
+    #[arg(long)]
+    config: Option<String>,
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     nodes: u32,
@@ -176,6 +182,12 @@ fn main() -> ExitCode {
     }
 }
 
+fn select(run: &RunArgs) -> Result<Selected, UsageError> {
+    let settings =
+        Settings { variant: run.variant.as_deref(), bug: run.bug.as_deref(), config: run.config.as_deref() };
+    Selected::parse(&run.protocol, &settings)
+}
+
 fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageError> {
     let faults: FaultSet = run.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
     let mut config = SimConfig::new(selected.args());
@@ -193,7 +205,7 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
 }
 
 fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
-    let selected = Selected::parse(&args.run.protocol, args.run.variant.as_deref())?;
+    let selected = select(&args.run)?;
     let mut config = sim_config(&args.run, &selected)?;
     config.seed = args.seed;
     if let Some(schedule) = &args.schedule {
@@ -260,7 +272,7 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
 }
 
 fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
-    let selected = Selected::parse(&args.run.protocol, args.run.variant.as_deref())?;
+    let selected = select(&args.run)?;
     let mut config = sim_config(&args.run, &selected)?;
     config.seed = args.seed_start;
     config.validate().map_err(|e| UsageError(e.to_string()))?;

@@ -1,28 +1,60 @@
 //! Protocol names → types. The one place that knows both; the simulator and
 //! the protocols know nothing of each other's names.
 
+use quorum_core::KvStore;
 use quorum_protocols::catalog::{self, Entry};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_sim::{RunOutcome, SimConfig};
+use quorum_protocols::{paxos, raft, zab};
+use quorum_sim::{KvProtocol, RunOutcome, SimConfig};
+use serde::de::DeserializeOwned;
 
 use crate::UsageError;
 
-/// A protocol chosen on the command line, with its variant.
+/// A protocol chosen on the command line, with its settings.
 #[derive(Clone, Debug)]
-pub enum Selected {
-    Sync,
-    Async,
-    PrimaryBackup(primary_backup::Variant),
-    Abd,
+pub struct Selected {
+    entry: &'static Entry,
+    kind: Kind,
+    /// The arguments that select it, for replay commands.
+    args: String,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Sync(sync::Config),
+    Async(asynchronous::Config),
+    PrimaryBackup(primary_backup::Config),
+    Abd(abd::Config),
+    Paxos(paxos::single::Config),
+    MultiPaxos(paxos::multi::Config),
+    Raft(raft::Config),
+    Zab(zab::Config),
+}
+
+/// Settings from the command line: `--variant`, `--bug`, `--config JSON`.
+#[derive(Clone, Debug, Default)]
+pub struct Settings<'a> {
+    pub variant: Option<&'a str>,
+    pub bug: Option<&'a str>,
+    pub config: Option<&'a str>,
 }
 
 impl Selected {
-    pub fn parse(name: &str, variant: Option<&str>) -> Result<Selected, UsageError> {
+    pub fn parse(name: &str, settings: &Settings<'_>) -> Result<Selected, UsageError> {
         let entry = catalog::find(name).ok_or_else(|| {
             let names: Vec<&str> = catalog::ENTRIES.iter().map(|e| e.name).collect();
             UsageError(format!("unknown protocol '{name}' (expected one of: {})", names.join(", ")))
         })?;
-        if let Some(v) = variant {
+        let mut json = match settings.config {
+            Some(text) => serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| UsageError(format!("--config is not JSON: {e}")))?,
+            None => serde_json::json!({}),
+        };
+        if !json.is_object() {
+            return Err(UsageError("--config must be a JSON object".into()));
+        }
+        let mut args = format!("--protocol {name}");
+        if let Some(v) = settings.variant {
             if !entry.variants.contains(&v) {
                 return Err(UsageError(if entry.variants.is_empty() {
                     format!("protocol '{name}' has no variants (got --variant {v})")
@@ -33,65 +65,66 @@ impl Selected {
                     )
                 }));
             }
+            json["variant"] = v.into();
+            args.push_str(&format!(" --variant {v}"));
         }
-        Ok(match name {
-            "sync" => Selected::Sync,
-            "async" => Selected::Async,
-            "primary-backup" => Selected::PrimaryBackup(match variant.unwrap_or("sync") {
-                "async" => primary_backup::Variant::Async,
-                _ => primary_backup::Variant::Sync,
-            }),
-            "abd" => Selected::Abd,
+        if let Some(bug) = settings.bug {
+            if !entry.bugs.contains(&bug) {
+                return Err(UsageError(if entry.bugs.is_empty() {
+                    format!("protocol '{name}' has no --bug variants (got '{bug}')")
+                } else {
+                    format!("unknown bug '{bug}' for '{name}' (expected one of: {})", entry.bugs.join(", "))
+                }));
+            }
+            json["bug"] = bug.into();
+            args.push_str(&format!(" --bug {bug}"));
+        }
+        if let Some(text) = settings.config {
+            args.push_str(&format!(" --config '{text}'"));
+        }
+        fn typed<C: DeserializeOwned>(name: &str, json: serde_json::Value) -> Result<C, UsageError> {
+            serde_json::from_value(json).map_err(|e| UsageError(format!("bad settings for '{name}': {e}")))
+        }
+        let kind = match name {
+            "sync" => Kind::Sync(typed(name, json)?),
+            "async" => Kind::Async(typed(name, json)?),
+            "primary-backup" => Kind::PrimaryBackup(typed(name, json)?),
+            "abd" => Kind::Abd(typed(name, json)?),
+            "paxos" => Kind::Paxos(typed(name, json)?),
+            "multi-paxos" => Kind::MultiPaxos(typed(name, json)?),
+            "raft" => Kind::Raft(typed(name, json)?),
+            "zab" => Kind::Zab(typed(name, json)?),
             other => unreachable!("catalogue entry '{other}' has no type"),
-        })
+        };
+        Ok(Selected { entry, kind, args })
     }
 
     pub fn entry(&self) -> &'static Entry {
-        catalog::find(self.name()).expect("every selection is in the catalogue")
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Selected::Sync => "sync",
-            Selected::Async => "async",
-            Selected::PrimaryBackup(_) => "primary-backup",
-            Selected::Abd => "abd",
-        }
+        self.entry
     }
 
     /// The command-line arguments that select it (for replay commands).
     pub fn args(&self) -> String {
-        match self {
-            Selected::PrimaryBackup(primary_backup::Variant::Sync) => {
-                "--protocol primary-backup --variant sync".into()
-            }
-            Selected::PrimaryBackup(primary_backup::Variant::Async) => {
-                "--protocol primary-backup --variant async".into()
-            }
-            other => format!("--protocol {}", other.name()),
-        }
+        self.args.clone()
     }
 
     pub fn run(&self, config: &SimConfig, traced: bool) -> RunOutcome {
-        fn go<P: quorum_sim::KvProtocol>(
-            config: &SimConfig,
-            protocol: &P::Config,
-            traced: bool,
-        ) -> RunOutcome {
+        fn go<P: KvProtocol>(config: &SimConfig, protocol: &P::Config, traced: bool) -> RunOutcome {
             if traced {
                 quorum_sim::run_traced::<P>(config, protocol)
             } else {
                 quorum_sim::run::<P>(config, protocol)
             }
         }
-        match self {
-            Selected::Sync => go::<sync::Synchronous>(config, &Default::default(), traced),
-            Selected::Async => go::<asynchronous::Asynchronous>(config, &Default::default(), traced),
-            Selected::PrimaryBackup(variant) => {
-                let protocol = primary_backup::Config { variant: *variant, ..Default::default() };
-                go::<primary_backup::PrimaryBackup>(config, &protocol, traced)
-            }
-            Selected::Abd => go::<abd::Abd>(config, &Default::default(), traced),
+        match &self.kind {
+            Kind::Sync(c) => go::<sync::Synchronous>(config, c, traced),
+            Kind::Async(c) => go::<asynchronous::Asynchronous>(config, c, traced),
+            Kind::PrimaryBackup(c) => go::<primary_backup::PrimaryBackup>(config, c, traced),
+            Kind::Abd(c) => go::<abd::Abd>(config, c, traced),
+            Kind::Paxos(c) => go::<paxos::single::Paxos<KvStore>>(config, c, traced),
+            Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(config, c, traced),
+            Kind::Raft(c) => go::<raft::Raft<KvStore>>(config, c, traced),
+            Kind::Zab(c) => go::<zab::Zab<KvStore>>(config, c, traced),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use quorum_sim::SimConfig;
 
-use crate::protocols::Selected;
+use crate::protocols::{Selected, Settings};
 use crate::UsageError;
 
 struct Stop {
@@ -84,7 +84,8 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
     );
     let mut replays = Vec::new();
     for stop in STOPS {
-        let selected = Selected::parse(stop.protocol, stop.variant)?;
+        let settings = Settings { variant: stop.variant, ..Settings::default() };
+        let selected = Selected::parse(stop.protocol, &settings)?;
         let mut config = SimConfig::new(selected.args());
         config.cas = selected.entry().cas;
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;

@@ -164,7 +164,9 @@ impl std::str::FromStr for KvCommand {
         let command = match words.first().copied() {
             Some("read") if words.len() == 2 => KvCommand::Read { key: num(1)? },
             Some("write") if words.len() == 3 => KvCommand::Write { key: num(1)?, value: num(2)? },
-            Some("cas") if words.len() == 4 => KvCommand::Cas { key: num(1)?, expected: num(2)?, new: num(3)? },
+            Some("cas") if words.len() == 4 => {
+                KvCommand::Cas { key: num(1)?, expected: num(2)?, new: num(3)? }
+            }
             _ => return Err(format!("'{s}' is not 'read K', 'write K V' or 'cas K EXPECTED NEW'")),
         };
         Ok(command)

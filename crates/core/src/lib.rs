@@ -258,8 +258,9 @@ pub trait Protocol: Sized {
     /// timer again re-arms it.
     type Timer: Clone + Debug + Ord + Serialize;
     /// Protocol-specific settings (timeouts, variants, deliberate bugs).
-    /// `Default` must be a sensible production setting.
-    type Config: Clone + Debug + Default;
+    /// `Default` must be a sensible production setting. Deserialized from
+    /// JSON by the CLI (`--config`, `--bug`): use `#[serde(default)]`.
+    type Config: Clone + Debug + Default + Serialize + DeserializeOwned;
 
     /// Fresh start (`durable` empty) or recovery after a crash.
     fn start(

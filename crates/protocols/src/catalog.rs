@@ -18,6 +18,8 @@ pub struct Entry {
     pub cas: bool,
     /// Variants accepted by `--variant` (empty: none).
     pub variants: &'static [&'static str],
+    /// Deliberately broken variants accepted by `--bug` (negative controls).
+    pub bugs: &'static [&'static str],
 }
 
 pub const ENTRIES: &[Entry] = &[
@@ -30,6 +32,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: true,
         variants: &[],
+        bugs: &[],
     },
     Entry {
         name: "async",
@@ -40,6 +43,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: false,
         cas: true,
         variants: &[],
+        bugs: &[],
     },
     Entry {
         name: "primary-backup",
@@ -50,6 +54,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: false,
         cas: true,
         variants: &["sync", "async"],
+        bugs: &[],
     },
     Entry {
         name: "abd",
@@ -60,6 +65,51 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: false,
         variants: &[],
+        bugs: &[],
+    },
+    Entry {
+        name: "paxos",
+        section: "Paxos",
+        claims: "single-decree consensus per key from proposers, acceptors and learners with ballots (counter, node); \
+                 Agreement, Validity, Integrity under all faults; may not terminate with dueling proposers",
+        linearizable: true,
+        durable: true,
+        cas: false,
+        variants: &[],
+        bugs: &[],
+    },
+    Entry {
+        name: "multi-paxos",
+        section: "Multi-paxos",
+        claims: "a replicated log: a stable leader runs phase 1 once for all slots, fills gaps with no-ops, \
+                 batches and pipelines; linearizable, durable with a minority down",
+        linearizable: true,
+        durable: true,
+        cas: true,
+        variants: &[],
+        bugs: &[],
+    },
+    Entry {
+        name: "raft",
+        section: "Raft",
+        claims: "a replicated log with leader election (pre-vote, check-quorum), snapshots, membership change, \
+                 ReadIndex reads and leadership transfer; linearizable, durable with a minority down",
+        linearizable: true,
+        durable: true,
+        cas: true,
+        variants: &[],
+        bugs: &[],
+    },
+    Entry {
+        name: "zab",
+        section: "ZAB",
+        claims: "atomic broadcast with discovery, synchronisation and broadcast phases, epochs and zxids; \
+                 primary order, linearizable writes, linearizable reads after sync",
+        linearizable: true,
+        durable: true,
+        cas: true,
+        variants: &[],
+        bugs: &[],
     },
 ];
 

@@ -4,7 +4,10 @@
 //! `Out`, and effects leave through it.
 
 pub mod catalog;
+pub mod paxos;
+pub mod raft;
 pub mod replication;
+pub mod zab;
 
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -182,6 +182,17 @@ impl SimConfig {
         }
     }
 
+    /// The protocol's name: the word after `--protocol` in `protocol_args`.
+    pub fn protocol_name(&self) -> &str {
+        let mut words = self.protocol_args.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "--protocol" {
+                return words.next().unwrap_or("");
+            }
+        }
+        ""
+    }
+
     /// The default `max_down` for `nodes`: the largest minority.
     pub fn minority(nodes: u32) -> u32 {
         nodes.saturating_sub(1) / 2

@@ -96,7 +96,7 @@ pub fn explore(
     let mut outcomes = outcomes.into_inner().expect("no thread panicked");
     outcomes.sort_by_key(|(seed, _)| *seed);
     let mut report = ExploreReport {
-        protocol: config.protocol_args.trim_start_matches("--protocol ").to_string(),
+        protocol: config.protocol_name().to_string(),
         faults: config.faults.to_string(),
         nodes: config.nodes,
         runs: outcomes.len() as u64,

@@ -88,7 +88,7 @@ pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String 
 
 fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
     RunOutcome {
-        protocol: config.protocol_args.trim_start_matches("--protocol ").to_string(),
+        protocol: config.protocol_name().to_string(),
         seed: config.seed,
         nodes: config.nodes,
         faults: config.faults.to_string(),
@@ -468,7 +468,11 @@ impl<'a, P: KvProtocol> World<'a, P> {
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
             Event::Request { node, rid, command } => {
-                self.trace("request", Some(node), serde_json::json!({ "rid": rid.to_string(), "command": command }));
+                self.trace(
+                    "request",
+                    Some(node),
+                    serde_json::json!({ "rid": rid.to_string(), "command": command }),
+                );
                 self.step(node, |p, out| p.on_request(rid, command, out));
             }
             Event::Reply { rid, node, response } => self.client_reply(rid, node, response),
@@ -495,7 +499,11 @@ impl<'a, P: KvProtocol> World<'a, P> {
             .filter_map(|(i, n)| n.state.as_ref().map(|s| (NodeId(i as u32), s)))
             .collect();
         if let Err(broken) = P::cluster_invariants(&live) {
-            self.trace("violation", None, serde_json::json!({ "kind": "cluster_invariant", "what": &broken }));
+            self.trace(
+                "violation",
+                None,
+                serde_json::json!({ "kind": "cluster_invariant", "what": &broken }),
+            );
             self.cluster_invariant = Some(broken);
         }
     }
@@ -810,7 +818,11 @@ impl<'a, P: KvProtocol> World<'a, P> {
         }
         let home = self.home(c);
         if self.network.blocked(home, target) {
-            self.trace("drop", Some(target), serde_json::json!({ "rid": rid.to_string(), "why": "partition" }));
+            self.trace(
+                "drop",
+                Some(target),
+                serde_json::json!({ "rid": rid.to_string(), "why": "partition" }),
+            );
         } else {
             let latency = self.network.latency();
             self.schedule_at(self.now + latency, Event::Request { node: target, rid, command });

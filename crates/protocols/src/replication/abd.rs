@@ -56,7 +56,8 @@ impl Tag {
 pub struct OpId(pub u64);
 
 /// Settings of an ABD node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// How often a phase is re-sent to the replicas that have not answered.
     pub retransmit_interval: Micros,

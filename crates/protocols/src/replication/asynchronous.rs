@@ -29,7 +29,8 @@ use quorum_core::{
 use serde::{Deserialize, Serialize};
 
 /// Settings of asynchronous replication.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// How often a node forces its dirty keys to its log.
     pub flush_interval: Micros,

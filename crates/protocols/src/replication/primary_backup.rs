@@ -37,6 +37,7 @@ pub type View = u64;
 
 /// When the primary answers an update.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// After every live backup acknowledged it (or was dropped as dead).
     #[default]
@@ -46,7 +47,8 @@ pub enum Variant {
 }
 
 /// Settings of a primary-backup node.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub variant: Variant,
     /// How often the primary heartbeats its backups.

@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 
 /// Settings of synchronous replication. `Default` is a sensible production
 /// setting for the simulator's networks (one-way latency of a few ms).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Most updates in one replicated batch.
     pub batch_ops_max: usize,
