@@ -41,6 +41,23 @@ enum Command {
     List,
     /// A short tour: each protocol under faults, with the checkers' verdicts.
     Tour(TourArgs),
+    /// Drive a cluster step by step from a script file (deliver this, drop that, crash that node).
+    Script(ScriptArgs),
+}
+
+#[derive(Args)]
+struct ScriptArgs {
+    /// Script file: blocks of `command`, `----`, expected output, blank line (see the README).
+    file: PathBuf,
+    /// Protocol [default: the `protocol=` option of the script's `cluster` command].
+    #[arg(long, short = 'p')]
+    protocol: Option<String>,
+    /// Protocol variant, where it has some.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Compare each command's output with the script's expected output; exit 1 on a difference.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args, Clone)]
@@ -172,6 +189,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tour(args) => tour::tour(args.seeds),
+        Command::Script(args) => script(args),
     };
     match result {
         Ok(code) => code,
@@ -384,6 +402,42 @@ fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
             Ok(ExitCode::from(3))
         }
     }
+}
+
+fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
+    let blocks = quorum_sim::script::parse_blocks(&text)
+        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let named = blocks
+        .iter()
+        .filter(|b| b.command.starts_with("cluster "))
+        .flat_map(|b| b.command.split_whitespace())
+        .find_map(|w| w.strip_prefix("protocol="))
+        .map(str::to_string);
+    let protocol = args.protocol.or(named).ok_or_else(|| {
+        UsageError(format!(
+            "{}: name the protocol with --protocol or `cluster N protocol=P`",
+            args.file.display()
+        ))
+    })?;
+    let settings = Settings { variant: args.variant.as_deref(), ..Settings::default() };
+    let selected = Selected::parse(&protocol, &settings)?;
+    let outputs =
+        selected.script(&blocks).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let mut differ = false;
+    for (block, output) in blocks.iter().zip(&outputs) {
+        println!("{}\n----\n{}", block.command, output);
+        if args.check && block.expected != *output {
+            differ = true;
+            eprintln!(
+                "{}:{}: output differs from the script's expected output",
+                args.file.display(),
+                block.line
+            );
+        }
+    }
+    Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 fn list() {

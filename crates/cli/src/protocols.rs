@@ -5,6 +5,7 @@ use quorum_core::KvStore;
 use quorum_protocols::catalog::{self, Entry};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
 use quorum_protocols::{paxos, raft, zab};
+use quorum_sim::script::{Block, ScriptError, Scripted};
 use quorum_sim::{KvProtocol, RunOutcome, SimConfig};
 use serde::de::DeserializeOwned;
 
@@ -106,6 +107,23 @@ impl Selected {
     /// The command-line arguments that select it (for replay commands).
     pub fn args(&self) -> String {
         self.args.clone()
+    }
+
+    /// Run a script's blocks against this protocol; each block's output.
+    pub fn script(&self, blocks: &[Block]) -> Result<Vec<String>, ScriptError> {
+        fn go<P: KvProtocol>(config: &P::Config, blocks: &[Block]) -> Result<Vec<String>, ScriptError> {
+            Scripted::<P>::new(config.clone()).run_blocks(blocks)
+        }
+        match &self.kind {
+            Kind::Sync(c) => go::<sync::Synchronous>(c, blocks),
+            Kind::Async(c) => go::<asynchronous::Asynchronous>(c, blocks),
+            Kind::PrimaryBackup(c) => go::<primary_backup::PrimaryBackup>(c, blocks),
+            Kind::Abd(c) => go::<abd::Abd>(c, blocks),
+            Kind::Paxos(c) => go::<paxos::single::Paxos<KvStore>>(c, blocks),
+            Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(c, blocks),
+            Kind::Raft(c) => go::<raft::Raft<KvStore>>(c, blocks),
+            Kind::Zab(c) => go::<zab::Zab<KvStore>>(c, blocks),
+        }
     }
 
     pub fn run(&self, config: &SimConfig, traced: bool) -> RunOutcome {

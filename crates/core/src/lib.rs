@@ -287,6 +287,12 @@ pub trait Protocol: Sized {
         None
     }
 
+    /// An operator command in text form (`transfer-leadership 2`,
+    /// `add-learner 3`, ...), from scripts and admin tools. Default: none.
+    fn on_admin(&mut self, command: &str, _out: &mut Out<'_, Self>) -> Result<(), String> {
+        Err(format!("this protocol has no operator commands (got '{command}')"))
+    }
+
     /// One line of human-readable status (role, term, log, commit point) for
     /// scripts and traces. Default: nothing.
     fn describe(&self) -> String {

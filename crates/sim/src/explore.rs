@@ -14,7 +14,7 @@ use crate::outcome::RunOutcome;
 use crate::world::replay_command;
 
 /// Every kind of violation a run can show (see `RunOutcome::violations`).
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 11] = [
     "linearizability",
     "lost_acked_writes",
     "split_brain",
@@ -22,6 +22,8 @@ pub const KINDS: [&str; 9] = [
     "liveness",
     "log_safety",
     "election_safety",
+    "consensus",
+    "termination",
     "cluster_invariant",
     "panic",
 ];

@@ -24,6 +24,7 @@ pub mod explore;
 pub mod faults;
 mod network;
 pub mod outcome;
+pub mod script;
 mod world;
 
 pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};

@@ -38,6 +38,13 @@ pub struct RunOutcome {
     pub log_safety_violations: u64,
     /// Two nodes led the same term.
     pub election_safety_violations: u64,
+    /// Agreement, Validity or Integrity broken (from `Propose`/`Decide`
+    /// observations), each described.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consensus_violations: Vec<String>,
+    /// (node, instance) pairs where a node had not decided a proposed
+    /// instance by the end of the run (all nodes up, network healed).
+    pub termination_violations: u64,
     /// A cross-node invariant the protocol reported broken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_invariant: Option<String>,
@@ -91,6 +98,12 @@ impl RunOutcome {
         }
         if self.election_safety_violations > 0 {
             v.push("election_safety");
+        }
+        if !self.consensus_violations.is_empty() {
+            v.push("consensus");
+        }
+        if self.termination_violations > 0 {
+            v.push("termination");
         }
         if self.cluster_invariant.is_some() {
             v.push("cluster_invariant");

@@ -106,6 +106,8 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         liveness_ok: false,
         log_safety_violations: 0,
         election_safety_violations: 0,
+        consensus_violations: Vec::new(),
+        termination_violations: 0,
         cluster_invariant: None,
         panic: None,
         messages_sent: 0,
@@ -283,6 +285,8 @@ struct World<'a, P: KvProtocol> {
     leadership: Vec<quorum_check::consensus::LeaderInterval>,
     acked_writes: Vec<(NodeId, u64)>,
     log_safety: quorum_check::consensus::LogSafety,
+    /// Proposals and decisions, for Agreement, Validity, Integrity, Termination.
+    consensus: quorum_check::consensus::ConsensusLog,
     /// The first node seen leading each term.
     leaders_by_term: BTreeMap<u64, NodeId>,
     election_safety_violations: u64,
@@ -382,6 +386,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
             leadership: Vec::new(),
             acked_writes: Vec::new(),
             log_safety: quorum_check::consensus::LogSafety::new(),
+            consensus: quorum_check::consensus::ConsensusLog::new(),
             leaders_by_term: BTreeMap::new(),
             election_safety_violations: 0,
             cluster_invariant: None,
@@ -648,6 +653,10 @@ impl<'a, P: KvProtocol> World<'a, P> {
             }
             Observation::Apply { index, term, command } => {
                 self.log_safety.apply(node, index, term, command);
+            }
+            Observation::Propose { instance, value } => self.consensus.propose(node, instance, value),
+            Observation::Decide { instance, value } => {
+                self.consensus.decide(node, instance, value, self.now.as_micros());
             }
             _ => {}
         }
@@ -1071,6 +1080,14 @@ impl<P: KvProtocol> World<'_, P> {
         outcome.liveness_ok = finished && self.final_reader.keys.is_empty();
         outcome.log_safety_violations = self.log_safety.violations().len() as u64;
         outcome.election_safety_violations = self.election_safety_violations;
+        let live: Vec<NodeId> = (0..self.config.nodes).map(NodeId).collect();
+        for violation in self.consensus.check(&live, true) {
+            if matches!(violation, quorum_check::consensus::ConsensusViolation::Termination { .. }) {
+                outcome.termination_violations += 1;
+            } else {
+                outcome.consensus_violations.push(format!("{violation:?}"));
+            }
+        }
         outcome.cluster_invariant = self.cluster_invariant.take();
         outcome.messages_sent = self.messages_sent;
         outcome.messages_delivered = self.messages_delivered;

@@ -31,6 +31,7 @@ use quorum_core::{
 use serde::{Deserialize, Serialize};
 
 /// A register version: `(counter, writer, nonce)`, compared lexicographically.
+/// Debug form `3.n1.6a2f` (the nonce's low 16 bits).
 ///
 /// `nonce` is the writing operation's id. Without it, two writes that one
 /// coordinator runs concurrently (both queries answered before either store)
@@ -38,11 +39,17 @@ use serde::{Deserialize, Serialize};
 /// replicas would keep whichever arrived first: reads would then flip between
 /// the two (found by the simulator: a coordinator paused with two writes in
 /// flight). Tags must name exactly one write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Tag {
     pub counter: u64,
     pub writer: NodeId,
     pub nonce: u64,
+}
+
+impl std::fmt::Debug for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{:04x}", self.counter, self.writer, self.nonce & 0xffff)
+    }
 }
 
 impl Tag {
@@ -52,8 +59,15 @@ impl Tag {
 
 /// A coordinator's operation identity. Drawn from the node's seeded RNG, so
 /// replies to an operation of an earlier incarnation never match a new one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OpId(pub u64);
+
+impl std::fmt::Debug for OpId {
+    /// The low 16 bits, enough to tell operations apart in a trace.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "op:{:04x}", self.0 & 0xffff)
+    }
+}
 
 /// Settings of an ABD node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,6 +436,12 @@ impl Protocol for Abd {
                 KvResponse::Rejected { reason: "abd registers do not support cas".into(), hint: None },
             ),
         }
+    }
+
+    fn describe(&self) -> String {
+        let registers: Vec<String> =
+            self.registers.iter().map(|(k, (tag, v))| format!("{k}={v}@{tag:?}")).collect();
+        format!("registers [{}], {} operations in progress", registers.join(" "), self.operations.len())
     }
 
     fn invariants(&self) {
