@@ -25,10 +25,12 @@ pub mod faults;
 mod network;
 pub mod outcome;
 pub mod script;
+pub mod workload;
 mod world;
 
 pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};
 pub use explore::{explore, ExploreReport, FirstViolation};
 pub use faults::{Fault, Schedule, ScheduledFault};
 pub use outcome::RunOutcome;
-pub use world::{run, run_traced, KvProtocol};
+pub use workload::{Completion, KvWorkload, Verdict, Workload};
+pub use world::{run, run_traced, run_with, KvProtocol};

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 
-use quorum_check::{History, Op, OpType, OpValue, F};
+use quorum_check::History;
 use quorum_core::{
     Cluster, Effect, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng, Role,
     Time,
@@ -15,6 +15,7 @@ use crate::config::SimConfig;
 use crate::faults::{Fault, Schedule};
 use crate::network::{Fate, Network};
 use crate::outcome::RunOutcome;
+use crate::workload::{Completion, KvWorkload, Verdict, Workload};
 
 /// A protocol the KV workload can drive.
 pub trait KvProtocol: Protocol<Request = KvCommand, Response = KvResponse> {}
@@ -31,19 +32,24 @@ const FINAL_READS_MS: u64 = 5_000;
 /// Run one simulation. Never panics on a protocol panic: the panic becomes a
 /// violation of the outcome.
 pub fn run<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> RunOutcome {
-    run_inner::<P>(config, protocol, false)
+    run_with::<P, KvWorkload>(config, protocol, false)
 }
 
 /// Like [`run`], also recording the full trace as JSON lines.
 pub fn run_traced<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> RunOutcome {
-    run_inner::<P>(config, protocol, true)
+    run_with::<P, KvWorkload>(config, protocol, true)
 }
 
-fn run_inner<P: KvProtocol>(config: &SimConfig, protocol: &P::Config, trace: bool) -> RunOutcome {
+/// One run of protocol `P` under workload `W`, traced or not.
+pub fn run_with<P: Protocol, W: Workload<P>>(
+    config: &SimConfig,
+    protocol: &P::Config,
+    trace: bool,
+) -> RunOutcome {
     config.validate().expect("SimConfig::validate must pass before a run");
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut world = World::<P>::new(config, protocol, schedule.clone(), trace);
+        let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
         world.run();
         world.finish()
     }));
@@ -98,7 +104,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         ops_info: 0,
         writes_failed: 0,
         linearizable: true,
-        linearizability: "unknown".into(),
+        linearizability: "n/a".into(),
         linearizability_explanation: None,
         lost_acked_writes: 0,
         split_brain: 0,
@@ -138,13 +144,13 @@ enum Event<P: Protocol> {
     Request {
         node: NodeId,
         rid: RequestId,
-        command: KvCommand,
+        request: P::Request,
     },
     /// A node's reply reaches its client.
     Reply {
         rid: RequestId,
         node: NodeId,
-        response: KvResponse,
+        response: P::Response,
     },
     Timeout {
         rid: RequestId,
@@ -222,15 +228,12 @@ enum Phase {
 
 struct InFlight {
     rid: RequestId,
-    command: KvCommand,
-    process: u64,
 }
 
 struct Client {
     /// The node this client sits beside: a partition cuts the client off
     /// from the nodes its home cannot reach (Jepsen binds clients to nodes).
     home: NodeId,
-    process: u64,
     target: NodeId,
     /// Operations still to invoke.
     remaining: u32,
@@ -244,15 +247,14 @@ struct Client {
 
 /// After quiescence, one reader reads every key until it succeeds: the final
 /// state the durability checker judges.
-struct FinalReader {
-    /// Keys still to read, next last.
-    keys: Vec<u64>,
+struct FinalReader<R> {
+    /// Requests still to complete, next last.
+    pending: Vec<R>,
     in_flight: Option<InFlight>,
-    process: u64,
     target: NodeId,
 }
 
-struct World<'a, P: KvProtocol> {
+struct World<'a, P: Protocol, W: Workload<P>> {
     config: &'a SimConfig,
     protocol: &'a P::Config,
     schedule: Schedule,
@@ -262,21 +264,14 @@ struct World<'a, P: KvProtocol> {
     nodes: Vec<Node<P>>,
     network: Network,
     workload_rng: Rng,
+    workload: W,
     clients: Vec<Client>,
-    final_values: BTreeMap<u64, Option<u64>>,
-    next_process: u64,
     next_rid: u64,
-    next_value: u64,
-    /// Keys in use, with the operations each has taken.
-    active_keys: Vec<(u64, u32)>,
-    next_key: u64,
-    /// Last value each key is known to hold (for plausible cas arguments).
-    known: BTreeMap<u64, u64>,
     /// Which client sent each request, and what it asked. The final reader
     /// is client number `clients.len()`.
-    requests: BTreeMap<RequestId, (usize, KvCommand)>,
-    final_reader: FinalReader,
-    history: Vec<Op>,
+    requests: BTreeMap<RequestId, (usize, P::Request)>,
+    final_reader: FinalReader<P::Request>,
+    ops: [u64; 3],
     phase: Phase,
     heal_at: Time,
     deadline: Time,
@@ -313,7 +308,7 @@ struct TraceLine<'a, T: Serialize> {
     body: T,
 }
 
-impl<'a, P: KvProtocol> World<'a, P> {
+impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     fn new(config: &'a SimConfig, protocol: &'a P::Config, schedule: Schedule, trace: bool) -> Self {
         let workload_rng = Rng::stream(config.seed, WORKLOAD_STREAM);
         let nodes = (0..config.nodes)
@@ -335,16 +330,13 @@ impl<'a, P: KvProtocol> World<'a, P> {
             .collect();
         let per_client = config.ops / config.clients;
         let extra = config.ops % config.clients;
-        let mut next_process = 0;
         let clients = (0..config.clients)
             .map(|c| {
                 let remaining = per_client + u32::from(c < extra);
                 let home = NodeId(c % config.nodes);
-                next_process += 1;
                 Client {
                     home,
                     target: home,
-                    process: next_process - 1,
                     remaining,
                     safety_quota: remaining * 3 / 4,
                     in_flight: None,
@@ -368,17 +360,12 @@ impl<'a, P: KvProtocol> World<'a, P> {
                 Rng::stream(config.seed, NETWORK_STREAM),
             ),
             workload_rng,
+            workload: W::new(config),
             clients,
-            final_reader: FinalReader { keys: Vec::new(), in_flight: None, process: 0, target: NodeId(0) },
-            final_values: BTreeMap::new(),
-            next_process,
+            final_reader: FinalReader { pending: Vec::new(), in_flight: None, target: NodeId(0) },
             next_rid: 0,
-            next_value: 1,
-            active_keys: (0..u64::from(config.keys)).map(|k| (k, 0)).collect(),
-            next_key: u64::from(config.keys),
-            known: BTreeMap::new(),
             requests: BTreeMap::new(),
-            history: Vec::new(),
+            ops: [0; 3],
             phase: Phase::Safety,
             heal_at,
             deadline: heal_at + Micros::from_millis(config.liveness_ms),
@@ -433,7 +420,7 @@ impl<'a, P: KvProtocol> World<'a, P> {
             self.now = at;
             self.events += 1;
             self.dispatch(event);
-            if self.events % CLUSTER_CHECK_EVERY == 0 {
+            if self.events.is_multiple_of(CLUSTER_CHECK_EVERY) {
                 self.check_cluster();
             }
             if self.phase == Phase::Done {
@@ -472,13 +459,13 @@ impl<'a, P: KvProtocol> World<'a, P> {
                 self.trace("timer", Some(node), serde_json::json!({ "timer": &timer }));
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
-            Event::Request { node, rid, command } => {
+            Event::Request { node, rid, request } => {
                 self.trace(
                     "request",
                     Some(node),
-                    serde_json::json!({ "rid": rid.to_string(), "command": command }),
+                    serde_json::json!({ "rid": rid.to_string(), "request": format!("{request:?}") }),
                 );
-                self.step(node, |p, out| p.on_request(rid, command, out));
+                self.step(node, |p, out| p.on_request(rid, request, out));
             }
             Event::Reply { rid, node, response } => self.client_reply(rid, node, response),
             Event::Timeout { rid } => self.client_timeout(rid),
@@ -618,10 +605,15 @@ impl<'a, P: KvProtocol> World<'a, P> {
         }
     }
 
-    fn reply(&mut self, node: NodeId, rid: RequestId, response: KvResponse) {
-        self.trace("reply", Some(node), serde_json::json!({ "rid": rid.to_string(), "response": &response }));
-        let Some(&(owner, command)) = self.requests.get(&rid) else { return };
-        if command.is_update() && response == KvResponse::Done {
+    fn reply(&mut self, node: NodeId, rid: RequestId, response: P::Response) {
+        self.trace(
+            "reply",
+            Some(node),
+            serde_json::json!({ "rid": rid.to_string(), "response": format!("{response:?}") }),
+        );
+        let Some((owner, request)) = self.requests.get(&rid) else { return };
+        let owner = *owner;
+        if W::acknowledges_update(request, &response) {
             self.acked_writes.push((node, self.now.as_micros()));
         }
         if self.network.blocked(node, self.home(owner)) {
@@ -756,44 +748,8 @@ impl<'a, P: KvProtocol> World<'a, P> {
         Micros(self.workload_rng.range(0, (2.0 * mean_us) as u64 + 1))
     }
 
-    fn new_process(&mut self) -> u64 {
-        self.next_process += 1;
-        self.next_process - 1
-    }
-
     fn random_node(&mut self) -> NodeId {
         NodeId(self.workload_rng.range(0, u64::from(self.config.nodes)) as u32)
-    }
-
-    /// A key from the active set. Each key takes at most `ops_per_key`
-    /// operations and is then retired for a fresh one (Jepsen's independent
-    /// keys): a write lost in a crash is then rarely masked by later writes to
-    /// its key, so the durability checker can see it.
-    fn pick_key(&mut self) -> u64 {
-        let slot = self.workload_rng.range(0, self.active_keys.len() as u64) as usize;
-        let (key, used) = &mut self.active_keys[slot];
-        let chosen = *key;
-        *used += 1;
-        if *used >= self.config.ops_per_key {
-            *key = self.next_key;
-            *used = 0;
-            self.next_key += 1;
-        }
-        chosen
-    }
-
-    fn generate_command(&mut self) -> KvCommand {
-        let key = self.pick_key();
-        let roll = self.workload_rng.unit();
-        if roll < 0.5 {
-            return KvCommand::Read { key };
-        }
-        let value = self.next_value;
-        self.next_value += 1;
-        match self.known.get(&key) {
-            Some(&expected) if self.config.cas && roll >= 0.8 => KvCommand::Cas { key, expected, new: value },
-            _ => KvCommand::Write { key, value },
-        }
     }
 
     fn client_wake(&mut self, c: usize) {
@@ -805,21 +761,20 @@ impl<'a, P: KvProtocol> World<'a, P> {
             self.clients[c].parked = true;
             return;
         }
-        let command = self.generate_command();
+        let request = self.workload.next(c, &mut self.workload_rng);
         let client = &mut self.clients[c];
         client.remaining -= 1;
         client.safety_quota = client.safety_quota.saturating_sub(1);
-        let (process, target) = (client.process, client.target);
-        self.invoke(c, process, target, command);
+        let target = client.target;
+        self.invoke(c, target, request);
     }
 
-    fn invoke(&mut self, c: usize, process: u64, target: NodeId, command: KvCommand) {
+    fn invoke(&mut self, c: usize, target: NodeId, request: P::Request) {
         self.next_rid += 1;
         let rid = RequestId::new(c as u64, self.next_rid);
-        self.requests.insert(rid, (c, command));
-        let (f, key, value) = describe(&command);
-        self.record(OpType::Invoke, f, key, value, process, None);
-        let in_flight = InFlight { rid, command, process };
+        self.workload.invoked(c, &request, self.now);
+        self.requests.insert(rid, (c, request.clone()));
+        let in_flight = InFlight { rid };
         if c < self.clients.len() {
             self.clients[c].in_flight = Some(in_flight);
         } else {
@@ -834,38 +789,14 @@ impl<'a, P: KvProtocol> World<'a, P> {
             );
         } else {
             let latency = self.network.latency();
-            self.schedule_at(self.now + latency, Event::Request { node: target, rid, command });
+            self.schedule_at(self.now + latency, Event::Request { node: target, rid, request });
         }
         let timeout = Micros::from_millis(self.config.client_timeout_ms);
         self.schedule_at(self.now + timeout, Event::Timeout { rid });
     }
-
-    fn record(&mut self, kind: OpType, f: F, key: u64, value: OpValue, process: u64, node: Option<NodeId>) {
-        let op = Op {
-            index: self.history.len(),
-            kind,
-            f,
-            key,
-            value,
-            process,
-            time: self.now.as_micros(),
-            node: node.map(|n| n.0),
-        };
-        self.trace("history", None, op);
-        self.history.push(op);
-    }
 }
 
-/// An operation's `f`, key and invocation value.
-fn describe(command: &KvCommand) -> (F, u64, OpValue) {
-    match *command {
-        KvCommand::Read { key } => (F::Read, key, OpValue::Nil),
-        KvCommand::Write { key, value } => (F::Write, key, OpValue::One(value)),
-        KvCommand::Cas { key, expected, new } => (F::Cas, key, OpValue::Pair([expected, new])),
-    }
-}
-
-impl<P: KvProtocol> World<'_, P> {
+impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     /// Where a request's owner sits; the final reader runs after the heal and
     /// sits beside its target.
     fn home(&self, owner: usize) -> NodeId {
@@ -893,95 +824,58 @@ impl<P: KvProtocol> World<'_, P> {
         slot.take().expect("the request is in flight")
     }
 
-    fn client_reply(&mut self, rid: RequestId, node: NodeId, response: KvResponse) {
-        let Some(&(owner, _)) = self.requests.get(&rid) else { return };
+    fn client_reply(&mut self, rid: RequestId, node: NodeId, response: P::Response) {
+        let Some((owner, _)) = self.requests.get(&rid) else { return };
+        let owner = *owner;
         if self.in_flight(owner).map(|f| f.rid) != Some(rid) {
             self.trace("late-reply", Some(node), serde_json::json!({ "rid": rid.to_string() }));
             return;
         }
-        let in_flight = self.take_in_flight(owner);
-        let (f, key, invoked) = describe(&in_flight.command);
-        let (kind, value) = match (&in_flight.command, &response) {
-            (KvCommand::Read { .. }, KvResponse::Read(v)) => {
-                (OpType::Ok, v.map_or(OpValue::Nil, OpValue::One))
-            }
-            (KvCommand::Write { .. } | KvCommand::Cas { .. }, KvResponse::Done) => (OpType::Ok, invoked),
-            (KvCommand::Cas { .. }, KvResponse::CasMismatch) => (OpType::Fail, invoked),
-            (_, KvResponse::Rejected { .. }) => (OpType::Fail, invoked),
-            (_, KvResponse::Indeterminate { .. }) => (OpType::Info, invoked),
-            (command, response) => panic!("{node} answered {command:?} with {response:?}"),
-        };
-        if kind == OpType::Ok {
-            match (in_flight.command, value) {
-                (KvCommand::Write { key, value }, _) | (KvCommand::Cas { key, new: value, .. }, _) => {
-                    self.known.insert(key, value);
-                }
-                (KvCommand::Read { key }, OpValue::One(v)) => {
-                    self.known.insert(key, v);
-                }
-                _ => {}
-            }
-        }
-        self.record(kind, f, key, value, in_flight.process, Some(node));
-        let hint = match &response {
-            KvResponse::Rejected { hint, .. } => {
-                if in_flight.command.is_update() {
-                    self.writes_failed += 1;
-                }
-                Some(*hint)
-            }
-            _ => None,
-        };
-        self.complete(owner, kind, hint, Some((key, value)));
+        self.take_in_flight(owner);
+        let (_, request) = self.requests.remove(&rid).expect("the request is known");
+        let completion = self.workload.completed(owner, &request, Some(&response), Some(node), self.now);
+        self.complete(owner, completion);
     }
 
     fn client_timeout(&mut self, rid: RequestId) {
-        let Some(&(owner, _)) = self.requests.get(&rid) else { return };
+        let Some((owner, _)) = self.requests.get(&rid) else { return };
+        let owner = *owner;
         if self.in_flight(owner).map(|f| f.rid) != Some(rid) {
             return;
         }
-        let in_flight = self.take_in_flight(owner);
-        let (f, key, invoked) = describe(&in_flight.command);
-        self.record(OpType::Info, f, key, invoked, in_flight.process, None);
-        self.complete(owner, OpType::Info, Some(None), None);
+        self.take_in_flight(owner);
+        let (_, request) = self.requests.get(&rid).cloned().expect("the request is known");
+        let completion = self.workload.completed(owner, &request, None, None, self.now);
+        self.complete(owner, completion);
     }
 
-    /// After an operation completed: a new process after `info` (its op may
-    /// still be pending), a new target after a rejection, then the next op.
-    fn complete(
-        &mut self,
-        owner: usize,
-        kind: OpType,
-        retarget: Option<Option<NodeId>>,
-        read: Option<(u64, OpValue)>,
-    ) {
-        let process = if kind == OpType::Info { Some(self.new_process()) } else { None };
-        let target = match retarget {
+    /// After a request completed: a new target after a rejection or a
+    /// timeout, then the client's next request.
+    fn complete(&mut self, owner: usize, completion: Completion) {
+        self.ops[completion.verdict as usize] += 1;
+        if completion.update_refused {
+            self.writes_failed += 1;
+        }
+        let target = match completion.retarget {
             Some(Some(hint)) if hint.0 < self.config.nodes => Some(hint),
             Some(_) => Some(self.random_node()),
             None => None,
         };
         if owner == self.clients.len() {
             let reader = &mut self.final_reader;
-            reader.process = process.unwrap_or(reader.process);
             reader.target = target.unwrap_or(reader.target);
-            if kind == OpType::Ok {
-                let (key, value) = read.expect("a completed read has a value");
-                let value = match value {
-                    OpValue::One(v) => Some(v),
-                    _ => None,
-                };
-                self.final_values.insert(key, value);
-                self.final_reader.keys.pop();
-            }
-            let delay = if kind == OpType::Ok { Micros(0) } else { Micros::from_millis(50) };
+            let delay = if completion.verdict == Verdict::Ok {
+                reader.pending.pop();
+                Micros(0)
+            } else {
+                Micros::from_millis(50)
+            };
             self.schedule_final_read(delay);
             return;
         }
         let client = &mut self.clients[owner];
-        client.process = process.unwrap_or(client.process);
         client.target = target.unwrap_or(client.target);
-        if kind == OpType::Ok && self.phase != Phase::Safety {
+        if completion.verdict == Verdict::Ok && self.phase != Phase::Safety {
             client.ok_after_heal = true;
         }
         if client.remaining == 0 {
@@ -1021,14 +915,15 @@ impl<P: KvProtocol> World<'_, P> {
             .collect();
         self.phase = Phase::FinalReads;
         self.deadline = self.now + Micros::from_millis(FINAL_READS_MS);
-        self.final_reader.keys = (0..self.next_key).rev().collect();
-        self.final_reader.process = self.new_process();
+        let mut pending = self.workload.final_requests();
+        pending.reverse();
+        self.final_reader.pending = pending;
         self.final_reader.target = self.random_node();
         self.schedule_final_read(Micros(0));
     }
 
     fn schedule_final_read(&mut self, delay: Micros) {
-        let Some(&key) = self.final_reader.keys.last() else {
+        let Some(request) = self.final_reader.pending.last().cloned() else {
             self.phase = Phase::Done;
             return;
         };
@@ -1040,8 +935,8 @@ impl<P: KvProtocol> World<'_, P> {
             self.schedule_at(self.now + delay, Event::FinalRead);
             return;
         }
-        let (process, target) = (self.final_reader.process, self.final_reader.target);
-        self.invoke(self.clients.len(), process, target, KvCommand::Read { key });
+        let target = self.final_reader.target;
+        self.invoke(self.clients.len(), target, request);
     }
 
     fn finish(mut self) -> RunOutcome {
@@ -1050,34 +945,15 @@ impl<P: KvProtocol> World<'_, P> {
             self.close_leadership(NodeId(node));
         }
         let mut outcome = empty_outcome(self.config, &self.schedule);
-        let history = History { ops: std::mem::take(&mut self.history) };
-        for op in &history.ops {
-            match op.kind {
-                OpType::Ok => outcome.ops_ok += 1,
-                OpType::Fail => outcome.ops_fail += 1,
-                OpType::Info => outcome.ops_info += 1,
-                OpType::Invoke => {}
-            }
-        }
-        let report = quorum_check::linearizability::check(&history, quorum_check::linearizability::Model::Kv);
-        outcome.linearizable = report.outcome != quorum_check::linearizability::Outcome::NotLinearizable;
-        outcome.linearizability = match report.outcome {
-            quorum_check::linearizability::Outcome::Linearizable => "linearizable",
-            quorum_check::linearizability::Outcome::NotLinearizable => "not linearizable",
-            quorum_check::linearizability::Outcome::Unknown => "unknown",
-        }
-        .to_string();
-        if !outcome.linearizable {
-            outcome.linearizability_explanation = Some(report.explanation.clone());
-        }
-        outcome.lost_acked_writes =
-            quorum_check::durability::lost_acked_writes(&history, &self.final_values).len() as u64;
+        outcome.ops_ok = self.ops[Verdict::Ok as usize];
+        outcome.ops_fail = self.ops[Verdict::Fail as usize];
+        outcome.ops_info = self.ops[Verdict::Info as usize];
         outcome.split_brain =
             quorum_check::consensus::split_brain(&self.leadership, &self.acked_writes).len() as u64;
         outcome.converged = quorum_check::convergence::converged(&self.digests);
         let finished =
             self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
-        outcome.liveness_ok = finished && self.final_reader.keys.is_empty();
+        outcome.liveness_ok = finished && self.final_reader.pending.is_empty();
         outcome.log_safety_violations = self.log_safety.violations().len() as u64;
         outcome.election_safety_violations = self.election_safety_violations;
         let live: Vec<NodeId> = (0..self.config.nodes).map(NodeId).collect();
@@ -1096,8 +972,8 @@ impl<P: KvProtocol> World<'_, P> {
         outcome.writes_failed = self.writes_failed;
         outcome.events = self.events;
         outcome.sim_time_ms = self.now.as_millis();
-        outcome.history = history;
         outcome.trace = self.trace.take();
+        self.workload.judge(&mut outcome);
         outcome.classify();
         outcome
     }

@@ -90,7 +90,7 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
             .rposition(|l| l["node"] == 0 && (l["ev"] == "request" || l["ev"] == "deliver"))
             .unwrap();
         let step = &trace[step_start..crash];
-        if step[0]["ev"] != "request" || step[0]["command"].get("Write").is_none() {
+        if step[0]["ev"] != "request" || !step[0]["request"].as_str().unwrap().starts_with("Write") {
             continue;
         }
         crashed_mid_step += 1;
