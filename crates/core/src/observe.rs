@@ -24,6 +24,13 @@ pub enum Observation {
     Propose { instance: u64, value: u64 },
     /// The node decided (learned) `value` for `instance`.
     Decide { instance: u64, value: u64 },
+    /// A cohort voted yes for transaction `txn` and is now in doubt: it can
+    /// neither commit nor abort on its own until it learns the outcome (the
+    /// simulator reports the time spent in doubt as blocked time).
+    Prepared { txn: u64 },
+    /// A participant decided transaction `txn`. Atomicity: all participants
+    /// decide the same way, and no decision is ever reversed.
+    TxnDecided { txn: u64, commit: bool },
     /// Free-form, for traces only.
     Note(String),
 }
