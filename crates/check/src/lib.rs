@@ -7,11 +7,14 @@
 //!
 //! - [`linearizability`]: WGL search with memoisation, per key.
 //! - [`durability`]: acknowledged writes that did not survive.
+//! - [`commit`]: atomic commitment (all participants decide alike, none
+//!   reverses), the bank workload's balance invariant, blocked time.
 //! - [`convergence`]: replicas equal after heal and quiescence.
 //! - [`consensus`]: Agreement, Validity, Integrity, Termination; state
 //!   machine safety of replicated logs; split brain.
 //! - [`parse`]: JSON lines and Jepsen EDN histories; [`gen`]: synthetic ones.
 
+pub mod commit;
 pub mod consensus;
 pub mod convergence;
 pub mod durability;

@@ -281,12 +281,42 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
         "messages        {} sent, {} delivered, {} dropped; {} persists; {} events; {} ms simulated",
         o.messages_sent, o.messages_delivered, o.messages_dropped, o.persists, o.events, o.sim_time_ms
     );
+    if let Some(t) = &o.txn {
+        print_txn(t);
+    }
     if o.violations.is_empty() {
         println!("verdict         no violation");
     } else {
         println!("verdict         VIOLATED: {}", o.violations.join(", "));
         println!("replay          {}", o.replay);
     }
+}
+
+fn print_txn(t: &quorum_sim::TxnFigures) {
+    println!(
+        "transactions    {} decided: {} committed, {} aborted (clients saw {} committed, {} aborted)",
+        t.decided, t.committed, t.aborted, t.client_committed, t.client_aborted
+    );
+    if t.atomicity_violations.is_empty() {
+        println!("atomicity       every participant decided alike");
+    } else {
+        println!("atomicity       VIOLATED in {} transactions", t.atomicity_violations.len());
+        for v in t.atomicity_violations.iter().take(3) {
+            println!("                {v}");
+        }
+    }
+    match &t.balance {
+        None => println!("balance         final balances sum to {} of {}", t.final_total, t.expected_total),
+        Some(why) => println!("balance         VIOLATED: {why}"),
+    }
+    println!(
+        "blocked         {} ms in doubt in total, longest {} ms, {} still in doubt at the end",
+        t.blocked_ms_total, t.blocked_ms_max, t.still_in_doubt
+    );
+    println!(
+        "per txn         {:.2} messages, {:.2} forced writes, {:.2} cohorts",
+        t.messages_per_txn, t.forced_writes_per_txn, t.cohorts_per_txn
+    );
 }
 
 fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
@@ -436,6 +466,9 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
                 block.line
             );
         }
+    }
+    if let Some(verdict) = selected.judge_script(&outputs) {
+        println!("# {verdict}");
     }
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -3,10 +3,11 @@
 
 use quorum_core::KvStore;
 use quorum_protocols::catalog::{self, Entry};
+use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
 use quorum_protocols::{paxos, raft, zab};
 use quorum_sim::script::{Block, ScriptError, Scripted};
-use quorum_sim::{KvProtocol, RunOutcome, SimConfig};
+use quorum_sim::{KvProtocol, RunOutcome, SimConfig, TxnWorkload};
 use serde::de::DeserializeOwned;
 
 use crate::UsageError;
@@ -30,6 +31,8 @@ enum Kind {
     MultiPaxos(paxos::multi::Config),
     Raft(raft::Config),
     Zab(zab::Config),
+    TwoPc(two_pc::Config),
+    ThreePc(three_pc::Config),
 }
 
 /// Settings from the command line: `--variant`, `--bug`, `--config JSON`.
@@ -95,6 +98,8 @@ impl Selected {
             "multi-paxos" => Kind::MultiPaxos(typed(name, json)?),
             "raft" => Kind::Raft(typed(name, json)?),
             "zab" => Kind::Zab(typed(name, json)?),
+            "2pc" => Kind::TwoPc(typed(name, json)?),
+            "3pc" => Kind::ThreePc(typed(name, json)?),
             other => unreachable!("catalogue entry '{other}' has no type"),
         };
         Ok(Selected { entry, kind, args })
@@ -123,7 +128,25 @@ impl Selected {
             Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(c, blocks),
             Kind::Raft(c) => go::<raft::Raft<KvStore>>(c, blocks),
             Kind::Zab(c) => go::<zab::Zab<KvStore>>(c, blocks),
+            Kind::TwoPc(c) => Scripted::<two_pc::TwoPhaseCommit>::new(c.clone()).run_blocks(blocks),
+            Kind::ThreePc(c) => Scripted::<three_pc::ThreePhaseCommit>::new(c.clone()).run_blocks(blocks),
         }
+    }
+
+    /// For the atomic-commit protocols, the atomicity checker's verdict on a
+    /// script's `TxnDecided` observations; `None` for the others.
+    pub fn judge_script(&self, outputs: &[String]) -> Option<String> {
+        if !matches!(self.kind, Kind::TwoPc(_) | Kind::ThreePc(_)) {
+            return None;
+        }
+        let decisions = quorum_check::commit::decisions_from_script(&outputs.concat());
+        let violations = quorum_check::commit::atomicity(&decisions);
+        Some(if violations.is_empty() {
+            format!("atomicity: ok ({} decisions)", decisions.len())
+        } else {
+            let each: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            format!("atomicity: VIOLATED: {}", each.join("; "))
+        })
     }
 
     pub fn run(&self, config: &SimConfig, traced: bool) -> RunOutcome {
@@ -143,6 +166,10 @@ impl Selected {
             Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(config, c, traced),
             Kind::Raft(c) => go::<raft::Raft<KvStore>>(config, c, traced),
             Kind::Zab(c) => go::<zab::Zab<KvStore>>(config, c, traced),
+            Kind::TwoPc(c) => quorum_sim::run_with::<two_pc::TwoPhaseCommit, TxnWorkload>(config, c, traced),
+            Kind::ThreePc(c) => {
+                quorum_sim::run_with::<three_pc::ThreePhaseCommit, TxnWorkload>(config, c, traced)
+            }
         }
     }
 }

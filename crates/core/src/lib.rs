@@ -27,6 +27,7 @@
 pub mod kv;
 pub mod observe;
 pub mod rng;
+pub mod txn;
 
 use std::fmt::Debug;
 

@@ -76,7 +76,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: false,
         variants: &[],
-        bugs: &[],
+        bugs: &["accept-without-promise-check", "forget-promises"],
     },
     Entry {
         name: "multi-paxos",
@@ -87,7 +87,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: true,
         variants: &[],
-        bugs: &[],
+        bugs: &["skip-phase1-recovery", "unconfirmed-reads"],
     },
     Entry {
         name: "raft",
@@ -98,7 +98,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: true,
         variants: &[],
-        bugs: &[],
+        bugs: &["commit-old-term", "no-persist-vote", "stale-read"],
     },
     Entry {
         name: "zab",
@@ -109,7 +109,29 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: true,
         variants: &[],
-        bugs: &[],
+        bugs: &["skip-sync-truncate", "commit-without-quorum"],
+    },
+    Entry {
+        name: "2pc",
+        section: "2-phase-commit",
+        claims: "atomic commit of bank transfers across cohorts: forced prepare/decision records, 3n messages \
+                 (+n acks); blocks while the coordinator is down, recovers from its log, cooperative termination",
+        linearizable: false,
+        durable: true,
+        cas: false,
+        variants: &[],
+        bugs: &["no-force-prepare", "no-force-decision"],
+    },
+    Entry {
+        name: "3pc",
+        section: "3-phase-commit",
+        claims: "canCommit / preCommit / doCommit with timeouts and a promoted recovery coordinator: \
+                 no blocking under fail-stop crashes; a partition splits the decision",
+        linearizable: false,
+        durable: false,
+        cas: false,
+        variants: &[],
+        bugs: &["no-force-prepare"],
     },
 ];
 

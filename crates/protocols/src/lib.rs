@@ -4,6 +4,7 @@
 //! `Out`, and effects leave through it.
 
 pub mod catalog;
+pub mod commit;
 pub mod paxos;
 pub mod raft;
 pub mod replication;

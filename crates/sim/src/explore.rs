@@ -14,7 +14,7 @@ use crate::outcome::RunOutcome;
 use crate::world::replay_command;
 
 /// Every kind of violation a run can show (see `RunOutcome::violations`).
-pub const KINDS: [&str; 11] = [
+pub const KINDS: [&str; 13] = [
     "linearizability",
     "lost_acked_writes",
     "split_brain",
@@ -25,6 +25,8 @@ pub const KINDS: [&str; 11] = [
     "consensus",
     "termination",
     "cluster_invariant",
+    "atomicity",
+    "balance",
     "panic",
 ];
 

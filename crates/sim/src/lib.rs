@@ -25,12 +25,14 @@ pub mod faults;
 mod network;
 pub mod outcome;
 pub mod script;
+pub mod txn_workload;
 pub mod workload;
 mod world;
 
 pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};
 pub use explore::{explore, ExploreReport, FirstViolation};
 pub use faults::{Fault, Schedule, ScheduledFault};
-pub use outcome::RunOutcome;
+pub use outcome::{RunOutcome, TxnFigures};
+pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{run, run_traced, run_with, KvProtocol};

@@ -57,6 +57,10 @@ pub struct RunOutcome {
     pub persists: u64,
     pub events: u64,
     pub sim_time_ms: u64,
+    /// Transaction figures and verdicts (the bank-transfer workload of 2PC
+    /// and 3PC); absent for the KV workload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<TxnFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<String>,
     /// A one-line command that reproduces this run.
@@ -108,6 +112,47 @@ impl RunOutcome {
         if self.cluster_invariant.is_some() {
             v.push("cluster_invariant");
         }
+        if let Some(txn) = &self.txn {
+            if !txn.atomicity_violations.is_empty() {
+                v.push("atomicity");
+            }
+            if txn.balance.is_some() {
+                v.push("balance");
+            }
+        }
         self.violations = v.into_iter().map(String::from).collect();
     }
+}
+
+/// What the bank-transfer workload measured and judged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TxnFigures {
+    /// Transactions decided (by any participant), committed and aborted.
+    pub decided: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    /// Transfers the clients saw answered `Committed` / `Aborted`.
+    pub client_committed: u64,
+    pub client_aborted: u64,
+    /// Atomicity broken: participants that decided differently, or reversed.
+    pub atomicity_violations: Vec<String>,
+    /// The balance invariant broken (money created or destroyed, an account
+    /// overdrawn), or `None` when it held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance: Option<String>,
+    /// Sum of the final balances read after quiescence.
+    pub final_total: i64,
+    pub expected_total: i64,
+    /// Time cohorts spent in doubt (voted yes, outcome unknown), summed over
+    /// every (cohort, transaction), and the longest such wait.
+    pub blocked_ms_total: u64,
+    pub blocked_ms_max: u64,
+    /// (cohort, transaction) pairs still in doubt at the end of the run.
+    pub still_in_doubt: u64,
+    /// Mean cohorts per committed transaction (`n` of the text's `3n`).
+    pub cohorts_per_txn: f64,
+    /// Every message sent in the run, per decided transaction.
+    pub messages_per_txn: f64,
+    /// Every record persisted (all are forced), per decided transaction.
+    pub forced_writes_per_txn: f64,
 }

@@ -52,6 +52,9 @@ pub struct ScriptError {
 /// One block of a script: the command, its expected output, and where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
+    /// The `#` comment lines (and blank lines among them) before the command,
+    /// kept so that rewriting a script keeps its narration.
+    pub preamble: String,
     pub line: usize,
     pub command: String,
     pub expected: String,
@@ -60,10 +63,16 @@ pub struct Block {
 /// Split a script into blocks. `#` lines outside expected output are comments.
 pub fn parse_blocks(text: &str) -> Result<Vec<Block>, ScriptError> {
     let mut blocks = Vec::new();
+    let mut preamble = String::new();
     let mut lines = text.lines().enumerate().peekable();
     while let Some((i, line)) = lines.next() {
         let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
+        if trimmed.starts_with('#') {
+            preamble.push_str(line.trim_end());
+            preamble.push('\n');
+            continue;
+        }
+        if trimmed.is_empty() {
             continue;
         }
         let mut expected = String::new();
@@ -86,7 +95,12 @@ pub fn parse_blocks(text: &str) -> Result<Vec<Block>, ScriptError> {
                 })
             }
         }
-        blocks.push(Block { line: i + 1, command: trimmed.to_string(), expected });
+        blocks.push(Block {
+            preamble: std::mem::take(&mut preamble),
+            line: i + 1,
+            command: trimmed.to_string(),
+            expected,
+        });
     }
     Ok(blocks)
 }
@@ -95,7 +109,7 @@ pub fn parse_blocks(text: &str) -> Result<Vec<Block>, ScriptError> {
 pub fn render_blocks(blocks: &[Block], outputs: &[String]) -> String {
     let mut text = String::new();
     for (block, output) in blocks.iter().zip(outputs) {
-        let _ = write!(text, "{}\n----\n{}\n", block.command, output);
+        let _ = write!(text, "{}{}\n----\n{}\n", block.preamble, block.command, output);
     }
     text
 }

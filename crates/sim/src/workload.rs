@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use quorum_check::{History, Op, OpType, OpValue, F};
-use quorum_core::{KvCommand, KvResponse, NodeId, Protocol, Rng, Time};
+use quorum_core::{KvCommand, KvResponse, NodeId, Observation, Protocol, Rng, Time};
 
 use crate::config::SimConfig;
 use crate::outcome::RunOutcome;
@@ -67,6 +67,10 @@ pub trait Workload<P: Protocol>: Sized {
 
     /// Judge the run: fill in the workload's verdicts and figures.
     fn judge(self, outcome: &mut RunOutcome);
+
+    /// `node` emitted `observation` at `now` (decisions, prepared cohorts):
+    /// for workloads whose checkers read observations. Default: ignore.
+    fn observed(&mut self, _node: NodeId, _observation: &Observation, _now: Time) {}
 }
 
 /// The default workload: C clients issuing read / write / cas on a rotating

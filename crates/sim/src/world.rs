@@ -122,6 +122,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         persists: 0,
         events: 0,
         sim_time_ms: 0,
+        txn: None,
         violations: Vec::new(),
         replay: replay_command(config, schedule),
         history: History::default(),
@@ -626,6 +627,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
 
     fn observe(&mut self, node: NodeId, observation: Observation) {
         self.trace("observe", Some(node), serde_json::json!({ "observation": &observation }));
+        self.workload.observed(node, &observation, self.now);
         match observation {
             Observation::Role { role, term } => {
                 self.close_leadership(node);

@@ -72,3 +72,30 @@ fn a_wrong_expectation_is_reported() {
     assert!(err.contains("line 4: unknown command 'explode'"), "{err}");
     std::fs::remove_file(&path).ok();
 }
+
+/// 2PC: a coordinator crash blocks the cohorts until it recovers from its log.
+#[test]
+fn two_pc_scenarios() {
+    use quorum_protocols::commit::two_pc::TwoPhaseCommit;
+    assert!(check_all::<TwoPhaseCommit>("2pc") > 0);
+    for file in scripts("2pc") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let decisions = quorum_check::commit::decisions_from_script(&text);
+        assert!(quorum_check::commit::atomicity(&decisions).is_empty(), "{}", file.display());
+    }
+}
+
+/// 3PC: the source text's partition scenario ends in a split decision, and
+/// the atomicity checker reports it.
+#[test]
+fn three_pc_scenarios() {
+    use quorum_protocols::commit::three_pc::ThreePhaseCommit;
+    assert!(check_all::<ThreePhaseCommit>("3pc") > 0);
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/3pc/partition_splits_the_decision.txt");
+    let text = std::fs::read_to_string(file).unwrap();
+    let decisions = quorum_check::commit::decisions_from_script(&text);
+    let violations = quorum_check::commit::atomicity(&decisions);
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].to_string().contains("committed at n1 but aborted at n0,n2"), "{}", violations[0]);
+}

@@ -1,0 +1,211 @@
+//! Atomic commitment: the atomicity checker over `TxnDecided` observations,
+//! the balance invariant of the bank-transfer workload, and blocked time.
+//!
+//! Atomicity (Bernstein, Hadzilacos, Goodman 1987, §7.2, AC1–AC2): every
+//! participant that decides a transaction decides the same way, and no
+//! participant reverses its decision. A participant here is any node that
+//! observed a decision for the transaction — cohorts and coordinator alike, so
+//! a coordinator that tells its client "aborted" while its cohorts committed
+//! is a violation too.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One `TxnDecided` observation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub node: u32,
+    pub txn: u64,
+    pub commit: bool,
+    /// Microseconds (for reports only).
+    pub time: u64,
+}
+
+/// A broken promise of atomic commitment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum AtomicityViolation {
+    /// Some participants committed `txn`, others aborted it.
+    Split { txn: u64, committed: Vec<u32>, aborted: Vec<u32> },
+    /// `node` decided `txn` one way, then the other.
+    Reversed { txn: u64, node: u32 },
+}
+
+impl std::fmt::Display for AtomicityViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AtomicityViolation::Split { txn, committed, aborted } => {
+                let names = |v: &[u32]| v.iter().map(|n| format!("n{n}")).collect::<Vec<_>>().join(",");
+                write!(f, "txn {txn}: committed at {} but aborted at {}", names(committed), names(aborted))
+            }
+            AtomicityViolation::Reversed { txn, node } => {
+                write!(f, "txn {txn}: n{node} reversed its decision")
+            }
+        }
+    }
+}
+
+/// Every atomicity violation among `decisions` (in observation order), one
+/// per transaction and kind, ordered by transaction.
+pub fn atomicity(decisions: &[Decision]) -> Vec<AtomicityViolation> {
+    // txn -> node -> first decision
+    let mut by_txn: BTreeMap<u64, BTreeMap<u32, bool>> = BTreeMap::new();
+    let mut violations = Vec::new();
+    for d in decisions {
+        let first = *by_txn.entry(d.txn).or_default().entry(d.node).or_insert(d.commit);
+        let reversed = AtomicityViolation::Reversed { txn: d.txn, node: d.node };
+        if first != d.commit && !violations.contains(&reversed) {
+            violations.push(reversed);
+        }
+    }
+    for (txn, nodes) in &by_txn {
+        let committed: Vec<u32> = nodes.iter().filter(|(_, c)| **c).map(|(n, _)| *n).collect();
+        let aborted: Vec<u32> = nodes.iter().filter(|(_, c)| !**c).map(|(n, _)| *n).collect();
+        if !committed.is_empty() && !aborted.is_empty() {
+            violations.push(AtomicityViolation::Split { txn: *txn, committed, aborted });
+        }
+    }
+    violations.sort_by_key(|v| match v {
+        AtomicityViolation::Split { txn, .. } | AtomicityViolation::Reversed { txn, .. } => *txn,
+    });
+    violations
+}
+
+/// The balance invariant: money is neither created nor destroyed (the final
+/// balances sum to `expected_total`) and no account is overdrawn.
+pub fn balances(final_balances: &BTreeMap<u64, i64>, expected_total: i64) -> Result<(), String> {
+    if let Some((account, balance)) = final_balances.iter().find(|(_, b)| **b < 0) {
+        return Err(format!("account a{account} is overdrawn: {balance}"));
+    }
+    let total: i64 = final_balances.values().sum();
+    if total != expected_total {
+        return Err(format!(
+            "balances sum to {total}, not {expected_total}: {} {}",
+            (total - expected_total).abs(),
+            if total > expected_total { "created" } else { "destroyed" }
+        ));
+    }
+    Ok(())
+}
+
+/// Time each cohort spent in doubt: from its `Prepared` observation to its
+/// `TxnDecided` for the same transaction (or `end`, if it never decided).
+#[derive(Clone, Debug, Default)]
+pub struct Blocking {
+    open: BTreeMap<(u32, u64), u64>,
+    /// Closed intervals, microseconds.
+    spans: Vec<u64>,
+}
+
+impl Blocking {
+    pub fn new() -> Blocking {
+        Blocking::default()
+    }
+
+    /// `node` voted yes for `txn` at `time` and is in doubt.
+    pub fn prepared(&mut self, node: u32, txn: u64, time: u64) {
+        self.open.entry((node, txn)).or_insert(time);
+    }
+
+    /// `node` decided `txn` at `time`.
+    pub fn decided(&mut self, node: u32, txn: u64, time: u64) {
+        if let Some(start) = self.open.remove(&(node, txn)) {
+            self.spans.push(time.saturating_sub(start));
+        }
+    }
+
+    /// (total, longest, still in doubt at `end`), intervals still open
+    /// counted up to `end`. Microseconds.
+    pub fn totals(&self, end: u64) -> (u64, u64, u64) {
+        let open = self.open.values().map(|start| end.saturating_sub(*start));
+        let all: Vec<u64> = self.spans.iter().copied().chain(open).collect();
+        (all.iter().sum(), all.iter().copied().max().unwrap_or(0), self.open.len() as u64)
+    }
+}
+
+/// Decisions printed by a script (`quorum script`, scenario files) as
+/// `NAME observe TxnDecided { txn: T, commit: B }` lines. Nodes are numbered
+/// by the order of their names' first appearance (default names `nK` keep K).
+pub fn decisions_from_script(output: &str) -> Vec<Decision> {
+    let mut names: Vec<String> = Vec::new();
+    let mut decisions = Vec::new();
+    for line in output.lines() {
+        let Some((name, rest)) = line.split_once(" observe TxnDecided { txn: ") else { continue };
+        let Some((txn, rest)) = rest.split_once(", commit: ") else { continue };
+        let (Ok(txn), Some(commit)) = (txn.trim().parse::<u64>(), rest.strip_suffix(" }")) else { continue };
+        let node = match name.strip_prefix('n').and_then(|k| k.parse::<u32>().ok()) {
+            Some(k) => k,
+            None => match names.iter().position(|n| n == name) {
+                Some(i) => 1000 + i as u32,
+                None => {
+                    names.push(name.to_string());
+                    1000 + names.len() as u32 - 1
+                }
+            },
+        };
+        decisions.push(Decision { node, txn, commit: commit == "true", time: 0 });
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(node: u32, txn: u64, commit: bool) -> Decision {
+        Decision { node, txn, commit, time: 0 }
+    }
+
+    #[test]
+    fn unanimous_decisions_pass() {
+        let ds = [d(0, 1, true), d(1, 1, true), d(2, 1, true), d(1, 2, false), d(2, 2, false), d(1, 1, true)];
+        assert!(atomicity(&ds).is_empty());
+    }
+
+    /// Negative control: the 3PC partition split must be caught.
+    #[test]
+    fn a_split_decision_is_caught() {
+        let ds = [d(0, 7, false), d(1, 7, true), d(2, 7, true)];
+        assert_eq!(
+            atomicity(&ds),
+            vec![AtomicityViolation::Split { txn: 7, committed: vec![1, 2], aborted: vec![0] }]
+        );
+    }
+
+    /// Negative control: a node that changes its mind.
+    #[test]
+    fn a_reversed_decision_is_caught() {
+        let ds = [d(1, 3, true), d(1, 3, false)];
+        let v = atomicity(&ds);
+        assert!(v.contains(&AtomicityViolation::Reversed { txn: 3, node: 1 }), "{v:?}");
+    }
+
+    #[test]
+    fn balances_must_sum_and_stay_positive() {
+        let ok: BTreeMap<u64, i64> = [(0, 70), (1, 130)].into();
+        assert!(balances(&ok, 200).is_ok());
+        let lost: BTreeMap<u64, i64> = [(0, 70), (1, 100)].into();
+        assert!(balances(&lost, 200).unwrap_err().contains("30 destroyed"));
+        let overdrawn: BTreeMap<u64, i64> = [(0, -10), (1, 210)].into();
+        assert!(balances(&overdrawn, 200).unwrap_err().contains("overdrawn"));
+    }
+
+    #[test]
+    fn blocked_time_runs_from_prepared_to_decided() {
+        let mut b = Blocking::new();
+        b.prepared(1, 5, 100);
+        b.prepared(1, 5, 150); // re-observed after a restart: the first counts
+        b.decided(1, 5, 400);
+        b.prepared(2, 5, 100);
+        assert_eq!(b.totals(1_100), (300 + 1_000, 1_000, 1));
+    }
+
+    #[test]
+    fn script_output_yields_decisions() {
+        let out = "n0 persist Decided\nn1 observe TxnDecided { txn: 100, commit: true }\n\
+                   n0 observe TxnDecided { txn: 100, commit: false }\n";
+        let ds = decisions_from_script(out);
+        assert_eq!(ds, vec![d(1, 100, true), d(0, 100, false)]);
+        assert_eq!(atomicity(&ds).len(), 1);
+    }
+}

@@ -1,0 +1,994 @@
+//! Three-phase commit (the source text's "3-phase-commit"; Skeen,
+//! "Nonblocking commit protocols", SIGMOD 1981; Bernstein, Hadzilacos,
+//! Goodman 1987, §7.5).
+//!
+//! 2PC blocks because a cohort that voted yes sits in a state from which both
+//! outcomes are still possible. 3PC inserts a state between "voted yes" and
+//! "committed", so that no state is adjacent to both commit and abort:
+//!
+//! 1. **canCommit** (proposal phase): the coordinator sends each cohort its
+//!    part; a cohort that can do it forces `Prepared`, locks and votes yes
+//!    (state *waiting*), otherwise forces `Aborted` and votes no.
+//! 2. **preCommit** (prepare phase): all voted yes, so the coordinator forces
+//!    `PreCommitting` and sends preCommit; each cohort forces `PreCommitted`
+//!    (state *pre-committed*) and acknowledges ("prepared to commit").
+//! 3. **doCommit** (commit phase): with every acknowledgment in, the
+//!    coordinator forces its commit decision, answers the client and sends
+//!    doCommit; cohorts force `Committed`, apply, and acknowledge
+//!    ("have committed"); the coordinator writes `End`.
+//!
+//! Timeouts, as the text gives them: a coordinator that times out waiting for
+//! votes (phase 1) or for preCommit acknowledgments (phase 2) aborts. A cohort
+//! that hears nothing for `termination_timeout` runs the **termination
+//! protocol**: the text's "one of the other cohorts gets promoted to
+//! coordinator" — the lowest-ranked cohort first, the next one a timeout
+//! later if that one is silent too. The recovery coordinator collects every
+//! reachable participant's state and decides: any committed → commit; any
+//! aborted → abort; the original coordinator still running the round → back
+//! off; any pre-committed → commit (so a pre-committed cohort commits without
+//! hearing doCommit, as the text says); otherwise (all waiting) → abort. A
+//! cohort that has not voted yet answers by aborting unilaterally.
+//!
+//! Under fail-stop crashes this never blocks: the cohorts decide among
+//! themselves within a few timeouts, where 2PC cohorts wait for the
+//! coordinator to come back. A restarted coordinator that had started phase 2
+//! but not decided asks the cohorts the same way instead of deciding alone.
+//! But 3PC assumes a failure detector that is never wrong. Under a
+//! **partition** it is: the text's scenario — the coordinator is cut off
+//! before all prepared-to-commit acknowledgments arrive, times out and aborts,
+//! while on the other side a promoted cohort sees everyone pre-committed and
+//! commits — splits the decision, and the atomicity checker reports it
+//! (`tests/scenarios/3pc/partition_splits_the_decision.txt`).
+//!
+//! Forced records: cohort `Prepared`/`Aborted` before its vote,
+//! `PreCommitted` before its ack, `Committed`/`Aborted` before "have
+//! committed"; coordinator `PreCommitting` before preCommit, `Decided` before
+//! doCommit/abort. Without failures: `6n` messages and `3n + 3` records for
+//! `n` cohorts, three round trips where 2PC needs two.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use quorum_core::txn::{owner, TxnRequest, TxnResponse};
+use quorum_core::{Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId};
+use serde::{Deserialize, Serialize};
+
+use super::{agree, describe_balances, describe_locks, plan, Bank, Change, TxnId, Write};
+
+/// Deliberately broken variants (negative controls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// A cohort votes yes without forcing its `Prepared` record.
+    NoForcePrepare,
+}
+
+/// Settings of a 3PC node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// How often the coordinator re-sends its current phase to silent cohorts.
+    pub retransmit_interval: Micros,
+    /// Phase 1: how long the coordinator waits for votes before aborting.
+    pub vote_timeout: Micros,
+    /// Phase 2: how long it waits for preCommit acknowledgments before aborting.
+    pub ack_timeout: Micros,
+    /// How long a cohort waits for the coordinator before the termination
+    /// protocol, per rank (the lowest cohort after one, the next after two..).
+    pub termination_timeout: Micros,
+    /// How long a recovery coordinator collects states before deciding.
+    pub collect_timeout: Micros,
+    /// Most rounds one coordinator runs at once; more requests are rejected.
+    pub rounds_max: usize,
+    pub bug: Option<Bug>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            retransmit_interval: Micros::from_millis(50),
+            vote_timeout: Micros::from_millis(100),
+            ack_timeout: Micros::from_millis(100),
+            termination_timeout: Micros::from_millis(200),
+            collect_timeout: Micros::from_millis(50),
+            rounds_max: 64,
+            bug: None,
+        }
+    }
+}
+
+impl Config {
+    /// Check the settings before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retransmit_interval.0 == 0 || self.collect_timeout.0 == 0 {
+            return Err("retransmit_interval and collect_timeout must be positive".into());
+        }
+        if self.vote_timeout <= self.retransmit_interval || self.ack_timeout <= self.retransmit_interval {
+            return Err("vote_timeout and ack_timeout must exceed retransmit_interval".into());
+        }
+        if self.termination_timeout <= self.ack_timeout.max(self.vote_timeout) {
+            return Err("termination_timeout must exceed the coordinator's timeouts".into());
+        }
+        if self.rounds_max == 0 {
+            return Err("rounds_max must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A participant's state, as the termination protocol collects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum State {
+    /// Voted yes, not pre-committed.
+    Waiting,
+    PreCommitted,
+    Committed,
+    Aborted,
+    /// The original coordinator is still running the round: back off.
+    Busy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Phase 1: can you do `changes`? `cohorts` are all of the cohorts.
+    CanCommit {
+        txn: TxnId,
+        changes: Vec<Change>,
+        cohorts: Vec<NodeId>,
+    },
+    Vote {
+        txn: TxnId,
+        yes: bool,
+    },
+    /// Phase 2: everyone voted yes; be ready to commit.
+    PreCommit {
+        txn: TxnId,
+    },
+    /// "Prepared to commit": the cohort forced `PreCommitted`.
+    PreCommitAck {
+        txn: TxnId,
+    },
+    /// Phase 3: doCommit (`true`) or abort, from the coordinator.
+    Decision {
+        txn: TxnId,
+        commit: bool,
+    },
+    /// "Have committed" (or aborted): the cohort forced its outcome.
+    Ack {
+        txn: TxnId,
+    },
+    /// Termination protocol: a recovery coordinator asks for a state.
+    StateRequest {
+        txn: TxnId,
+    },
+    StateReply {
+        txn: TxnId,
+        state: State,
+    },
+    /// A recovery coordinator's decision.
+    Outcome {
+        txn: TxnId,
+        commit: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// Coordinator: sequence numbers below `upto` may be in use.
+    Reserve {
+        upto: u64,
+    },
+    /// Cohort: voted yes (state waiting).
+    Prepared {
+        txn: TxnId,
+        cohorts: Vec<NodeId>,
+        writes: Vec<Write>,
+    },
+    /// Cohort: received preCommit.
+    PreCommitted {
+        txn: TxnId,
+    },
+    Committed {
+        txn: TxnId,
+        writes: Vec<Write>,
+    },
+    Aborted {
+        txn: TxnId,
+    },
+    /// Coordinator: every vote was yes; preCommit is going out.
+    PreCommitting {
+        txn: TxnId,
+        cohorts: Vec<NodeId>,
+    },
+    /// Coordinator (or, adopting a recovery coordinator's outcome, itself).
+    Decided {
+        txn: TxnId,
+        commit: bool,
+        cohorts: Vec<NodeId>,
+    },
+    End {
+        txn: TxnId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Timer {
+    /// Coordinator: re-send the current phase.
+    Retransmit(TxnId),
+    /// Coordinator: phase 1 or 2 timed out; abort.
+    Phase(TxnId),
+    /// Participant in doubt: heard nothing for too long; start termination.
+    InDoubt(TxnId),
+    /// Recovery coordinator: decide with the states collected so far.
+    Collect(TxnId),
+}
+
+const RESERVE_BLOCK: u64 = 1_000;
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Voting {
+        yes: BTreeSet<NodeId>,
+    },
+    PreCommitting {
+        acked: BTreeSet<NodeId>,
+    },
+    Deciding {
+        commit: bool,
+        acked: BTreeSet<NodeId>,
+    },
+    /// Restarted after `PreCommitting` without a decision: acts as a
+    /// pre-committed participant of the termination protocol.
+    Recovering,
+}
+
+#[derive(Clone, Debug)]
+struct Round {
+    client: Option<RequestId>,
+    changes: BTreeMap<NodeId, Vec<Change>>,
+    phase: Phase,
+}
+
+impl Round {
+    fn cohorts(&self) -> Vec<NodeId> {
+        self.changes.keys().copied().collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct InDoubt {
+    cohorts: Vec<NodeId>,
+    writes: Vec<Write>,
+    precommitted: bool,
+}
+
+/// A 3PC node: coordinator of its clients' transfers, cohort of its accounts.
+#[derive(Clone, Debug)]
+pub struct ThreePhaseCommit {
+    id: NodeId,
+    nodes: u32,
+    config: Config,
+    next_seq: u64,
+    reserved_upto: u64,
+    rounds: BTreeMap<TxnId, Round>,
+    decisions: BTreeMap<TxnId, bool>,
+    bank: Bank,
+    in_doubt: BTreeMap<TxnId, InDoubt>,
+    decided: BTreeMap<TxnId, bool>,
+    /// Termination protocols this node leads: the states collected so far.
+    terminations: BTreeMap<TxnId, BTreeMap<NodeId, State>>,
+}
+
+impl Protocol for ThreePhaseCommit {
+    type Msg = Msg;
+    type Request = TxnRequest;
+    type Response = TxnResponse;
+    type Record = Record;
+    type Timer = Timer;
+    type Config = Config;
+
+    fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
+        config.validate().expect("3pc config must validate");
+        let mut node = ThreePhaseCommit {
+            id: cluster.id,
+            nodes: cluster.nodes.len() as u32,
+            config: config.clone(),
+            next_seq: 1,
+            reserved_upto: 1,
+            rounds: BTreeMap::new(),
+            decisions: BTreeMap::new(),
+            bank: Bank::default(),
+            in_doubt: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            terminations: BTreeMap::new(),
+        };
+        for record in durable {
+            node.replay(record);
+        }
+        node.recover(out);
+        node
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out<'_, Self>) {
+        match msg {
+            Msg::CanCommit { txn, changes, cohorts } => {
+                self.handle_can_commit(from, txn, &changes, cohorts, out)
+            }
+            Msg::Vote { txn, yes } => self.handle_vote(from, txn, yes, out),
+            Msg::PreCommit { txn } => self.handle_pre_commit(from, txn, out),
+            Msg::PreCommitAck { txn } => self.handle_pre_commit_ack(from, txn, out),
+            Msg::Decision { txn, commit } => self.handle_decision(from, txn, commit, out),
+            Msg::Ack { txn } => self.handle_ack(from, txn, out),
+            Msg::StateRequest { txn } => self.handle_state_request(from, txn, out),
+            Msg::StateReply { txn, state } => self.handle_state_reply(from, txn, state, out),
+            Msg::Outcome { txn, commit } => self.adopt(txn, commit, out),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, out: &mut Out<'_, Self>) {
+        match timer {
+            Timer::Retransmit(txn) => self.retransmit(txn, out),
+            Timer::Phase(txn) => self.phase_timeout(txn, out),
+            Timer::InDoubt(txn) => self.begin_termination(txn, out),
+            Timer::Collect(txn) => self.conclude_termination(txn, out),
+        }
+    }
+
+    fn on_request(&mut self, id: RequestId, request: TxnRequest, out: &mut Out<'_, Self>) {
+        match request {
+            TxnRequest::Transfer { from, to, amount } => self.begin(id, from, to, amount, out),
+            TxnRequest::Balance { account } => self.read_balance(id, account, out),
+        }
+    }
+
+    fn invariants(&self) {
+        self.bank.invariants();
+        for (account, txn) in self.bank.locks() {
+            let doubt = self.in_doubt.get(&txn);
+            assert!(
+                doubt.is_some_and(|d| d.writes.iter().any(|w| w.account == account)),
+                "stray lock a{account}"
+            );
+        }
+        for (txn, doubt) in &self.in_doubt {
+            assert!(!self.decided.contains_key(txn), "{txn:?} is both in doubt and decided");
+            for w in &doubt.writes {
+                assert_eq!(self.bank.lock_holder(w.account), Some(*txn), "in-doubt {txn:?} lost a lock");
+                assert_eq!(owner(w.account, self.nodes), self.id);
+            }
+        }
+        for (txn, round) in &self.rounds {
+            assert_eq!(txn.coordinator(), self.id, "only the coordinator holds a round");
+            assert!(txn.seq() < self.reserved_upto);
+            let decided = self.decisions.get(txn);
+            match &round.phase {
+                Phase::Deciding { commit, .. } => assert_eq!(decided, Some(commit)),
+                _ => assert_eq!(decided, None, "an undecided round has no decision"),
+            }
+        }
+        for txn in self.terminations.keys() {
+            let leads = self.in_doubt.contains_key(txn)
+                || matches!(self.rounds.get(txn).map(|r| &r.phase), Some(Phase::Recovering));
+            assert!(leads, "only an undecided participant leads a termination");
+        }
+        assert!(self.rounds.len() <= self.config.rounds_max);
+    }
+
+    fn describe(&self) -> String {
+        let rounds: Vec<String> = self
+            .rounds
+            .iter()
+            .map(|(txn, r)| {
+                let phase = match &r.phase {
+                    Phase::Voting { yes } => format!("voting({}/{} yes)", yes.len(), r.changes.len()),
+                    Phase::PreCommitting { acked } => {
+                        format!("precommitting({}/{} acks)", acked.len(), r.changes.len())
+                    }
+                    Phase::Deciding { commit, acked } => format!(
+                        "{}({}/{} acks)",
+                        if *commit { "commit" } else { "abort" },
+                        acked.len(),
+                        r.changes.len()
+                    ),
+                    Phase::Recovering => "recovering".to_string(),
+                };
+                format!("{txn:?}:{phase}")
+            })
+            .collect();
+        let doubt: Vec<String> = self
+            .in_doubt
+            .iter()
+            .map(|(t, d)| format!("{t:?}:{}", if d.precommitted { "precommitted" } else { "waiting" }))
+            .collect();
+        format!(
+            "rounds=[{}] coordinated=[{}] in-doubt=[{}] decided=[{}] locks={} balances={}",
+            rounds.join(" "),
+            super::describe_outcomes(&self.decisions),
+            doubt.join(" "),
+            super::describe_outcomes(&self.decided),
+            describe_locks(&self.bank),
+            describe_balances(&self.bank)
+        )
+    }
+
+    fn cluster_invariants(nodes: &[(NodeId, &Self)]) -> Result<(), String> {
+        agree(nodes.iter().flat_map(|(id, n)| [(*id, &n.decided), (*id, &n.decisions)]))
+    }
+}
+
+// ---- recovery ----
+impl ThreePhaseCommit {
+    fn replay(&mut self, record: &Record) {
+        match record {
+            Record::Reserve { upto } => {
+                self.next_seq = self.next_seq.max(*upto);
+                self.reserved_upto = self.reserved_upto.max(*upto);
+            }
+            Record::Prepared { txn, cohorts, writes } => {
+                self.bank.lock(*txn, writes);
+                let doubt = InDoubt { cohorts: cohorts.clone(), writes: writes.clone(), precommitted: false };
+                self.in_doubt.insert(*txn, doubt);
+            }
+            Record::PreCommitted { txn } => {
+                if let Some(doubt) = self.in_doubt.get_mut(txn) {
+                    doubt.precommitted = true;
+                }
+            }
+            Record::Committed { txn, writes } => {
+                self.in_doubt.remove(txn);
+                self.bank.unlock(*txn);
+                self.bank.apply(writes);
+                self.decided.insert(*txn, true);
+            }
+            Record::Aborted { txn } => {
+                self.in_doubt.remove(txn);
+                self.bank.unlock(*txn);
+                self.decided.insert(*txn, false);
+            }
+            Record::PreCommitting { txn, cohorts } => {
+                let changes = cohorts.iter().map(|c| (*c, Vec::new())).collect();
+                self.rounds.insert(*txn, Round { client: None, changes, phase: Phase::Recovering });
+            }
+            Record::Decided { txn, commit, cohorts } => {
+                self.decisions.insert(*txn, *commit);
+                let changes = cohorts.iter().map(|c| (*c, Vec::new())).collect();
+                let phase = Phase::Deciding { commit: *commit, acked: BTreeSet::new() };
+                self.rounds.insert(*txn, Round { client: None, changes, phase });
+            }
+            Record::End { txn } => {
+                self.rounds.remove(txn);
+            }
+        }
+    }
+
+    fn recover(&mut self, out: &mut Out<'_, Self>) {
+        // A crash in the middle of a step may have cut the observations that
+        // followed a forced record: tell the checkers again what the log says
+        // (the same decisions, so atomicity is unaffected).
+        for (txn, commit) in self.decided.iter().chain(&self.decisions) {
+            out.observe(Observation::TxnDecided { txn: txn.0, commit: *commit });
+        }
+        for txn in self.in_doubt.keys() {
+            out.observe(Observation::Prepared { txn: txn.0 });
+        }
+        self.next_seq = self.next_seq.max(self.reserved_upto);
+        self.reserve(out);
+        let rounds: Vec<(TxnId, bool)> =
+            self.rounds.iter().map(|(t, r)| (*t, matches!(r.phase, Phase::Recovering))).collect();
+        for (txn, recovering) in rounds {
+            if recovering {
+                // Never decide alone after a crash: ask the cohorts.
+                self.begin_termination(txn, out);
+            } else {
+                self.retransmit(txn, out);
+            }
+        }
+        let doubts: Vec<TxnId> = self.in_doubt.keys().copied().collect();
+        for txn in doubts {
+            self.arm_in_doubt(txn, out);
+        }
+    }
+
+    fn reserve(&mut self, out: &mut Out<'_, Self>) {
+        self.next_seq = self.next_seq.max(self.reserved_upto);
+        self.reserved_upto = self.next_seq + RESERVE_BLOCK;
+        out.persist(Record::Reserve { upto: self.reserved_upto });
+    }
+}
+
+// ---- coordinator ----
+impl ThreePhaseCommit {
+    fn begin(&mut self, client: RequestId, from: u64, to: u64, amount: u64, out: &mut Out<'_, Self>) {
+        let changes = match plan(from, to, amount, self.nodes) {
+            Ok(changes) => changes,
+            Err(reason) => return out.reply(client, TxnResponse::Aborted { reason }),
+        };
+        if self.rounds.len() >= self.config.rounds_max {
+            let reason = format!("{} rounds in progress", self.rounds.len());
+            return out.reply(client, TxnResponse::Rejected { reason, hint: None });
+        }
+        if self.next_seq >= self.reserved_upto {
+            self.reserve(out);
+        }
+        let txn = TxnId::new(self.id, self.next_seq);
+        self.next_seq += 1;
+        let round = Round { client: Some(client), changes, phase: Phase::Voting { yes: BTreeSet::new() } };
+        let cohorts = round.cohorts();
+        for (cohort, part) in &round.changes {
+            out.send(*cohort, Msg::CanCommit { txn, changes: part.clone(), cohorts: cohorts.clone() });
+        }
+        self.rounds.insert(txn, round);
+        out.set_timer(Timer::Phase(txn), self.config.vote_timeout);
+        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
+    }
+
+    fn handle_vote(&mut self, from: NodeId, txn: TxnId, yes: bool, out: &mut Out<'_, Self>) {
+        let Some(round) = self.rounds.get_mut(&txn) else { return };
+        let Phase::Voting { yes: voted } = &mut round.phase else { return };
+        if !round.changes.contains_key(&from) {
+            return;
+        }
+        if !yes {
+            return self.decide(txn, false, &format!("{from} voted no"), out);
+        }
+        voted.insert(from);
+        if voted.len() < round.changes.len() {
+            return;
+        }
+        // Phase 2: force the move to pre-commit, then tell every cohort.
+        let cohorts = round.cohorts();
+        round.phase = Phase::PreCommitting { acked: BTreeSet::new() };
+        out.persist(Record::PreCommitting { txn, cohorts: cohorts.clone() });
+        for cohort in cohorts {
+            out.send(cohort, Msg::PreCommit { txn });
+        }
+        out.set_timer(Timer::Phase(txn), self.config.ack_timeout);
+        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
+    }
+
+    fn handle_pre_commit_ack(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
+        let Some(round) = self.rounds.get_mut(&txn) else { return };
+        let Phase::PreCommitting { acked } = &mut round.phase else { return };
+        if !round.changes.contains_key(&from) {
+            return;
+        }
+        acked.insert(from);
+        if acked.len() == round.changes.len() {
+            self.decide(txn, true, "", out);
+        }
+    }
+
+    /// The text: "If the coordinator times out while waiting for cohorts to
+    /// reply in phases 1 or 2 then it will cancel the transaction."
+    fn phase_timeout(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let phase = self.rounds.get(&txn).map(|r| &r.phase);
+        match phase {
+            Some(Phase::Voting { .. }) => self.decide(txn, false, "timed out waiting for votes", out),
+            Some(Phase::PreCommitting { .. }) => {
+                self.decide(txn, false, "timed out waiting for prepared-to-commit", out)
+            }
+            _ => {}
+        }
+    }
+
+    /// Force the decision, answer the client, send doCommit / abort.
+    fn decide(&mut self, txn: TxnId, commit: bool, reason: &str, out: &mut Out<'_, Self>) {
+        let round = self.rounds.get_mut(&txn).expect("only a running round is decided");
+        assert!(!matches!(round.phase, Phase::Deciding { .. }), "a round is decided once");
+        assert!(!self.decisions.contains_key(&txn));
+        let cohorts = round.cohorts();
+        round.phase = Phase::Deciding { commit, acked: BTreeSet::new() };
+        out.persist(Record::Decided { txn, commit, cohorts: cohorts.clone() });
+        for cohort in &cohorts {
+            out.send(*cohort, Msg::Decision { txn, commit });
+        }
+        self.decisions.insert(txn, commit);
+        out.observe(Observation::TxnDecided { txn: txn.0, commit });
+        if let Some(client) = round.client.take() {
+            out.reply(client, response(commit, reason));
+        }
+        out.cancel_timer(Timer::Phase(txn));
+        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
+    }
+
+    fn handle_ack(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
+        let Some(round) = self.rounds.get_mut(&txn) else { return };
+        let Phase::Deciding { acked, .. } = &mut round.phase else { return };
+        if !round.changes.contains_key(&from) {
+            return;
+        }
+        acked.insert(from);
+        if acked.len() == round.changes.len() {
+            self.rounds.remove(&txn);
+            out.persist(Record::End { txn });
+            out.cancel_timer(Timer::Retransmit(txn));
+        }
+    }
+
+    fn retransmit(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let Some(round) = self.rounds.get(&txn) else { return };
+        let cohorts = round.cohorts();
+        match &round.phase {
+            Phase::Voting { yes } => {
+                for (cohort, part) in round.changes.iter().filter(|(c, _)| !yes.contains(c)) {
+                    out.send(
+                        *cohort,
+                        Msg::CanCommit { txn, changes: part.clone(), cohorts: cohorts.clone() },
+                    );
+                }
+            }
+            Phase::PreCommitting { acked } => {
+                for cohort in cohorts.iter().filter(|c| !acked.contains(c)) {
+                    out.send(*cohort, Msg::PreCommit { txn });
+                }
+            }
+            Phase::Deciding { commit, acked } => {
+                for cohort in cohorts.iter().filter(|c| !acked.contains(c)) {
+                    out.send(*cohort, Msg::Decision { txn, commit: *commit });
+                }
+            }
+            Phase::Recovering => return,
+        }
+        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
+    }
+
+    fn read_balance(&mut self, client: RequestId, account: u64, out: &mut Out<'_, Self>) {
+        let holder = owner(account, self.nodes);
+        let response = if holder != self.id {
+            TxnResponse::Rejected { reason: format!("a{account} lives at {holder}"), hint: Some(holder) }
+        } else if let Some(txn) = self.bank.lock_holder(account) {
+            TxnResponse::Rejected { reason: format!("a{account} is locked by {txn:?}"), hint: Some(self.id) }
+        } else {
+            TxnResponse::Balance(self.bank.balance(account))
+        };
+        out.reply(client, response);
+    }
+}
+
+fn response(commit: bool, reason: &str) -> TxnResponse {
+    if commit {
+        TxnResponse::Committed
+    } else {
+        TxnResponse::Aborted { reason: reason.to_string() }
+    }
+}
+
+// ---- cohort ----
+impl ThreePhaseCommit {
+    fn handle_can_commit(
+        &mut self,
+        from: NodeId,
+        txn: TxnId,
+        changes: &[Change],
+        cohorts: Vec<NodeId>,
+        out: &mut Out<'_, Self>,
+    ) {
+        if from != txn.coordinator() || changes.iter().any(|c| owner(c.account, self.nodes) != self.id) {
+            return;
+        }
+        if let Some(commit) = self.decided.get(&txn) {
+            return out.send(from, Msg::Vote { txn, yes: *commit });
+        }
+        if self.in_doubt.contains_key(&txn) {
+            return out.send(from, Msg::Vote { txn, yes: true });
+        }
+        let Ok(writes) = self.bank.try_prepare(txn, changes) else {
+            self.abort_unilaterally(txn, out);
+            return out.send(from, Msg::Vote { txn, yes: false });
+        };
+        self.bank.lock(txn, &writes);
+        if self.config.bug != Some(Bug::NoForcePrepare) {
+            out.persist(Record::Prepared { txn, cohorts: cohorts.clone(), writes: writes.clone() });
+        }
+        self.in_doubt.insert(txn, InDoubt { cohorts, writes, precommitted: false });
+        out.observe(Observation::Prepared { txn: txn.0 });
+        out.send(from, Msg::Vote { txn, yes: true });
+        self.arm_in_doubt(txn, out);
+    }
+
+    /// The termination timer: the `rank`-th cohort waits `rank + 1` timeouts,
+    /// so the lowest-ranked live cohort is promoted first. A restarted
+    /// coordinator (not a cohort) waits one.
+    fn arm_in_doubt(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let rank =
+            self.in_doubt.get(&txn).and_then(|d| d.cohorts.iter().position(|c| *c == self.id)).unwrap_or(0)
+                as u64;
+        let after = Micros(self.config.termination_timeout.0 * (rank + 1));
+        out.set_timer(Timer::InDoubt(txn), after);
+    }
+
+    fn handle_pre_commit(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
+        if from != txn.coordinator() {
+            return;
+        }
+        if self.decided.get(&txn) == Some(&true) {
+            return out.send(from, Msg::PreCommitAck { txn });
+        }
+        let Some(doubt) = self.in_doubt.get_mut(&txn) else { return };
+        if !doubt.precommitted {
+            doubt.precommitted = true;
+            out.persist(Record::PreCommitted { txn });
+        }
+        out.send(from, Msg::PreCommitAck { txn });
+        self.arm_in_doubt(txn, out);
+    }
+
+    fn handle_decision(&mut self, from: NodeId, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
+        if from != txn.coordinator() {
+            return;
+        }
+        if self.in_doubt.contains_key(&txn) {
+            self.finish(txn, commit, out);
+        } else if let Entry::Vacant(vacant) = self.decided.entry(txn) {
+            // Never voted yes (or forgot it under `no-force-prepare`): nothing
+            // of it was applied here.
+            vacant.insert(false);
+            out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
+        }
+        out.send(from, Msg::Ack { txn });
+    }
+
+    fn abort_unilaterally(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        assert!(!self.in_doubt.contains_key(&txn), "an in-doubt cohort may not abort on its own");
+        assert!(!self.decided.contains_key(&txn));
+        out.persist(Record::Aborted { txn });
+        self.decided.insert(txn, false);
+        out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
+    }
+
+    fn finish(&mut self, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
+        let doubt = self.in_doubt.remove(&txn).expect("only an in-doubt transaction is finished");
+        if commit {
+            out.persist(Record::Committed { txn, writes: doubt.writes.clone() });
+            self.bank.apply(&doubt.writes);
+        } else {
+            out.persist(Record::Aborted { txn });
+        }
+        self.bank.unlock(txn);
+        self.decided.insert(txn, commit);
+        self.terminations.remove(&txn);
+        out.observe(Observation::TxnDecided { txn: txn.0, commit });
+        out.cancel_timer(Timer::InDoubt(txn));
+        out.cancel_timer(Timer::Collect(txn));
+    }
+}
+
+// ---- termination protocol ----
+impl ThreePhaseCommit {
+    /// Everyone but this node that takes part in `txn`: its cohorts and its
+    /// coordinator.
+    fn participants(&self, txn: TxnId) -> Vec<NodeId> {
+        let mut all: BTreeSet<NodeId> = match (self.in_doubt.get(&txn), self.rounds.get(&txn)) {
+            (Some(doubt), _) => doubt.cohorts.iter().copied().collect(),
+            (None, Some(round)) => round.changes.keys().copied().collect(),
+            (None, None) => BTreeSet::new(),
+        };
+        all.insert(txn.coordinator());
+        all.remove(&self.id);
+        all.into_iter().collect()
+    }
+
+    /// This node's state for `txn`, as it answers a recovery coordinator. A
+    /// node that never voted for `txn` aborts it now (it may: it promised
+    /// nothing), so it can never vote yes later.
+    fn state(&mut self, txn: TxnId, out: &mut Out<'_, Self>) -> State {
+        if let Some(commit) = self.decided.get(&txn).or_else(|| self.decisions.get(&txn)) {
+            return if *commit { State::Committed } else { State::Aborted };
+        }
+        match self.rounds.get(&txn).map(|r| &r.phase) {
+            Some(Phase::Voting { .. } | Phase::PreCommitting { .. }) => return State::Busy,
+            Some(Phase::Recovering) => return State::PreCommitted,
+            Some(Phase::Deciding { .. }) => unreachable!("a deciding round has a decision"),
+            None => {}
+        }
+        if let Some(doubt) = self.in_doubt.get(&txn) {
+            return if doubt.precommitted { State::PreCommitted } else { State::Waiting };
+        }
+        if txn.coordinator() == self.id {
+            // No round and no decision: the coordinator crashed before phase 2
+            // (`PreCommitting` is forced before any preCommit leaves).
+            return State::Aborted;
+        }
+        self.abort_unilaterally(txn, out);
+        State::Aborted
+    }
+
+    /// Promoted: collect every participant's state.
+    fn begin_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let undecided = self.in_doubt.contains_key(&txn)
+            || matches!(self.rounds.get(&txn).map(|r| &r.phase), Some(Phase::Recovering));
+        if !undecided || self.terminations.contains_key(&txn) {
+            return;
+        }
+        let own = self.state(txn, out);
+        self.terminations.insert(txn, BTreeMap::from([(self.id, own)]));
+        for node in self.participants(txn) {
+            out.send(node, Msg::StateRequest { txn });
+        }
+        out.set_timer(Timer::Collect(txn), self.config.collect_timeout);
+    }
+
+    fn handle_state_request(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
+        let state = self.state(txn, out);
+        out.send(from, Msg::StateReply { txn, state });
+    }
+
+    fn handle_state_reply(&mut self, from: NodeId, txn: TxnId, state: State, out: &mut Out<'_, Self>) {
+        let expected = self.participants(txn).len() + 1;
+        let Some(answers) = self.terminations.get_mut(&txn) else { return };
+        answers.insert(from, state);
+        if answers.len() >= expected {
+            self.conclude_termination(txn, out);
+        }
+    }
+
+    /// Skeen's termination rule over the states collected.
+    fn conclude_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let Some(answers) = self.terminations.remove(&txn) else { return };
+        out.cancel_timer(Timer::Collect(txn));
+        let has = |s: State| answers.values().any(|a| *a == s);
+        let commit = if has(State::Committed) {
+            true
+        } else if has(State::Aborted) {
+            false
+        } else if has(State::Busy) {
+            // The coordinator is alive and running the round: let it finish.
+            return self.arm_in_doubt(txn, out);
+        } else {
+            has(State::PreCommitted)
+        };
+        let participants = self.participants(txn);
+        self.adopt(txn, commit, out);
+        for node in participants {
+            out.send(node, Msg::Outcome { txn, commit });
+        }
+    }
+
+    /// Take a recovery coordinator's (or one's own) termination outcome.
+    fn adopt(&mut self, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
+        if self.in_doubt.contains_key(&txn) {
+            self.finish(txn, commit, out);
+        }
+        let Some(round) = self.rounds.get_mut(&txn) else { return };
+        if matches!(round.phase, Phase::Deciding { .. }) {
+            return;
+        }
+        assert!(!self.decisions.contains_key(&txn));
+        let cohorts = round.cohorts();
+        let client = round.client.take();
+        self.rounds.remove(&txn);
+        self.terminations.remove(&txn);
+        out.persist(Record::Decided { txn, commit, cohorts });
+        out.persist(Record::End { txn });
+        self.decisions.insert(txn, commit);
+        out.observe(Observation::TxnDecided { txn: txn.0, commit });
+        if let Some(client) = client {
+            out.reply(client, response(commit, "decided by the termination protocol"));
+        }
+        for timer in [Timer::Phase(txn), Timer::Retransmit(txn), Timer::InDoubt(txn), Timer::Collect(txn)] {
+            out.cancel_timer(timer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commit::two_pc::{self, TwoPhaseCommit};
+    use crate::testkit::Kit;
+    use quorum_core::txn::INITIAL_BALANCE;
+
+    const N0: NodeId = NodeId(0);
+    const N1: NodeId = NodeId(1);
+    const N2: NodeId = NodeId(2);
+
+    fn transfer(amount: u64) -> TxnRequest {
+        TxnRequest::Transfer { from: 1, to: 2, amount }
+    }
+
+    fn decided(kit: &Kit<ThreePhaseCommit>, node: NodeId) -> Vec<bool> {
+        kit.node(node).decided.values().copied().collect()
+    }
+
+    /// 3PC §"3-phase-commit": canCommit, preCommit, doCommit, each acknowledged.
+    #[test]
+    fn happy_path_takes_three_round_trips_and_commits_everywhere() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        let rid = kit.request(N0, transfer(30));
+        let mut messages = 0;
+        while !kit.network.is_empty() {
+            kit.deliver_all(1);
+            messages += 1;
+        }
+        assert_eq!(messages, 6 * 2, "three round trips with each of n = 2 cohorts");
+        assert_eq!(kit.reply(rid), Some(&TxnResponse::Committed));
+        assert_eq!(kit.node(N1).bank.balance(1), INITIAL_BALANCE - 30);
+        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 30);
+        assert!(kit.node(N0).rounds.is_empty());
+        assert_eq!(kit.durable[1].len(), 1 + 3, "reserve, prepared, pre-committed, committed");
+    }
+
+    /// The text: "If the cohorts have completed the prepare phase but never
+    /// receive a commit message then they will commit anyway."
+    #[test]
+    fn pre_committed_cohorts_commit_without_hearing_do_commit() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        kit.request(N0, transfer(30));
+        kit.deliver_all(6); // canCommit x2, votes x2, preCommit x2
+        assert!(kit.node(N1).in_doubt.values().all(|d| d.precommitted));
+        kit.network.clear(); // the acks are lost with the coordinator
+        kit.crash(N0);
+        kit.advance(Micros::from_millis(400));
+        assert_eq!(decided(&kit, N1), vec![true]);
+        assert_eq!(decided(&kit, N2), vec![true]);
+        // The coordinator comes back, asks, and agrees.
+        kit.start(N0);
+        kit.advance(Micros::from_millis(400));
+        assert_eq!(kit.node(N0).decisions.values().copied().collect::<Vec<_>>(), vec![true]);
+    }
+
+    #[test]
+    fn waiting_cohorts_abort_when_the_coordinator_dies_before_phase_two() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        kit.request(N0, transfer(30));
+        kit.deliver_all(2); // both voted yes; the votes are lost
+        kit.network.clear();
+        kit.crash(N0);
+        kit.advance(Micros::from_millis(400));
+        assert_eq!(decided(&kit, N1), vec![false]);
+        assert_eq!(decided(&kit, N2), vec![false]);
+    }
+
+    #[test]
+    fn a_cohort_without_funds_votes_no_and_the_transfer_aborts_everywhere() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        let rid = kit.request(N0, transfer(INITIAL_BALANCE as u64 + 1));
+        kit.deliver_all(100);
+        assert!(matches!(kit.reply(rid), Some(TxnResponse::Aborted { .. })));
+        assert_eq!(decided(&kit, N1), vec![false]);
+        assert_eq!(decided(&kit, N2), vec![false]);
+    }
+
+    /// The same crash — coordinator gone right after deciding — blocks 2PC
+    /// cohorts until it returns, while 3PC cohorts finish on their own.
+    #[test]
+    fn three_pc_does_not_block_where_two_pc_does() {
+        let mut two = Kit::<TwoPhaseCommit>::new(3, two_pc::Config::default());
+        two.request(N0, transfer(30));
+        two.deliver_all(4); // votes in: the coordinator forced COMMIT
+        two.network.clear();
+        two.crash(N0);
+        two.advance(Micros::from_millis(2_000));
+        assert!(two.nodes[1].is_some());
+        let blocked = |k: &Kit<TwoPhaseCommit>, n: NodeId| k.node(n).describe().contains("in-doubt=[t1.0]");
+        assert!(blocked(&two, N1) && blocked(&two, N2), "2PC cohorts still in doubt after 2 s");
+
+        let mut three = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        three.request(N0, transfer(30));
+        three.deliver_all(6); // phase 2 under way: cohorts pre-committed
+        three.network.clear();
+        three.crash(N0);
+        three.advance(Micros::from_millis(2_000));
+        assert!(three.node(N1).in_doubt.is_empty() && three.node(N2).in_doubt.is_empty());
+        assert_eq!(decided(&three, N1), vec![true]);
+    }
+
+    /// The text's partition scenario in miniature: the coordinator, cut off
+    /// in phase 2, aborts; the cohorts, promoted, commit.
+    #[test]
+    fn a_partition_in_phase_two_splits_the_decision() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        kit.request(N0, transfer(30));
+        kit.deliver_all(6);
+        kit.network.clear();
+        for cohort in [N1, N2] {
+            kit.cut.push((N0, cohort));
+            kit.cut.push((cohort, N0));
+        }
+        kit.advance(Micros::from_millis(1_000));
+        assert_eq!(kit.node(N0).decisions.values().copied().collect::<Vec<_>>(), vec![false]);
+        assert_eq!(decided(&kit, N1), vec![true]);
+        let nodes = [(N0, kit.node(N0)), (N1, kit.node(N1))];
+        assert!(ThreePhaseCommit::cluster_invariants(&nodes).is_err());
+    }
+}
