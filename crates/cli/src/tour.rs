@@ -68,6 +68,48 @@ const STOPS: &[Stop] = &[
         expect: "no violation: linearizable from majorities alone",
         focus: None,
     },
+    Stop {
+        protocol: "paxos",
+        variant: None,
+        faults: "all",
+        expect: "no violation: Agreement, Validity, Integrity per key",
+        focus: None,
+    },
+    Stop {
+        protocol: "multi-paxos",
+        variant: None,
+        faults: "all",
+        expect: "no violation: a linearizable replicated log",
+        focus: None,
+    },
+    Stop {
+        protocol: "raft",
+        variant: None,
+        faults: "all",
+        expect: "no violation: a linearizable replicated log",
+        focus: None,
+    },
+    Stop {
+        protocol: "zab",
+        variant: None,
+        faults: "all",
+        expect: "no violation: primary order, linearizable",
+        focus: None,
+    },
+    Stop {
+        protocol: "2pc",
+        variant: None,
+        faults: "crash",
+        expect: "no violation: atomic, balances conserved; cohorts block while the coordinator is down",
+        focus: None,
+    },
+    Stop {
+        protocol: "3pc",
+        variant: None,
+        faults: "partition",
+        expect: "split decision under partition (the text's scenario)",
+        focus: Some("atomicity"),
+    },
 ];
 
 pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
