@@ -144,26 +144,8 @@ impl<S: StateMachine> Raft<S> {
         }
         self.reset_election_timer(out);
         if self.votes.len() >= self.membership.majority() {
-            return self.become_leader(out);
+            self.become_leader(out);
         }
-        out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
-    }
-
-    /// Candidate: ask again every voter that has not granted its vote, as
-    /// figure 2 allows for a request that timed out ("retry"). A lost
-    /// request or a voter that restarted can still be won within the term.
-    pub(super) fn resend_request_vote(&mut self, out: &mut Out<'_, Self>) {
-        assert_eq!(self.role, Role::Candidate);
-        let msg = Msg::RequestVote {
-            term: self.term,
-            last_index: self.log.last_index(),
-            last_term: self.log.last_term(),
-            transfer: false,
-        };
-        for voter in self.membership.voters.iter().filter(|v| **v != self.id && !self.votes.contains(v)) {
-            out.send(*voter, msg.clone());
-        }
-        out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
     }
 
     pub(super) fn handle_pre_vote(

@@ -303,7 +303,6 @@ pub enum Timer {
     /// Follower or candidate: no leader heard; campaign.
     Election,
     /// Leader: heartbeat round, check-quorum, retry stuck followers.
-    /// Candidate: ask again the voters that have not granted.
     Heartbeat,
     /// Leader: give up a leadership transfer that did not complete.
     TransferTimeout,

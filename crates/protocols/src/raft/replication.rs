@@ -359,9 +359,6 @@ impl<S: StateMachine> Raft<S> {
     /// Leader tick: retry followers that made no progress for a while
     /// (lost messages), then a heartbeat round.
     pub(super) fn handle_heartbeat_tick(&mut self, out: &mut Out<'_, Self>) {
-        if self.role == super::Role::Candidate {
-            return self.resend_request_vote(out);
-        }
         if !self.is_leader() {
             return;
         }
