@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod protocols;
+mod server_cmds;
 mod tour;
 
 use std::io::IsTerminal;
@@ -43,6 +44,12 @@ enum Command {
     Tour(TourArgs),
     /// Drive a cluster step by step from a script file (deliver this, drop that, crash that node).
     Script(ScriptArgs),
+    /// Run one node of a replicated key-value server that speaks the Redis protocol.
+    Serve(server_cmds::ServeArgs),
+    /// Start an N-node server cluster on loopback in one command (Ctrl-C stops it; run again to resume).
+    Cluster(server_cmds::ClusterArgs),
+    /// Load-generate against a Redis-protocol server (or etcd) and report throughput and latency percentiles.
+    Bench(server_cmds::BenchArgs),
 }
 
 #[derive(Args)]
@@ -176,7 +183,7 @@ struct TourArgs {
 }
 
 /// A usage error: one line on stderr, exit code 2.
-struct UsageError(String);
+pub(crate) struct UsageError(pub(crate) String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -190,6 +197,9 @@ fn main() -> ExitCode {
         }
         Command::Tour(args) => tour::tour(args.seeds),
         Command::Script(args) => script(args),
+        Command::Serve(args) => server_cmds::serve(args),
+        Command::Cluster(args) => server_cmds::cluster(args),
+        Command::Bench(args) => server_cmds::bench(args),
     };
     match result {
         Ok(code) => code,

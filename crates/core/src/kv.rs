@@ -139,6 +139,13 @@ impl crate::StateMachine for KvStore {
     fn digest(&self) -> u64 {
         KvStore::digest(self)
     }
+
+    fn query(&self, command: &KvCommand) -> Option<KvResponse> {
+        match *command {
+            KvCommand::Read { key } => Some(KvResponse::Read(self.get(key))),
+            _ => None,
+        }
+    }
 }
 
 impl crate::ClientOutput for KvResponse {

@@ -294,6 +294,14 @@ pub trait Protocol: Sized {
         Err(format!("this protocol has no operator commands (got '{command}')"))
     }
 
+    /// Answer a read-only request from this node's own state, without any
+    /// coordination: a possibly stale read (Redis' `READONLY` replicas, ZAB's
+    /// local reads). `None` where the protocol has no such state or the
+    /// request is not read-only. Default: `None`.
+    fn read_local(&self, _request: &Self::Request) -> Option<Self::Response> {
+        None
+    }
+
     /// One line of human-readable status (role, term, log, commit point) for
     /// scripts and traces. Default: nothing.
     fn describe(&self) -> String {
@@ -328,6 +336,12 @@ pub trait StateMachine: Clone + Debug + Default + Serialize + DeserializeOwned {
 
     /// A digest equal for equal states, stable across runs and builds.
     fn digest(&self) -> u64;
+
+    /// Answer a read-only command without changing the state; `None` for
+    /// commands that are not read-only. Default: `None` (no local reads).
+    fn query(&self, _command: &Self::Command) -> Option<Self::Output> {
+        None
+    }
 }
 
 /// The refusals every client-facing protocol must be able to express in its

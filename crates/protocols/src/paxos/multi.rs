@@ -998,6 +998,10 @@ impl<S: StateMachine> Protocol for MultiPaxos<S> {
         Some(self.state.digest())
     }
 
+    fn read_local(&self, request: &S::Command) -> Option<S::Output> {
+        self.state.query(request)
+    }
+
     fn invariants(&self) {
         assert!(self.counter_seen >= self.promised.counter, "the promise was seen");
         assert!(self.compacted <= self.checkpoint_slot && self.checkpoint_slot <= self.applied);

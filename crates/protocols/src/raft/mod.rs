@@ -685,6 +685,10 @@ impl<S: StateMachine> Protocol for Raft<S> {
         Some(self.state.digest())
     }
 
+    fn read_local(&self, request: &S::Command) -> Option<S::Output> {
+        self.state.query(request)
+    }
+
     fn describe(&self) -> String {
         let leader = self.leader.map_or("none".to_string(), |l| l.to_string());
         format!(

@@ -643,6 +643,10 @@ impl<S: StateMachine> Protocol for Zab<S> {
         Some(self.state.digest())
     }
 
+    fn read_local(&self, request: &S::Command) -> Option<S::Output> {
+        self.state.query(request)
+    }
+
     fn describe(&self) -> String {
         let common = format!(
             "acc={} cur={} last={:?}@{} applied={:?}@{}",

@@ -1,0 +1,357 @@
+//! The real server, end to end: three `quorum serve` processes, clients on a
+//! real Redis client library (redis-rs), the leader killed with SIGKILL in
+//! the middle of the load. The clients' history must be linearizable and no
+//! acknowledged write may be lost; the killed node must recover from its
+//! log and catch up.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quorum_check::durability::lost_acked_writes;
+use quorum_check::history::{History, Op, OpType, OpValue, F};
+use quorum_check::linearizability::{check, Model, Outcome};
+
+const SECRET: &str = "integration-test-secret";
+
+struct Node {
+    id: u32,
+    client_port: u16,
+    peer_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    _root: tempfile::TempDir,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl Cluster {
+    fn start(n: u32) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let ports = free_ports(2 * n as usize);
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node {
+                id: i,
+                client_port: ports[2 * i as usize],
+                peer_port: ports[2 * i as usize + 1],
+                dir: root.path().join(format!("node-{i}")),
+                child: None,
+            })
+            .collect();
+        let peers: Vec<(u32, u16)> = nodes.iter().map(|n| (n.id, n.peer_port)).collect();
+        for node in &mut nodes {
+            node.spawn(&peers);
+        }
+        let cluster = Cluster { nodes, _root: root };
+        for node in &cluster.nodes {
+            wait_for_ping(node.client_port);
+        }
+        cluster
+    }
+
+    fn peers(&self) -> Vec<(u32, u16)> {
+        self.nodes.iter().map(|n| (n.id, n.peer_port)).collect()
+    }
+
+    /// The node whose INFO says it leads, waiting up to `within`.
+    fn leader(&self, within: Duration) -> Option<u32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+                if let Some(info) = info(node.client_port) {
+                    if info.contains("role:leader") {
+                        return Some(node.id);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Node {
+    fn spawn(&mut self, peers: &[(u32, u16)]) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let others: Vec<String> =
+            peers.iter().filter(|(id, _)| *id != self.id).map(|(id, p)| format!("{id}=127.0.0.1:{p}")).collect();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_quorum"))
+            .args(["serve", "--id", &self.id.to_string()])
+            .args(["--listen", &format!("127.0.0.1:{}", self.client_port)])
+            .args(["--peer-listen", &format!("127.0.0.1:{}", self.peer_port)])
+            .args(["--peers", &others.join(",")])
+            .args(["--data-dir", self.dir.to_str().unwrap()])
+            .args(["--cluster-secret", SECRET, "--request-timeout-ms", "2000"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("quorum serve starts");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+}
+
+fn connect(port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let con = client.get_connection_with_timeout(Duration::from_secs(1))?;
+    con.set_read_timeout(Some(Duration::from_secs(3)))?;
+    con.set_write_timeout(Some(Duration::from_secs(3)))?;
+    Ok(con)
+}
+
+fn wait_for_ping(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(mut con) = connect(port) {
+            if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("node on port {port} never answered PING");
+}
+
+fn info(port: u16) -> Option<String> {
+    let mut con = connect(port).ok()?;
+    redis::cmd("INFO").query::<String>(&mut con).ok()
+}
+
+/// The history, shared by the client threads; events get their index here.
+#[derive(Default)]
+struct Recorder {
+    history: Mutex<History>,
+    start: Option<Instant>,
+}
+
+impl Recorder {
+    fn push(&self, kind: OpType, f: F, key: u64, value: OpValue, process: u64, node: u32) {
+        let mut h = self.history.lock().unwrap();
+        let index = h.ops.len();
+        let time = self.start.map_or(0, |s| s.elapsed().as_micros() as u64);
+        h.ops.push(Op { index, kind, f, key, value, process, time, node: Some(node) });
+    }
+}
+
+/// How a command's answer reads in the history: `ok` with a value, `fail`
+/// (certainly not executed: TRYAGAIN), or `info` (unknown).
+enum Outcome2 {
+    Ok(OpValue),
+    Fail,
+    Info,
+}
+
+fn classify_error(e: &redis::RedisError) -> Outcome2 {
+    if e.code() == Some("TRYAGAIN") || e.to_string().contains("TRYAGAIN") {
+        Outcome2::Fail
+    } else {
+        Outcome2::Info
+    }
+}
+
+fn client_thread(
+    thread: u64,
+    ports: Vec<u16>,
+    live: Arc<Mutex<Vec<bool>>>,
+    stop: Arc<AtomicBool>,
+    recorder: Arc<Recorder>,
+) -> usize {
+    let mut process = thread * 1_000;
+    let mut counter = 0u64;
+    let mut target = thread as usize % ports.len();
+    let mut con: Option<redis::Connection> = None;
+    let mut rng = thread.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut acked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if con.is_none() {
+            let alive = live.lock().unwrap().clone();
+            for _ in 0..ports.len() {
+                target = (target + 1) % ports.len();
+                if alive[target] {
+                    break;
+                }
+            }
+            con = connect(ports[target]).ok();
+            if con.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        }
+        let c = con.as_mut().unwrap();
+        let key = next() % 4;
+        let roll = next() % 10;
+        let (f, invoke_value, result) = if roll < 5 {
+            counter += 1;
+            let value = thread * 1_000_000 + counter;
+            recorder.push(OpType::Invoke, F::Write, key, OpValue::One(value), process, target as u32);
+            let r = redis::cmd("SET").arg(format!("k{key}")).arg(value).query::<String>(c);
+            (F::Write, OpValue::One(value), r.map(|_| Outcome2::Ok(OpValue::One(value))).unwrap_or_else(|e| classify_error(&e)))
+        } else if roll < 9 {
+            recorder.push(OpType::Invoke, F::Read, key, OpValue::Nil, process, target as u32);
+            let r = redis::cmd("GET").arg(format!("k{key}")).query::<Option<u64>>(c);
+            let outcome = match r {
+                Ok(Some(v)) => Outcome2::Ok(OpValue::One(v)),
+                Ok(None) => Outcome2::Ok(OpValue::Nil),
+                Err(e) => classify_error(&e),
+            };
+            (F::Read, OpValue::Nil, outcome)
+        } else {
+            counter += 1;
+            let expected = thread * 1_000_000 + counter - 1;
+            let new = thread * 1_000_000 + counter;
+            let pair = OpValue::Pair([expected, new]);
+            recorder.push(OpType::Invoke, F::Cas, key, pair, process, target as u32);
+            let r = redis::cmd("CAS").arg(format!("k{key}")).arg(expected).arg(new).query::<i64>(c);
+            let outcome = match r {
+                Ok(1) => Outcome2::Ok(pair),
+                Ok(_) => Outcome2::Fail,
+                Err(e) => classify_error(&e),
+            };
+            (F::Cas, pair, outcome)
+        };
+        match result {
+            Outcome2::Ok(value) => {
+                if f != F::Read {
+                    acked += 1;
+                }
+                recorder.push(OpType::Ok, f, key, value, process, target as u32);
+            }
+            Outcome2::Fail => recorder.push(OpType::Fail, f, key, invoke_value, process, target as u32),
+            Outcome2::Info => {
+                recorder.push(OpType::Info, f, key, invoke_value, process, target as u32);
+                process += 1; // Jepsen's rule: a process with a pending op is never reused
+                con = None;
+            }
+        }
+    }
+    acked
+}
+
+fn final_values(port: u16) -> BTreeMap<u64, Option<u64>> {
+    let mut con = connect(port).unwrap();
+    (0..4).map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap())).collect()
+}
+
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+    text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizable() {
+    let mut cluster = Cluster::start(3);
+    let first = cluster.leader(Duration::from_secs(10)).expect("a leader is elected");
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.client_port).collect();
+    let live = Arc::new(Mutex::new(vec![true; ports.len()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let recorder = Arc::new(Recorder { history: Mutex::new(History::default()), start: Some(Instant::now()) });
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let (ports, live, stop, recorder) = (ports.clone(), live.clone(), stop.clone(), recorder.clone());
+            std::thread::spawn(move || client_thread(t, ports, live, stop, recorder))
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_millis(1500));
+    live.lock().unwrap()[first as usize] = false;
+    cluster.nodes[first as usize].kill();
+    let second = cluster.leader(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let acked: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let second = second.unwrap_or_else(|| {
+        let logs: Vec<String> = cluster.nodes.iter().map(|n| log_tail(&n.dir)).collect();
+        panic!("no new leader after killing node {first}:\n{}", logs.join("\n----\n"))
+    });
+    assert_ne!(second, first);
+
+    // The killed node recovers from its log and catches up.
+    let peers = cluster.peers();
+    cluster.nodes[first as usize].spawn(&peers);
+    wait_for_ping(cluster.nodes[first as usize].client_port);
+
+    let history = recorder.history.lock().unwrap().clone();
+    let finals = final_values(cluster.nodes[second as usize].client_port);
+    let report = check(&history, Model::Kv);
+    assert_eq!(report.outcome, Outcome::Linearizable, "{}\nwitness: {:?}", report.explanation, report.witness);
+    let lost = lost_acked_writes(&history, &finals);
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert!(acked > 50, "the cluster acknowledged only {acked} writes");
+
+    // Stale local reads on the recovered node converge to the leader's state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut con = connect(cluster.nodes[first as usize].client_port).unwrap();
+        redis::cmd("READONLY").query::<String>(&mut con).unwrap();
+        let local: BTreeMap<u64, Option<u64>> =
+            (0..4).map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap())).collect();
+        if local == finals {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted node never caught up: {local:?} vs {finals:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bad_input_gets_errors_and_the_connection_survives() {
+    use std::io::{Read, Write};
+    let cluster = Cluster::start(1);
+    let port = cluster.nodes[0].client_port;
+    cluster.leader(Duration::from_secs(10)).expect("a single node elects itself");
+    let mut con = connect(port).unwrap();
+    let err = redis::cmd("NOSUCH").arg("x").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    let err = redis::cmd("GET").query::<String>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("wrong number of arguments"), "{err}");
+    let key = vec![0u8, b'\r', b'\n', 255];
+    redis::cmd("SET").arg(&key).arg("v").query::<String>(&mut con).unwrap();
+    assert_eq!(redis::cmd("GET").arg(&key).query::<String>(&mut con).unwrap(), "v");
+    assert_eq!(redis::cmd("INCR").arg("n").query::<i64>(&mut con).unwrap(), 1);
+    assert!(redis::cmd("INCR").arg(&key).query::<i64>(&mut con).is_err());
+    assert_eq!(redis::cmd("PING").query::<String>(&mut con).unwrap(), "PONG");
+
+    // A framing error: an error, then the connection is closed cleanly.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(b"*1\r\n$-5\r\n").unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
+    // The server is still up.
+    assert_eq!(redis::cmd("PING").query::<String>(&mut connect(port).unwrap()).unwrap(), "PONG");
+}

@@ -1,0 +1,358 @@
+//! The client front end: RESP2 over TCP, so `redis-cli`, `redis-benchmark`
+//! and Redis client libraries work against the replicated store.
+//!
+//! A connection is a loop: read bytes, parse every complete command in the
+//! buffer, hand them to the node in order (pipelined commands are all in
+//! flight at once), write the answers in order. Bad input never panics and
+//! never loses anything acknowledged: a malformed frame gets a
+//! `-ERR Protocol error` and the connection is closed (there is no way to
+//! resynchronise a byte stream), a bad command gets an error and the
+//! connection stays usable.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorum_core::{NodeId, RequestId};
+use quorum_resp::codec::{encode, parse_command, Limits, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::metrics::Metrics;
+use crate::node::{Input, Status};
+use crate::state::{parse_i64, Command, Output};
+use crate::wire::same;
+
+/// Most commands of one pipeline in flight before their answers are written.
+const MAX_PIPELINE: usize = 1024;
+
+/// What every connection of a node shares.
+pub struct FrontEnd<M> {
+    pub node: mpsc::Sender<Input<M>>,
+    pub id: NodeId,
+    pub protocol: &'static str,
+    pub password: Option<String>,
+    pub limits: Limits,
+    pub request_timeout: Duration,
+    /// Client addresses of the other nodes, for error hints (may be empty).
+    pub client_addrs: BTreeMap<NodeId, String>,
+    pub metrics: Arc<Metrics>,
+    /// High bits of every request id minted here: node id and a per-boot
+    /// random, so ids never collide across nodes or restarts.
+    pub id_prefix: u64,
+    pub connections: AtomicU64,
+}
+
+pub async fn accept_clients<M: Send + 'static>(listener: TcpListener, front: Arc<FrontEnd<M>>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let front = front.clone();
+                let n = front.connections.fetch_add(1, Relaxed);
+                tokio::spawn(async move {
+                    if let Err(e) = connection(stream, front, n).await {
+                        debug!("client connection ends: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!("client listener: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A command answered locally, or one waiting for the node.
+enum Answer {
+    Now(Value),
+    Node(oneshot::Receiver<Output>),
+    Local(oneshot::Receiver<Option<Output>>),
+    Status(oneshot::Receiver<Status>),
+}
+
+struct Session {
+    client: u64,
+    seq: u64,
+    authenticated: bool,
+    /// `READONLY`: reads are served from this node's state, possibly stale.
+    stale_reads: bool,
+    quit: bool,
+}
+
+async fn connection<M: Send + 'static>(mut stream: TcpStream, front: Arc<FrontEnd<M>>, n: u64) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut session = Session {
+        client: front.id_prefix | (n & 0xFFFF_FFFF),
+        seq: 0,
+        authenticated: front.password.is_none(),
+        stale_reads: false,
+        quit: false,
+    };
+    let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        input.extend_from_slice(&chunk[..read]);
+        // Answer every complete command in the buffer, a pipeline at a time.
+        loop {
+            let mut consumed = 0;
+            let mut answers = Vec::new();
+            let mut fatal = None;
+            while answers.len() < MAX_PIPELINE && !session.quit {
+                match parse_command(&input[consumed..], &front.limits) {
+                    Ok(Some((args, used))) => {
+                        consumed += used;
+                        if !args.is_empty() {
+                            answers.push(execute(&front, &mut session, args).await);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        fatal = Some(format!("ERR {e}"));
+                        break;
+                    }
+                }
+            }
+            input.drain(..consumed);
+            let full = answers.len() == MAX_PIPELINE;
+            for answer in answers {
+                let value = resolve(&front, answer).await;
+                if matches!(value, Value::Error(_)) {
+                    front.metrics.client_errors.fetch_add(1, Relaxed);
+                }
+                encode(&value, &mut output);
+            }
+            if let Some(message) = fatal {
+                front.metrics.client_errors.fetch_add(1, Relaxed);
+                encode(&Value::Error(message), &mut output);
+                stream.write_all(&output).await?;
+                stream.shutdown().await.ok();
+                return Ok(());
+            }
+            if !output.is_empty() {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+            if session.quit {
+                stream.shutdown().await.ok();
+                return Ok(());
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+}
+
+fn error(message: impl Into<String>) -> Value {
+    Value::Error(message.into())
+}
+
+fn arity(name: &str) -> Value {
+    error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+fn ok() -> Value {
+    Value::Simple("OK".into())
+}
+
+/// Interpret one command; commands for the replicated store are handed to
+/// the node and answered later, in order.
+async fn execute<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, args: Vec<Vec<u8>>) -> Answer {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let argc = args.len();
+    let mut args = args.into_iter();
+    args.next();
+    let mut rest: Vec<Vec<u8>> = args.collect();
+    if !session.authenticated && !matches!(name.as_str(), "auth" | "quit" | "hello") {
+        return Answer::Now(error("NOAUTH Authentication required."));
+    }
+    let command = match name.as_str() {
+        "ping" => {
+            return Answer::Now(match rest.len() {
+                0 => Value::Simple("PONG".into()),
+                1 => Value::Bulk(rest.pop()),
+                _ => arity("ping"),
+            })
+        }
+        "echo" if argc == 2 => return Answer::Now(Value::Bulk(rest.pop())),
+        "quit" => {
+            session.quit = true;
+            return Answer::Now(ok());
+        }
+        "auth" => {
+            let password = match rest.len() {
+                1 => &rest[0],
+                2 => &rest[1], // AUTH username password: one user, "default"
+                _ => return Answer::Now(arity("auth")),
+            };
+            return Answer::Now(match &front.password {
+                None => error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+                Some(expected) if same(expected.as_bytes(), password) => {
+                    session.authenticated = true;
+                    ok()
+                }
+                Some(_) => error("WRONGPASS invalid username-password pair or user is disabled."),
+            });
+        }
+        "hello" => return Answer::Now(error("NOPROTO this server speaks RESP2 only")),
+        "select" if argc == 2 => {
+            return Answer::Now(if rest[0] == b"0" { ok() } else { error("ERR DB index is out of range") });
+        }
+        "readonly" if argc == 1 => {
+            session.stale_reads = true;
+            return Answer::Now(ok());
+        }
+        "readwrite" if argc == 1 => {
+            session.stale_reads = false;
+            return Answer::Now(ok());
+        }
+        // Tools ask for these on connect (redis-cli's hints, redis-benchmark's
+        // config probe); an empty answer is what they handle best.
+        "command" | "config" => return Answer::Now(Value::Array(Some(Vec::new()))),
+        "client" => {
+            let sub = rest.first().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
+            return Answer::Now(match sub.as_str() {
+                "setname" | "setinfo" => ok(),
+                "getname" => Value::Bulk(None),
+                "id" => Value::Integer((session.client & 0xFFFF_FFFF) as i64),
+                _ => error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")),
+            });
+        }
+        "info" => {
+            let (tx, rx) = oneshot::channel();
+            return match front.node.send(Input::Status { reply: tx }).await {
+                Ok(()) => Answer::Status(rx),
+                Err(_) => Answer::Now(error("ERR the node is shutting down")),
+            };
+        }
+        "get" if argc == 2 => Command::Get { key: rest.pop().unwrap_or_default() },
+        "set" if argc == 3 => {
+            let value = rest.pop().unwrap_or_default();
+            Command::Set { key: rest.pop().unwrap_or_default(), value }
+        }
+        "set" if argc > 3 => return Answer::Now(error("ERR syntax error (SET options are not supported)")),
+        "mget" if argc >= 2 => Command::MGet { keys: rest },
+        "exists" if argc >= 2 => Command::Exists { keys: rest },
+        "del" if argc >= 2 => Command::Del { keys: rest },
+        "incr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: 1 },
+        "decr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: -1 },
+        "incrby" | "decrby" if argc == 3 => {
+            let Some(by) = parse_i64(&rest[1]) else {
+                return Answer::Now(error("ERR value is not an integer or out of range"));
+            };
+            let by = if name == "decrby" {
+                match by.checked_neg() {
+                    Some(n) => n,
+                    None => return Answer::Now(error("ERR decrement would overflow")),
+                }
+            } else {
+                by
+            };
+            Command::IncrBy { key: rest.swap_remove(0), by }
+        }
+        "cas" if argc == 4 => {
+            let new = rest.pop().unwrap_or_default();
+            let expected = rest.pop().unwrap_or_default();
+            Command::Cas { key: rest.pop().unwrap_or_default(), expected, new }
+        }
+        "get" | "set" | "mget" | "exists" | "del" | "incr" | "decr" | "incrby" | "decrby" | "cas" | "echo" | "select" | "readonly"
+        | "readwrite" => return Answer::Now(arity(&name)),
+        _ => {
+            let shown: Vec<String> = rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
+            return Answer::Now(error(format!(
+                "ERR unknown command '{}', with args beginning with: {}",
+                String::from_utf8_lossy(name.as_bytes()),
+                shown.join(" ")
+            )));
+        }
+    };
+    if session.stale_reads && matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. }) {
+        let (tx, rx) = oneshot::channel();
+        return match front.node.send(Input::LocalRead { command, reply: tx }).await {
+            Ok(()) => Answer::Local(rx),
+            Err(_) => Answer::Now(error("ERR the node is shutting down")),
+        };
+    }
+    session.seq += 1;
+    let id = RequestId::new(session.client, session.seq);
+    let (tx, rx) = oneshot::channel();
+    match front.node.send(Input::Client { id, command, reply: tx }).await {
+        Ok(()) => Answer::Node(rx),
+        Err(_) => Answer::Now(error("ERR the node is shutting down")),
+    }
+}
+
+async fn resolve<M>(front: &FrontEnd<M>, answer: Answer) -> Value {
+    match answer {
+        Answer::Now(value) => value,
+        Answer::Node(rx) => match tokio::time::timeout(front.request_timeout, rx).await {
+            Ok(Ok(output)) => to_resp(front, output),
+            Ok(Err(_)) => error("ERR the node stopped before answering; the command may or may not have taken effect"),
+            Err(_) => error(format!(
+                "TIMEOUT no answer within {} ms; the command may or may not have taken effect",
+                front.request_timeout.as_millis()
+            )),
+        },
+        Answer::Local(rx) => match rx.await {
+            Ok(Some(output)) => to_resp(front, output),
+            Ok(None) => error(format!("ERR {} does not serve local reads", front.protocol)),
+            Err(_) => error("ERR the node is shutting down"),
+        },
+        Answer::Status(rx) => match rx.await {
+            Ok(status) => Value::Bulk(Some(info(front, &status).into_bytes())),
+            Err(_) => error("ERR the node is shutting down"),
+        },
+    }
+}
+
+fn to_resp<M>(front: &FrontEnd<M>, output: Output) -> Value {
+    match output {
+        Output::Ok => ok(),
+        Output::Value(value) => Value::Bulk(value),
+        Output::Values(values) => Value::Array(Some(values.into_iter().map(Value::Bulk).collect())),
+        Output::Int(n) => Value::Integer(n),
+        Output::Error(message) => error(message),
+        Output::Rejected { reason, hint } => {
+            let leader = match hint {
+                Some(node) => match front.client_addrs.get(&node) {
+                    Some(addr) => format!(" (leader: node {} at {addr})", node.0),
+                    None => format!(" (leader: node {})", node.0),
+                },
+                None => String::new(),
+            };
+            error(format!("TRYAGAIN {reason}{leader}; the command was not executed"))
+        }
+        Output::Indeterminate { reason } => {
+            error(format!("UNCERTAIN {reason}; the command may or may not have taken effect"))
+        }
+    }
+}
+
+fn info<M>(front: &FrontEnd<M>, status: &Status) -> String {
+    let m = &front.metrics;
+    format!(
+        "# Server\r\nquorum_version:{}\r\nnode_id:{}\r\nprotocol:{}\r\n\r\n# Replication\r\nrole:{}\r\nterm:{}\r\nstate:{}\r\npending_requests:{}\r\n\r\n# Stats\r\napplied:{}\r\nclient_requests:{}\r\nforwarded:{}\r\nfsyncs:{}\r\nrecords_persisted:{}\r\nlog_bytes:{}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        status.id.0,
+        front.protocol,
+        status.role,
+        status.term,
+        status.describe,
+        status.pending_requests,
+        m.applied.load(Relaxed),
+        m.client_requests.load(Relaxed),
+        m.forwarded.load(Relaxed),
+        m.fsyncs.load(Relaxed),
+        m.records_persisted.load(Relaxed),
+        m.log_bytes.load(Relaxed),
+    )
+}

@@ -1,0 +1,283 @@
+//! quorum-server: the protocols of `quorum-protocols`, run for real.
+//!
+//! The same sans-IO state machines the simulator drives run here under
+//! tokio, with a durable write-ahead log (`quorum-store`), TCP between
+//! nodes and the Redis protocol for clients. No protocol logic lives in
+//! this crate: it only carries out effects, in the order and with the
+//! durability the contract demands (see [`node`]).
+//!
+//! * [`node`]: the node loop and the log writer (group commit).
+//! * [`transport`], [`wire`]: authenticated peer connections, frames.
+//! * [`client`]: the RESP2 front end.
+//! * [`state`]: the replicated byte-string map and its commands.
+//! * [`metrics`]: Prometheus counters, served over HTTP.
+
+pub mod client;
+pub mod metrics;
+pub mod node;
+pub mod state;
+pub mod storage;
+pub mod transport;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use quorum_core::{Cluster, NodeId};
+use quorum_protocols::{raft::Raft, zab::Zab};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::client::FrontEnd;
+use crate::metrics::Metrics;
+use crate::node::{Input, Node, NodeSettings, ServerProtocol};
+use crate::state::KvMap;
+use crate::transport::Identity;
+
+/// The replicated-log protocols the server can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtocolKind {
+    Raft,
+    Zab,
+}
+
+impl ProtocolKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolKind::Raft => "raft",
+            ProtocolKind::Zab => "zab",
+        }
+    }
+}
+
+impl std::str::FromStr for ProtocolKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raft" => Ok(ProtocolKind::Raft),
+            "zab" => Ok(ProtocolKind::Zab),
+            other => Err(format!("the server runs 'raft' or 'zab', not '{other}'")),
+        }
+    }
+}
+
+/// Everything `quorum serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub id: NodeId,
+    /// Client (RESP) address.
+    pub listen: String,
+    /// Peer address this node accepts other nodes on.
+    pub peer_listen: String,
+    /// Every other node's peer address.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Other nodes' client addresses, only for error hints (optional).
+    pub client_addrs: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    pub protocol: ProtocolKind,
+    /// Protocol settings as JSON (fields of the protocol's `Config`), merged
+    /// over the server's defaults.
+    pub protocol_config: Option<serde_json::Value>,
+    pub cluster_id: String,
+    pub cluster_secret: String,
+    pub password: Option<String>,
+    pub metrics_listen: Option<String>,
+    /// fsync every group commit (the default). Off only for experiments.
+    pub fsync: bool,
+    pub max_bulk: usize,
+    pub request_timeout: Duration,
+    pub forward: bool,
+}
+
+impl ServeConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.peers.contains_key(&self.id) {
+            bail!("--peers names this node ({}) too; list only the others", self.id.0);
+        }
+        if self.cluster_id.is_empty() {
+            bail!("the cluster id must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// A running node: its bound addresses, and the handle that stops it.
+pub struct Running {
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stop accepting work, let the log writer finish what it holds, return.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.done.await.context("the node task panicked")?
+    }
+
+    /// The stop trigger and the task that ends when the node has stopped
+    /// (because it was told to, or by itself on a fatal storage error).
+    pub fn split(self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        (self.stop, self.done)
+    }
+}
+
+/// Server-side defaults for the protocols: snapshots far apart (a snapshot
+/// writes the whole map), the simulator's timeouts otherwise.
+fn protocol_config<C: serde::de::DeserializeOwned + serde::Serialize + Default>(
+    defaults: serde_json::Value,
+    overrides: &Option<serde_json::Value>,
+) -> anyhow::Result<C> {
+    let mut merged = serde_json::to_value(C::default())?;
+    for source in [Some(defaults), overrides.clone()].into_iter().flatten() {
+        let serde_json::Value::Object(fields) = source else { bail!("the protocol config must be a JSON object") };
+        for (k, v) in fields {
+            merged[k] = v;
+        }
+    }
+    serde_json::from_value(merged).context("bad protocol config")
+}
+
+/// Open the data dir, recover, bind the listeners and start the node.
+pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    config.validate()?;
+    match config.protocol {
+        ProtocolKind::Raft => {
+            let c: quorum_protocols::raft::Config =
+                protocol_config(serde_json::json!({ "snapshot_entries": 20000, "sessions_max": 65536 }), &config.protocol_config)?;
+            c.validate().map_err(|e| anyhow::anyhow!("bad raft config: {e}"))?;
+            start_with::<Raft<KvMap>>(config, c).await
+        }
+        ProtocolKind::Zab => {
+            let c: quorum_protocols::zab::Config =
+                protocol_config(serde_json::json!({ "checkpoint_records_max": 20000 }), &config.protocol_config)?;
+            start_with::<Zab<KvMap>>(config, c).await
+        }
+    }
+}
+
+async fn start_with<P: ServerProtocol>(config: ServeConfig, protocol_config: P::Config) -> anyhow::Result<Running>
+where
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
+    let (log, durable) = storage::open::<P>(&config)?;
+    let client_listener =
+        TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen for clients on {}", config.listen))?;
+    let peer_listener =
+        TcpListener::bind(&config.peer_listen).await.with_context(|| format!("cannot listen for peers on {}", config.peer_listen))?;
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?),
+        None => None,
+    };
+    let client_addr = client_listener.local_addr()?;
+    let peer_addr = peer_listener.local_addr()?;
+    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+
+    let metrics = Arc::new(Metrics::default());
+    let identity = Identity { id: config.id, cluster_id: config.cluster_id.clone(), secret: config.cluster_secret.clone() };
+    let mut nodes: Vec<NodeId> = config.peers.keys().copied().collect();
+    nodes.push(config.id);
+    let cluster = Cluster::new(config.id, nodes);
+    let (inputs_tx, inputs_rx) = mpsc::channel::<Input<P::Msg>>(64 * 1024);
+    let peer_queues = transport::dial_peers(&identity, &config.peers, metrics.clone());
+    let (fatal_tx, fatal_rx) = oneshot::channel();
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let settings = NodeSettings { cluster, forward: config.forward };
+    let node = Node::<P>::start(
+        settings,
+        &protocol_config,
+        &durable,
+        log,
+        peer_queues,
+        inputs_tx.clone(),
+        metrics.clone(),
+        u64::from_le_bytes(seed),
+        fatal_tx,
+    );
+    drop(durable);
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(transport::accept_peers(
+        identity,
+        peer_listener,
+        config.peers.keys().copied().collect(),
+        inputs_tx.clone(),
+        metrics.clone(),
+    )));
+    let boot = u64::from(u16::from_le_bytes([seed[6], seed[7]]));
+    let front = Arc::new(FrontEnd {
+        node: inputs_tx,
+        id: config.id,
+        protocol: config.protocol.name(),
+        password: config.password.clone(),
+        limits: quorum_resp::codec::Limits { max_bulk: config.max_bulk, ..Default::default() },
+        request_timeout: config.request_timeout,
+        client_addrs: config.client_addrs.clone(),
+        metrics: metrics.clone(),
+        id_prefix: (u64::from(config.id.0 & 0xFFFF) << 48) | (boot << 32),
+        connections: AtomicU64::new(0),
+    });
+    tasks.push(tokio::spawn(client::accept_clients(client_listener, front)));
+    if let Some(listener) = metrics_listener {
+        tasks.push(tokio::spawn(serve_metrics(listener, metrics.clone())));
+    }
+    info!(node = config.id.0, %client_addr, %peer_addr, protocol = config.protocol.name(), "node started");
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (node_stop_tx, node_stop_rx) = oneshot::channel::<()>();
+    let node_task = tokio::spawn(node.run(inputs_rx, node_stop_rx));
+    let done = tokio::spawn(async move {
+        let result = tokio::select! {
+            _ = stop_rx => Ok(()),
+            fatal = fatal_rx => match fatal {
+                Ok(e) => Err(anyhow::anyhow!("storage failure: {e}")),
+                Err(_) => Ok(()),
+            },
+        };
+        // Stop the listeners, then the node loop; the log writer drains
+        // what it holds (fsync, releases) before the node loop returns.
+        for task in tasks {
+            task.abort();
+        }
+        let _ = node_stop_tx.send(());
+        let _ = node_task.await;
+        result
+    });
+    Ok(Running { client_addr, peer_addr, metrics_addr, stop: stop_tx, done })
+}
+
+/// A minimal HTTP endpoint: `GET /metrics` in Prometheus' text format.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 4096];
+            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await else { return };
+            let head = String::from_utf8_lossy(&request[..n]);
+            let (status, body) = if head.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if let Err(e) = stream.write_all(response.as_bytes()).await {
+                warn!("metrics client: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,624 @@
+//! The node loop: one task owns the protocol instance and carries out its
+//! effects in contract order.
+//!
+//! ```text
+//!   peers ─┐                       ┌─ appends/checkpoints ─┐
+//! clients ─┼─► input channel ─► node loop ──────────────────► log writer thread
+//!  timers ─┘   (drained in batches) │                        │ one fsync per group
+//!                                   └─ timers (local)        └─► sends, replies (released
+//!                                                                 only after the fsync)
+//! ```
+//!
+//! The contract's one rule, *a persist is durable before any effect emitted
+//! after it leaves the node*, is kept by never letting a send or a reply
+//! leave except through the log writer, after the fsync that covers every
+//! record emitted before it. The writer takes every batch that is waiting
+//! when it wakes, appends all their records, fsyncs once and then releases
+//! all their effects in order: group commit, the shape of etcd-io/raft's
+//! `Ready`. Batches are handed over in order and released in order, so an
+//! effect never overtakes one emitted before it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quorum_core::{Cluster, Effect, NodeId, Observation, Out, Protocol, RequestId, Rng, Role, Time};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use crate::metrics::Metrics;
+use crate::state::{Command, Output};
+use crate::wire::{encode_frame, Frame};
+
+/// Most inputs handled before the batch's effects are handed to the writer.
+const MAX_BATCH: usize = 512;
+
+/// A protocol the server can run: a replicated log of [`Command`]s.
+pub trait ServerProtocol:
+    Protocol<Request = Command, Response = Output> + Send + 'static
+where
+    Self::Msg: Send + 'static,
+    Self::Timer: Send,
+{
+}
+
+impl<P> ServerProtocol for P
+where
+    P: Protocol<Request = Command, Response = Output> + Send + 'static,
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
+}
+
+/// An input to the node loop.
+pub enum Input<M> {
+    Peer { from: NodeId, frame: Frame<M> },
+    Client { id: RequestId, command: Command, reply: oneshot::Sender<Output> },
+    /// A stale read from this node's own state (a connection that opted in).
+    LocalRead { command: Command, reply: oneshot::Sender<Option<Output>> },
+    Status { reply: oneshot::Sender<Status> },
+    Admin { command: String, reply: oneshot::Sender<Result<(), String>> },
+}
+
+/// What `INFO` and the cluster command show.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: &'static str,
+    pub term: u64,
+    pub describe: String,
+    pub pending_requests: usize,
+}
+
+/// The durable log as the writer uses it. `quorum_store::Wal` in production;
+/// an in-memory log in tests.
+pub trait Log: Send + 'static {
+    fn append(&mut self, record: &[u8]) -> Result<(), String>;
+    fn sync(&mut self) -> Result<(), String>;
+    fn checkpoint(&mut self, record: &[u8]) -> Result<(), String>;
+    /// Bytes on disk, for metrics.
+    fn size(&self) -> u64;
+}
+
+enum Durable {
+    Append(Vec<u8>),
+    Checkpoint(Vec<u8>),
+}
+
+/// Where a released effect goes.
+pub enum Release<M> {
+    Peer { to: NodeId, frame: Vec<u8> },
+    Local { reply: oneshot::Sender<Output>, output: Output },
+    /// A message to this node itself, fed back into the input channel.
+    Myself(Frame<M>),
+}
+
+struct Batch<M> {
+    durable: Vec<Durable>,
+    releases: Vec<Release<M>>,
+    /// How many of `releases` were emitted before the first durable record:
+    /// those depend on nothing unsynced and may leave before the fsync.
+    ahead_of_durable: usize,
+}
+
+impl<M> Batch<M> {
+    fn new() -> Self {
+        Batch { durable: Vec::new(), releases: Vec::new(), ahead_of_durable: 0 }
+    }
+
+    fn push_durable(&mut self, durable: Durable) {
+        if self.durable.is_empty() {
+            self.ahead_of_durable = self.releases.len();
+        }
+        self.durable.push(durable);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.durable.is_empty() && self.releases.is_empty()
+    }
+}
+
+/// The other nodes' outbound queues (frames, already encoded).
+pub type PeerQueues = BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>;
+
+enum Route {
+    Local { reply: oneshot::Sender<Output>, command: Command, forwarded: bool },
+    Remote(NodeId),
+}
+
+struct Pending {
+    route: Route,
+    since: Instant,
+}
+
+pub struct NodeSettings {
+    pub cluster: Cluster,
+    /// Relay commands a follower cannot serve to the leader it names.
+    pub forward: bool,
+}
+
+/// Drives one protocol instance. Built by [`Node::start`], run by [`Node::run`].
+pub struct Node<P: ServerProtocol>
+where
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
+    id: NodeId,
+    protocol: P,
+    rng: Rng,
+    epoch: Instant,
+    timers: BTreeMap<P::Timer, Instant>,
+    pending: HashMap<RequestId, Pending>,
+    settings: NodeSettings,
+    metrics: Arc<Metrics>,
+    to_writer: std::sync::mpsc::Sender<Batch<P::Msg>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    last_sweep: Instant,
+}
+
+impl<P: ServerProtocol> Node<P>
+where
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
+    /// Recover the protocol from `durable` (the log's checkpoint and records,
+    /// decoded) and start the log writer thread. `myself` feeds self-sends back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        settings: NodeSettings,
+        config: &P::Config,
+        durable: &[P::Record],
+        log: Box<dyn Log>,
+        peers: PeerQueues,
+        myself: mpsc::Sender<Input<P::Msg>>,
+        metrics: Arc<Metrics>,
+        seed: u64,
+        on_fatal: oneshot::Sender<String>,
+    ) -> Node<P> {
+        let id = settings.cluster.id;
+        metrics.node_id.store(u64::from(id.0), Relaxed);
+        let (to_writer, from_node) = std::sync::mpsc::channel();
+        let writer_metrics = metrics.clone();
+        let writer = std::thread::Builder::new()
+            .name(format!("log-writer-{}", id.0))
+            .spawn(move || writer(log, from_node, peers, myself, writer_metrics, on_fatal))
+            .expect("spawn the log writer thread");
+        let mut rng = Rng::stream(seed, u64::from(id.0));
+        let epoch = Instant::now();
+        let mut out = Out::new(Time(0), &mut rng);
+        let protocol = P::start(&settings.cluster, config, durable, &mut out);
+        let effects = out.into_effects();
+        let mut node = Node {
+            id,
+            protocol,
+            rng,
+            epoch,
+            timers: BTreeMap::new(),
+            pending: HashMap::new(),
+            settings,
+            metrics,
+            to_writer,
+            writer: Some(writer),
+            last_sweep: epoch,
+        };
+        let mut batch = Batch::new();
+        node.route(effects, &mut batch);
+        node.flush(batch);
+        node
+    }
+
+    fn now(&self) -> Time {
+        Time(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Run until `stop` fires (or every input sender is gone); then let the
+    /// log writer finish every batch it holds, and return.
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input<P::Msg>>, mut stop: oneshot::Receiver<()>) {
+        loop {
+            let deadline = self.timers.values().min().copied();
+            let first = tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                input = inputs.recv() => match input {
+                    Some(input) => Some(input),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => None,
+            };
+            let mut batch = Batch::new();
+            self.fire_timers(&mut batch);
+            let mut handled = 0;
+            if let Some(input) = first {
+                self.handle(input, &mut batch);
+                handled += 1;
+                while handled < MAX_BATCH {
+                    match inputs.try_recv() {
+                        Ok(input) => {
+                            self.handle(input, &mut batch);
+                            handled += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.metrics.batches.fetch_add(1, Relaxed);
+            self.metrics.batched_inputs.fetch_add(handled as u64, Relaxed);
+            self.flush(batch);
+            self.sweep();
+        }
+        debug!(node = self.id.0, "node loop ends");
+        let writer = self.writer.take();
+        drop(self); // closes the writer's channel: it drains and exits
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+
+    fn fire_timers(&mut self, batch: &mut Batch<P::Msg>) {
+        let now = Instant::now();
+        let due: Vec<P::Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| t.clone()).collect();
+        for timer in due {
+            self.timers.remove(&timer);
+            self.step(batch, |p, out| p.on_timer(timer, out));
+        }
+    }
+
+    fn step(&mut self, batch: &mut Batch<P::Msg>, f: impl FnOnce(&mut P, &mut Out<'_, P>)) {
+        let now = self.now();
+        let mut out = Out::new(now, &mut self.rng);
+        f(&mut self.protocol, &mut out);
+        let effects = out.into_effects();
+        if cfg!(debug_assertions) {
+            self.protocol.invariants();
+        }
+        self.route(effects, batch);
+    }
+
+    fn handle(&mut self, input: Input<P::Msg>, batch: &mut Batch<P::Msg>) {
+        match input {
+            Input::Peer { from, frame } => match frame {
+                Frame::Protocol(msg) => self.step(batch, |p, out| p.on_message(from, msg, out)),
+                Frame::Forward { id, command } => {
+                    if self.pending.contains_key(&id) {
+                        return; // a duplicate relay; the first one will be answered
+                    }
+                    self.pending.insert(id, Pending { route: Route::Remote(from), since: Instant::now() });
+                    self.step(batch, |p, out| p.on_request(id, command, out));
+                }
+                Frame::ForwardReply { id, output } => {
+                    if let Some(Pending { route: Route::Local { reply, .. }, .. }) = self.pending.remove(&id) {
+                        let _ = reply.send(output);
+                    }
+                }
+            },
+            Input::Client { id, command, reply } => {
+                self.metrics.client_requests.fetch_add(1, Relaxed);
+                let route = Route::Local { reply, command: command.clone(), forwarded: false };
+                self.pending.insert(id, Pending { route, since: Instant::now() });
+                self.step(batch, |p, out| p.on_request(id, command, out));
+            }
+            Input::LocalRead { command, reply } => {
+                let _ = reply.send(self.protocol.read_local(&command));
+            }
+            Input::Status { reply } => {
+                let _ = reply.send(Status {
+                    id: self.id,
+                    role: self.metrics.role_name(),
+                    term: self.metrics.term.load(Relaxed),
+                    describe: self.protocol.describe(),
+                    pending_requests: self.pending.len(),
+                });
+            }
+            Input::Admin { command, reply } => {
+                let mut result = Ok(());
+                self.step(batch, |p, out| result = p.on_admin(&command, out));
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Turn a step's effects into durable records, timers and releases, in order.
+    fn route(&mut self, effects: Vec<Effect<P>>, batch: &mut Batch<P::Msg>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => {
+                    if to == self.id {
+                        batch.releases.push(Release::Myself(Frame::Protocol(msg)));
+                    } else {
+                        let mut frame = Vec::new();
+                        match encode_frame(&Frame::Protocol(msg), &mut frame) {
+                            Ok(()) => batch.releases.push(Release::Peer { to, frame }),
+                            Err(e) => error!(node = self.id.0, %to, "cannot encode a message: {e}"),
+                        }
+                    }
+                }
+                Effect::Persist(record) => match postcard::to_allocvec(&record) {
+                    Ok(bytes) => batch.push_durable(Durable::Append(bytes)),
+                    Err(e) => panic!("a protocol record must encode: {e}"),
+                },
+                Effect::Checkpoint(record) => match postcard::to_allocvec(&record) {
+                    Ok(bytes) => batch.push_durable(Durable::Checkpoint(bytes)),
+                    Err(e) => panic!("a protocol checkpoint must encode: {e}"),
+                },
+                Effect::SetTimer { timer, after } => {
+                    self.timers.insert(timer, Instant::now() + Duration::from_micros(after.0));
+                }
+                Effect::CancelTimer(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Effect::Reply { id, response } => self.reply(id, response, batch),
+                Effect::Observe(observation) => self.observe(observation),
+            }
+        }
+    }
+
+    fn reply(&mut self, id: RequestId, output: Output, batch: &mut Batch<P::Msg>) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return; // answered already, or the client gave up
+        };
+        match pending.route {
+            Route::Local { reply, command, forwarded } => {
+                if let Output::Rejected { hint: Some(leader), .. } = &output {
+                    let leader = *leader;
+                    if self.settings.forward && !forwarded && leader != self.id {
+                        let mut frame = Vec::new();
+                        let relayed = Frame::<P::Msg>::Forward { id, command: command.clone() };
+                        if encode_frame(&relayed, &mut frame).is_ok() {
+                            self.metrics.forwarded.fetch_add(1, Relaxed);
+                            batch.releases.push(Release::Peer { to: leader, frame });
+                            let route = Route::Local { reply, command, forwarded: true };
+                            self.pending.insert(id, Pending { route, since: Instant::now() });
+                            return;
+                        }
+                    }
+                }
+                batch.releases.push(Release::Local { reply, output });
+            }
+            Route::Remote(origin) => {
+                let mut frame = Vec::new();
+                if encode_frame(&Frame::<P::Msg>::ForwardReply { id, output }, &mut frame).is_ok() {
+                    batch.releases.push(Release::Peer { to: origin, frame });
+                }
+            }
+        }
+    }
+
+    fn observe(&mut self, observation: Observation) {
+        match observation {
+            Observation::Role { role, term } => {
+                let code = match role {
+                    Role::Leader => 2,
+                    Role::Candidate => 1,
+                    Role::Follower => 0,
+                };
+                self.metrics.role.store(code, Relaxed);
+                self.metrics.term.store(term, Relaxed);
+                info!(node = self.id.0, ?role, term, "role change");
+            }
+            Observation::Apply { .. } => {
+                self.metrics.applied.fetch_add(1, Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    fn flush(&mut self, batch: Batch<P::Msg>) {
+        if !batch.is_empty() && self.to_writer.send(batch).is_err() {
+            warn!(node = self.id.0, "the log writer has stopped; effects dropped");
+        }
+    }
+
+    /// Forget requests whose client gave up, and relays never answered.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_sweep) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_sweep = now;
+        self.pending.retain(|_, p| match &p.route {
+            Route::Local { reply, .. } => !reply.is_closed(),
+            Route::Remote(_) => now.duration_since(p.since) < Duration::from_secs(60),
+        });
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The log writer: appends every waiting batch's records, fsyncs once, then
+/// releases their effects in order. Effects emitted before the group's
+/// first record (a leader's AppendEntries, emitted before its own append)
+/// leave before the fsync: the rule only holds back effects emitted *after*
+/// a persist. A storage error is fatal: the node stops rather than
+/// acknowledge anything it could not make durable.
+fn writer<M: Send + 'static>(
+    mut log: Box<dyn Log>,
+    batches: std::sync::mpsc::Receiver<Batch<M>>,
+    peers: PeerQueues,
+    myself: mpsc::Sender<Input<M>>,
+    metrics: Arc<Metrics>,
+    on_fatal: oneshot::Sender<String>,
+) {
+    let id = NodeId(metrics.node_id.load(Relaxed) as u32);
+    let release = |release: Release<M>| match release {
+        Release::Peer { to, frame } => match peers.get(&to).map(|queue| queue.try_send(frame)) {
+            Some(Ok(())) => {
+                metrics.peer_frames_sent.fetch_add(1, Relaxed);
+            }
+            _ => {
+                metrics.peer_frames_dropped.fetch_add(1, Relaxed);
+            }
+        },
+        Release::Local { reply, output } => {
+            let _ = reply.send(output);
+        }
+        Release::Myself(frame) => {
+            // Blocking is fine here: this is the writer's own thread.
+            let _ = myself.blocking_send(Input::Peer { from: id, frame });
+        }
+    };
+    let mut group: Vec<Batch<M>> = Vec::new();
+    while let Ok(first) = batches.recv() {
+        group.push(first);
+        while let Ok(more) = batches.try_recv() {
+            group.push(more);
+        }
+        // Effects ahead of the group's first durable record go now.
+        let mut held = false;
+        for batch in &mut group {
+            if held {
+                break;
+            }
+            let ready = if batch.durable.is_empty() { batch.releases.len() } else { batch.ahead_of_durable };
+            for r in batch.releases.drain(..ready) {
+                release(r);
+            }
+            held = !batch.durable.is_empty();
+        }
+        let mut appended = 0u64;
+        let mut failure = None;
+        'write: for batch in &mut group {
+            for durable in batch.durable.drain(..) {
+                let result = match durable {
+                    Durable::Append(bytes) => {
+                        appended += 1;
+                        log.append(&bytes)
+                    }
+                    Durable::Checkpoint(bytes) => {
+                        metrics.checkpoints.fetch_add(1, Relaxed);
+                        log.checkpoint(&bytes)
+                    }
+                };
+                if let Err(e) = result {
+                    failure = Some(e);
+                    break 'write;
+                }
+            }
+        }
+        if failure.is_none() && appended > 0 {
+            let started = Instant::now();
+            if let Err(e) = log.sync() {
+                failure = Some(e);
+            }
+            metrics.observe_fsync(started.elapsed());
+            metrics.records_persisted.fetch_add(appended, Relaxed);
+        }
+        if let Some(e) = failure {
+            error!("the log cannot be written, stopping the node: {e}");
+            let _ = on_fatal.send(e);
+            return;
+        }
+        metrics.log_bytes.store(log.size(), Relaxed);
+        for batch in group.drain(..) {
+            for r in batch.releases {
+                release(r);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quorum_core::Cluster;
+    use std::sync::mpsc as std_mpsc;
+
+    /// On a request: send to n1, persist, send to n2, reply. Only the first
+    /// send may leave before the fsync.
+    struct Probe;
+
+    impl Protocol for Probe {
+        type Msg = u8;
+        type Request = Command;
+        type Response = Output;
+        type Record = u8;
+        type Timer = u8;
+        type Config = ();
+
+        fn start(_: &Cluster, _: &(), _: &[u8], _: &mut Out<'_, Self>) -> Self {
+            Probe
+        }
+        fn on_message(&mut self, _: NodeId, _: u8, _: &mut Out<'_, Self>) {}
+        fn on_timer(&mut self, _: u8, _: &mut Out<'_, Self>) {}
+        fn on_request(&mut self, id: RequestId, _: Command, out: &mut Out<'_, Self>) {
+            out.send(NodeId(1), 1);
+            out.persist(7);
+            out.send(NodeId(2), 2);
+            out.reply(id, Output::Ok);
+        }
+    }
+
+    /// A log whose fsync waits for the test's permission.
+    struct GatedLog {
+        syncing: std_mpsc::Sender<()>,
+        proceed: std_mpsc::Receiver<()>,
+        appended: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Log for GatedLog {
+        fn append(&mut self, record: &[u8]) -> Result<(), String> {
+            self.appended.lock().unwrap().push(record.to_vec());
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<(), String> {
+            self.syncing.send(()).unwrap();
+            self.proceed.recv().map_err(|e| e.to_string())
+        }
+        fn checkpoint(&mut self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn size(&self) -> u64 {
+            0
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn effects_after_a_persist_wait_for_its_fsync_and_earlier_ones_do_not() {
+        let (syncing_tx, syncing_rx) = std_mpsc::channel();
+        let (proceed_tx, proceed_rx) = std_mpsc::channel();
+        let appended = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = GatedLog { syncing: syncing_tx, proceed: proceed_rx, appended: appended.clone() };
+        let (q1_tx, mut q1) = mpsc::channel(16);
+        let (q2_tx, mut q2) = mpsc::channel(16);
+        let peers: PeerQueues = [(NodeId(1), q1_tx), (NodeId(2), q2_tx)].into_iter().collect();
+        let (inputs_tx, inputs_rx) = mpsc::channel(16);
+        let (fatal_tx, _fatal_rx) = oneshot::channel();
+        let settings = NodeSettings { cluster: Cluster::new(NodeId(0), vec![NodeId(0), NodeId(1), NodeId(2)]), forward: false };
+        let node = Node::<Probe>::start(
+            settings,
+            &(),
+            &[],
+            Box::new(log),
+            peers,
+            inputs_tx.clone(),
+            Arc::new(Metrics::default()),
+            1,
+            fatal_tx,
+        );
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let running = tokio::spawn(node.run(inputs_rx, stop_rx));
+        let (reply_tx, mut reply_rx) = oneshot::channel();
+        inputs_tx
+            .send(Input::Client { id: RequestId::new(1, 1), command: Command::Get { key: vec![] }, reply: reply_tx })
+            .await
+            .unwrap();
+        tokio::task::spawn_blocking(move || syncing_rx.recv().unwrap()).await.unwrap();
+        // The fsync is in progress: the record is written, the first send left, nothing else did.
+        assert_eq!(appended.lock().unwrap().len(), 1);
+        let first = tokio::time::timeout(Duration::from_secs(5), q1.recv()).await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(q2.try_recv().is_err(), "a send emitted after the persist left before its fsync");
+        assert!(reply_rx.try_recv().is_err(), "a reply emitted after the persist left before its fsync");
+        proceed_tx.send(()).unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(5), q2.recv()).await.unwrap().is_some());
+        assert_eq!(tokio::time::timeout(Duration::from_secs(5), reply_rx).await.unwrap().unwrap(), Output::Ok);
+        stop_tx.send(()).unwrap();
+        running.await.unwrap();
+    }
+}
