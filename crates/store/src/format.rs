@@ -223,23 +223,25 @@ fn find_frame(bytes: &[u8], from: usize, seed: u32) -> Option<(usize, Frame)> {
     (from..=last_start).find_map(|at| decode_frame(bytes, at, seed).ok().map(|frame| (at, frame)))
 }
 
-/// Is there a sector in `[bad_at, next_valid)` that reads exactly as it did
-/// before the write that began at `batch_start`?
+/// Did a sector between the first bad frame and the next surviving one read
+/// exactly as it did before the write that began at `batch_start`?
 ///
 /// A write that a crash tore loses whole sectors. A lost sector past the old
 /// end of file reads as zeros; the sector holding the old end (`batch_start`)
-/// reads as old data then zeros. So a torn write leaves, between the first bad
-/// frame and the next surviving one, at least one range
-/// `[max(batch_start, sector start), sector end)` of zeros. A bit flip in a
-/// synced record leaves no such range (unless the record itself holds a
-/// sector-aligned kilobyte of zeros: the residual risk, documented).
+/// reads as old data then zeros. So a torn write leaves a range
+/// `[max(batch_start, sector start), sector end)` of zeros that starts at or
+/// after the bad frame and before the survivor. It may run into the
+/// survivor: a frame whose first bytes happen to be zero (an empty record, a
+/// length with a zero low byte) still verifies when the lost sector covered
+/// them. A bit flip in a synced record leaves no such range (unless the data
+/// itself holds a sector of zeros: the residual risk, documented).
 fn has_unwritten_sector(bytes: &[u8], batch_start: usize, bad_at: usize, next_valid: usize) -> bool {
     let first_sector = bad_at / SECTOR_BYTES;
     let last_sector = next_valid / SECTOR_BYTES;
-    (first_sector..last_sector).any(|sector| {
+    (first_sector..=last_sector).any(|sector| {
         let lo = (sector * SECTOR_BYTES).max(batch_start);
-        let hi = (sector + 1) * SECTOR_BYTES;
-        lo >= bad_at && hi <= next_valid && bytes[lo..hi].iter().all(|&b| b == 0)
+        let hi = ((sector + 1) * SECTOR_BYTES).min(bytes.len());
+        lo >= bad_at && lo < next_valid && lo < hi && bytes[lo..hi].iter().all(|&b| b == 0)
     })
 }
 

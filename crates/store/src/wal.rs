@@ -20,6 +20,11 @@ use crate::fsutil::{self, Entry};
 /// its `u32` field.
 pub const BATCH_BYTES_MAX: usize = 64 << 20;
 
+/// Largest sequence number a file may carry: far beyond any real log
+/// (one segment a nanosecond for a century is under 2^62), and low enough
+/// that `seq + 2` never overflows.
+const SEQ_MAX: u64 = u64::MAX / 2;
+
 /// Whether [`Wal::sync`] forces records to stable storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -133,6 +138,15 @@ impl Wal {
         let mut snapshots = BTreeMap::new();
         let mut obsolete = Vec::new();
         for (path, entry) in fsutil::list(dir)? {
+            if let Entry::Segment(seq) | Entry::Snapshot(seq) = entry {
+                if seq > SEQ_MAX {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        0,
+                        format!("sequence number {seq} is out of range"),
+                    ));
+                }
+            }
             match entry {
                 Entry::Segment(seq) => {
                     segments.insert(seq, path);

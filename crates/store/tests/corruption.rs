@@ -200,6 +200,26 @@ fn a_lost_sector_inside_the_final_batch_is_a_torn_write() {
     );
 }
 
+/// Found by the fuzzer: the lost sector may end inside the next surviving
+/// frame, when that frame's bytes there were zero anyway. Here the frame at
+/// byte 1023 has length 256, whose low byte (the only byte of it in the lost
+/// sector [512, 1024)) is 0, so it verifies after the loss.
+#[test]
+fn a_lost_sector_may_end_inside_a_surviving_frame() {
+    let written = write_log(&[vec![payload(0, 10)], vec![payload(1, 949), payload(2, 256), payload(3, 50)]]);
+    assert_eq!(written.frame_offsets[2], 1023, "the layout this test needs");
+    let copy = copy_dir(written.dir.path());
+    let file = segment(copy.path(), 1);
+    edit(&file, |bytes| bytes[512..1024].fill(0));
+    let recovered = open(copy.path()).unwrap();
+    assert_eq!(recovered.records, written.records[..1]);
+    let offset = written.frame_offsets[1];
+    assert_eq!(
+        recovered.torn_tail,
+        Some(TornTail { file: file.clone(), offset, bytes_dropped: written.segment_len - offset })
+    );
+}
+
 /// The negative control of the test above: zeros that do not cover a whole
 /// sector are not what a torn write leaves, so the same shape is corruption.
 #[test]

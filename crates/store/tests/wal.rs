@@ -234,6 +234,20 @@ fn a_log_without_its_first_segment_is_refused() {
 }
 
 #[test]
+fn an_absurd_sequence_number_is_refused_not_overflowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.checkpoint(b"state").unwrap();
+    drop(wal);
+    fs::rename(
+        dir.path().join("snap-00000000000000000002.bin"),
+        dir.path().join(format!("snap-{}.bin", u64::MAX)),
+    )
+    .unwrap();
+    assert!(matches!(Wal::open(dir.path(), WalOptions::default()), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
 fn oversized_records_are_refused_and_the_log_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
     let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
