@@ -74,8 +74,9 @@
 //! - one whose batch began after `o`: it was written by a later sync, so the
 //!   bad frame had been synced: [`StoreError::Corrupt`] at `o`;
 //! - one of the same batch: possible when the disk persisted the batch's
-//!   sectors out of order, but then some sector between them must read as
-//!   never written (zeros past the old end of file). If one does, the batch
+//!   sectors out of order, but then a sector starting between them (it may
+//!   run into the survivor, whose bytes there were zero anyway) must read as
+//!   never written: zeros past the old end of file. If one does, the batch
 //!   is torn and truncated; if none does, it is a flipped bit in a synced
 //!   batch: [`StoreError::Corrupt`] at `o`.
 //!
