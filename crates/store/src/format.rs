@@ -1,0 +1,433 @@
+//! On-disk encodings (segment header, record frame, snapshot file) and the
+//! pure readers that recovery and the fuzz target share.
+//!
+//! Everything here works on byte slices and never touches the filesystem, so
+//! the exact code that decides "torn tail or corruption" during recovery is
+//! the code the fuzzer hammers. The layout is described in the crate docs.
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::error::StoreError;
+
+/// First eight bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"QUORUMWL";
+/// First eight bytes of every snapshot (checkpoint) file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"QUORUMSN";
+/// The only format version this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of a segment header: magic, version, flags, seq, salt, CRC.
+pub const SEGMENT_HEADER_LEN: usize = 32;
+/// Bytes of a record frame header: length, batch delta, payload CRC, header CRC.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Bytes of a snapshot header: magic, version, flags, seq, length, payload CRC, header CRC.
+pub const SNAPSHOT_HEADER_LEN: usize = 40;
+/// Hard limit on one record or checkpoint: a length field above it is damage,
+/// not data, and recovery will not try to allocate it.
+pub const RECORD_BYTES_MAX: usize = 256 << 20;
+/// The unit a disk writes atomically; a torn write loses whole sectors.
+pub const SECTOR_BYTES: usize = 512;
+
+/// The identity of a segment file. Its CRC seeds every record CRC in the
+/// segment, so a record is only valid inside the segment (and, see
+/// [`encode_frame`], at the byte offset) it was written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Position of the segment in the log; strictly increasing, shared with snapshots.
+    pub seq: u64,
+    /// Random per segment: a frame copied from another segment, another node
+    /// or a record payload never verifies here.
+    pub salt: u32,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut out = [0u8; SEGMENT_HEADER_LEN];
+        out[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        // [12, 16): flags, zero in version 1.
+        out[16..24].copy_from_slice(&self.seq.to_le_bytes());
+        out[24..28].copy_from_slice(&self.salt.to_le_bytes());
+        let crc = crc32c::crc32c(&out[0..28]);
+        out[28..32].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses and verifies a header; the error is a human-readable reason.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, String> {
+        let Some(header) = bytes.get(0..SEGMENT_HEADER_LEN) else {
+            return Err(format!(
+                "file is {} bytes, shorter than a {SEGMENT_HEADER_LEN}-byte segment header",
+                bytes.len()
+            ));
+        };
+        if header[0..8] != SEGMENT_MAGIC {
+            return Err("not a quorum write-ahead log segment (bad magic)".to_string());
+        }
+        let stored_crc = le_u32(&header[28..32]);
+        let crc = crc32c::crc32c(&header[0..28]);
+        if stored_crc != crc {
+            return Err(format!(
+                "segment header checksum mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
+            ));
+        }
+        let version = le_u32(&header[8..12]);
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "unsupported segment format version {version} (this build reads {FORMAT_VERSION})"
+            ));
+        }
+        let flags = le_u32(&header[12..16]);
+        if flags != 0 {
+            return Err(format!("unknown segment flags {flags:#x}"));
+        }
+        Ok(SegmentHeader { seq: le_u64(&header[16..24]), salt: le_u32(&header[24..28]) })
+    }
+
+    /// The CRC seed of every frame in this segment: the header's own CRC.
+    pub fn seed(&self) -> u32 {
+        let encoded = self.encode();
+        le_u32(&encoded[28..32])
+    }
+}
+
+/// Appends one frame to `out`.
+///
+/// `offset` is the byte offset in the segment file where the frame will land;
+/// both CRCs cover it, so a frame that moved (a misdirected write, a frame
+/// inside a payload, a stale copy) does not verify. `batch_delta` is
+/// `offset` minus the offset where the write batch holding this frame began:
+/// the first frame written after a sync has delta 0. Recovery uses it to tell
+/// a torn final write from damage to a write that was already synced.
+pub fn encode_frame(out: &mut Vec<u8>, seed: u32, offset: u64, batch_delta: u32, payload: &[u8]) {
+    debug_assert!(payload.len() <= RECORD_BYTES_MAX);
+    let offset_bytes = offset.to_le_bytes();
+    let payload_crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &offset_bytes), payload);
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    header[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&batch_delta.to_le_bytes());
+    header[8..12].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c_append(crc32c::crc32c_append(seed, &offset_bytes), &header[0..12]);
+    header[12..16].copy_from_slice(&header_crc.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+}
+
+/// Encodes a whole segment as the writer lays it out: `batches[i]` holds the
+/// records of the i-th sync. For tests and fuzzing; the WAL encodes
+/// incrementally with [`encode_frame`].
+pub fn encode_segment(header: &SegmentHeader, batches: &[Vec<Vec<u8>>]) -> Vec<u8> {
+    let seed = header.seed();
+    let mut out = header.encode().to_vec();
+    for batch in batches {
+        let batch_start = out.len();
+        for record in batch {
+            let offset = out.len();
+            encode_frame(&mut out, seed, offset as u64, (offset - batch_start) as u32, record);
+        }
+    }
+    out
+}
+
+/// A frame that verified.
+#[derive(Debug)]
+struct Frame {
+    payload: Range<usize>,
+    /// Where the write batch holding this frame began.
+    batch_start: usize,
+}
+
+impl Frame {
+    fn end(&self) -> usize {
+        self.payload.end
+    }
+}
+
+/// Why the bytes at an offset are not a frame.
+#[derive(Debug)]
+enum BadFrame {
+    Unwritten,
+    ShortHeader { available: usize },
+    HeaderChecksum,
+    TooLong { len: usize },
+    PastEnd { len: usize, available: usize },
+    PayloadChecksum,
+    BatchOffset { delta: usize },
+}
+
+impl std::fmt::Display for BadFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadFrame::Unwritten => write!(f, "unwritten (all-zero) record header"),
+            BadFrame::ShortHeader { available } => {
+                write!(f, "only {available} of a {FRAME_HEADER_LEN}-byte record header present")
+            }
+            BadFrame::HeaderChecksum => write!(f, "record header checksum mismatch"),
+            BadFrame::TooLong { len } => {
+                write!(f, "record length {len} exceeds the limit of {RECORD_BYTES_MAX} bytes")
+            }
+            BadFrame::PastEnd { len, available } => {
+                write!(f, "record of {len} bytes extends past the end of the file ({available} bytes left)")
+            }
+            BadFrame::PayloadChecksum => write!(f, "record payload checksum mismatch"),
+            BadFrame::BatchOffset { delta } => {
+                write!(f, "record claims its write began {delta} bytes earlier, before the first record")
+            }
+        }
+    }
+}
+
+fn decode_frame(bytes: &[u8], at: usize, seed: u32) -> Result<Frame, BadFrame> {
+    let available = bytes.len().saturating_sub(at);
+    let Some(header) = bytes.get(at..at.saturating_add(FRAME_HEADER_LEN)) else {
+        return Err(BadFrame::ShortHeader { available });
+    };
+    // Unwritten space (preallocated, or a file extended by a write that never
+    // reached the disk) reads as zeros. Rejecting it by rule rather than by
+    // checksum keeps the forward scan in `judge_bad_frame` from ever taking
+    // zeros for a record, whatever the seed.
+    if header.iter().all(|&b| b == 0) {
+        return Err(BadFrame::Unwritten);
+    }
+    let offset_bytes = (at as u64).to_le_bytes();
+    let offset_crc = crc32c::crc32c_append(seed, &offset_bytes);
+    if crc32c::crc32c_append(offset_crc, &header[0..12]) != le_u32(&header[12..16]) {
+        return Err(BadFrame::HeaderChecksum);
+    }
+    let len = le_u32(&header[0..4]) as usize;
+    if len > RECORD_BYTES_MAX {
+        return Err(BadFrame::TooLong { len });
+    }
+    let payload_start = at + FRAME_HEADER_LEN;
+    let Some(payload) = bytes.get(payload_start..payload_start + len) else {
+        return Err(BadFrame::PastEnd { len, available: available - FRAME_HEADER_LEN });
+    };
+    if crc32c::crc32c_append(offset_crc, payload) != le_u32(&header[8..12]) {
+        return Err(BadFrame::PayloadChecksum);
+    }
+    let delta = le_u32(&header[4..8]) as usize;
+    let batch_start = match at.checked_sub(delta) {
+        Some(start) if start >= SEGMENT_HEADER_LEN => start,
+        _ => return Err(BadFrame::BatchOffset { delta }),
+    };
+    Ok(Frame { payload: payload_start..payload_start + len, batch_start })
+}
+
+/// The first offset in `[from, len)` where a frame verifies.
+///
+/// Cost: one header CRC per non-zero candidate offset (payload CRCs only
+/// behind a verified header), so a scan of a whole 64 MiB segment stays well
+/// under a second. It only runs when recovery meets a bad frame.
+fn find_frame(bytes: &[u8], from: usize, seed: u32) -> Option<(usize, Frame)> {
+    let last_start = bytes.len().checked_sub(FRAME_HEADER_LEN)?;
+    (from..=last_start).find_map(|at| decode_frame(bytes, at, seed).ok().map(|frame| (at, frame)))
+}
+
+/// Did a sector between the first bad frame and the next surviving one read
+/// exactly as it did before the write that began at `batch_start`?
+///
+/// A write that a crash tore loses whole sectors. A lost sector past the old
+/// end of file reads as zeros; the sector holding the old end (`batch_start`)
+/// reads as old data then zeros. So a torn write leaves a range
+/// `[max(batch_start, sector start), sector end)` of zeros that starts at or
+/// after the bad frame and before the survivor. It may run into the
+/// survivor: a frame whose first bytes happen to be zero (an empty record, a
+/// length with a zero low byte) still verifies when the lost sector covered
+/// them. A bit flip in a synced record leaves no such range (unless the data
+/// itself holds a sector of zeros: the residual risk, documented).
+fn has_unwritten_sector(bytes: &[u8], batch_start: usize, bad_at: usize, next_valid: usize) -> bool {
+    let first_sector = bad_at / SECTOR_BYTES;
+    let last_sector = next_valid / SECTOR_BYTES;
+    (first_sector..=last_sector).any(|sector| {
+        let lo = (sector * SECTOR_BYTES).max(batch_start);
+        let hi = ((sector + 1) * SECTOR_BYTES).min(bytes.len());
+        lo >= bad_at && lo < next_valid && lo < hi && bytes[lo..hi].iter().all(|&b| b == 0)
+    })
+}
+
+/// Decides whether a bad frame at `bad_at` in the last segment is a torn
+/// tail (`Ok`) or damage to synced data (`Err(reason)`).
+///
+/// The writer issues a batch's bytes only after the previous batch's fdatasync
+/// returned. So a crash can only damage the final batch, and:
+/// - a verifying frame after `bad_at` that belongs to a *later* batch (its
+///   batch began after `bad_at`) proves the bad frame was synced: corruption;
+/// - a verifying frame of the *same* batch after it is possible when the disk
+///   persisted the batch's sectors out of order, but then a lost sector must
+///   lie in between ([`has_unwritten_sector`]); otherwise it is corruption;
+/// - nothing verifying after it: a torn tail (a partial write, zeros, garbage).
+fn judge_bad_frame(
+    bytes: &[u8],
+    seed: u32,
+    bad_at: usize,
+    batch_start: usize,
+    bad: &BadFrame,
+) -> Result<(), String> {
+    let mut at = bad_at + 1;
+    let mut first_survivor = true;
+    while let Some((found, frame)) = find_frame(bytes, at, seed) {
+        if frame.batch_start > bad_at {
+            return Err(format!(
+                "{bad}, and a valid record at byte {found} follows it that was written by a later sync, \
+                 so this record had been synced"
+            ));
+        }
+        if frame.batch_start != batch_start && frame.batch_start != bad_at {
+            return Err(format!(
+                "{bad}; the valid record at byte {found} claims its write began at byte {}, which is not \
+                 where any write began",
+                frame.batch_start
+            ));
+        }
+        if first_survivor && !has_unwritten_sector(bytes, frame.batch_start, bad_at, found) {
+            return Err(format!(
+                "{bad}, yet a valid record of the same write follows it at byte {found} with no unwritten \
+                 sector in between: damage, not a torn write"
+            ));
+        }
+        first_survivor = false;
+        at = frame.end();
+    }
+    Ok(())
+}
+
+/// Where a segment sits in the log, which decides how a bad frame is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentRole {
+    /// A segment the log has rolled past: it was synced to its last byte
+    /// before the next one was created, so any bad byte is corruption.
+    Sealed,
+    /// The segment being appended to: its end may hold a torn final write.
+    Last,
+}
+
+/// What [`read_segment`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SegmentContents {
+    pub seq: u64,
+    /// Every record that verified, in order.
+    pub records: Vec<Vec<u8>>,
+    /// End of the last verifying frame: where the next append goes.
+    pub valid_bytes: u64,
+    /// Bytes after `valid_bytes` judged a torn tail (always 0 for a sealed segment).
+    pub torn_bytes: u64,
+}
+
+/// Reads and verifies a segment file's bytes. Never panics, whatever the bytes.
+///
+/// A bad header, or a bad frame anywhere but a torn tail of the last segment,
+/// is a [`StoreError::Corrupt`] naming `file` and the byte offset.
+pub fn read_segment(file: &Path, bytes: &[u8], role: SegmentRole) -> Result<SegmentContents, StoreError> {
+    let header = SegmentHeader::decode(bytes).map_err(|reason| StoreError::corrupt(file, 0, reason))?;
+    let seed = header.seed();
+    let mut records = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    // Invariant: `batch_start` is where the batch holding the last verified frame began.
+    let mut batch_start = SEGMENT_HEADER_LEN;
+    while at < bytes.len() {
+        let frame = match decode_frame(bytes, at, seed) {
+            Ok(frame) => frame,
+            Err(bad) if role == SegmentRole::Sealed => {
+                return Err(StoreError::corrupt(
+                    file,
+                    at as u64,
+                    format!("{bad} in a sealed segment, every byte of which was synced"),
+                ));
+            }
+            Err(bad) => {
+                judge_bad_frame(bytes, seed, at, batch_start, &bad)
+                    .map_err(|reason| StoreError::corrupt(file, at as u64, reason))?;
+                return Ok(SegmentContents {
+                    seq: header.seq,
+                    records,
+                    valid_bytes: at as u64,
+                    torn_bytes: (bytes.len() - at) as u64,
+                });
+            }
+        };
+        if frame.batch_start != at && frame.batch_start != batch_start {
+            return Err(StoreError::corrupt(
+                file,
+                at as u64,
+                format!(
+                    "record claims its write began at byte {}, but the write in progress began at byte {batch_start}",
+                    frame.batch_start
+                ),
+            ));
+        }
+        batch_start = frame.batch_start;
+        records.push(bytes[frame.payload.clone()].to_vec());
+        at = frame.end();
+    }
+    Ok(SegmentContents { seq: header.seq, records, valid_bytes: at as u64, torn_bytes: 0 })
+}
+
+/// Encodes a snapshot file's header for `record`; the file is the header
+/// followed by the record.
+pub fn encode_snapshot_header(seq: u64, record: &[u8]) -> [u8; SNAPSHOT_HEADER_LEN] {
+    let mut out = [0u8; SNAPSHOT_HEADER_LEN];
+    out[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // [12, 16): flags, zero in version 1.
+    out[16..24].copy_from_slice(&seq.to_le_bytes());
+    out[24..32].copy_from_slice(&(record.len() as u64).to_le_bytes());
+    out[32..36].copy_from_slice(&crc32c::crc32c(record).to_le_bytes());
+    let header_crc = crc32c::crc32c(&out[0..36]);
+    out[36..40].copy_from_slice(&header_crc.to_le_bytes());
+    out
+}
+
+/// Reads and verifies a snapshot file's bytes: `(seq, record)`. Any damage is
+/// [`StoreError::Corrupt`]: a snapshot is written whole and fsynced before it
+/// is renamed into place, so it has no legitimate torn state.
+pub fn read_snapshot<'a>(file: &Path, bytes: &'a [u8]) -> Result<(u64, &'a [u8]), StoreError> {
+    let corrupt = |offset: usize, reason: String| StoreError::corrupt(file, offset as u64, reason);
+    let Some(header) = bytes.get(0..SNAPSHOT_HEADER_LEN) else {
+        return Err(corrupt(
+            0,
+            format!(
+                "file is {} bytes, shorter than a {SNAPSHOT_HEADER_LEN}-byte snapshot header",
+                bytes.len()
+            ),
+        ));
+    };
+    if header[0..8] != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, "not a quorum snapshot (bad magic)".to_string()));
+    }
+    if crc32c::crc32c(&header[0..36]) != le_u32(&header[36..40]) {
+        return Err(corrupt(0, "snapshot header checksum mismatch".to_string()));
+    }
+    let version = le_u32(&header[8..12]);
+    if version != FORMAT_VERSION {
+        return Err(corrupt(8, format!("unsupported snapshot format version {version}")));
+    }
+    let flags = le_u32(&header[12..16]);
+    if flags != 0 {
+        return Err(corrupt(12, format!("unknown snapshot flags {flags:#x}")));
+    }
+    let seq = le_u64(&header[16..24]);
+    let len = le_u64(&header[24..32]);
+    let record = &bytes[SNAPSHOT_HEADER_LEN..];
+    if len != record.len() as u64 {
+        return Err(corrupt(
+            24,
+            format!("snapshot header promises {len} bytes of record, the file holds {}", record.len()),
+        ));
+    }
+    if crc32c::crc32c(record) != le_u32(&header[32..36]) {
+        return Err(corrupt(SNAPSHOT_HEADER_LEN, "snapshot record checksum mismatch".to_string()));
+    }
+    Ok((seq, record))
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut buf = [0u8; 4];
+    buf.copy_from_slice(bytes);
+    u32::from_le_bytes(buf)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf.copy_from_slice(bytes);
+    u64::from_le_bytes(buf)
+}

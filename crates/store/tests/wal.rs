@@ -1,0 +1,372 @@
+//! The WAL's contract, end to end on a real directory: round trips, segment
+//! rolls, checkpoints, leftovers of interrupted operations, and a proptest of
+//! random append/sync/checkpoint/reopen sequences against an in-memory model.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use quorum_store::{FsyncPolicy, Recovered, StoreError, Wal, WalOptions, RECORD_BYTES_MAX};
+
+fn options(segment_bytes: u64) -> WalOptions {
+    WalOptions { segment_bytes, fsync: FsyncPolicy::Always }
+}
+
+fn record(i: usize) -> Vec<u8> {
+    // Varying lengths, including empty records.
+    format!("record-{i}-{}", "x".repeat(i % 37)).into_bytes().into_iter().take(i % 50).collect()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn reopen(dir: &Path, options: WalOptions) -> (Wal, Recovered) {
+    Wal::open(dir, options).expect("reopen")
+}
+
+#[test]
+fn records_round_trip_and_an_empty_log_opens_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(recovered, Recovered::default());
+    let records: Vec<Vec<u8>> = vec![b"one".to_vec(), Vec::new(), vec![0u8; 5000], b"four".to_vec()];
+    for r in &records {
+        wal.append(r).unwrap();
+    }
+    wal.sync().unwrap();
+    assert_eq!(wal.stats().syncs, 1, "one sync for the whole batch");
+    assert_eq!(wal.stats().records_since_checkpoint, 4);
+    drop(wal);
+
+    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.checkpoint, None);
+    assert_eq!(recovered.records, records);
+    assert_eq!(recovered.torn_tail, None);
+    assert_eq!(wal.stats().records_since_checkpoint, 4);
+    assert_eq!(names(dir.path()), vec!["wal-00000000000000000001.log"]);
+}
+
+#[test]
+fn sync_with_nothing_buffered_does_no_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.sync().unwrap();
+    wal.sync().unwrap();
+    assert_eq!(wal.stats().syncs, 0);
+    wal.append(b"a").unwrap();
+    wal.sync().unwrap();
+    wal.sync().unwrap();
+    assert_eq!(wal.stats().syncs, 1);
+}
+
+#[test]
+fn unsynced_records_are_not_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(b"synced").unwrap();
+    wal.sync().unwrap();
+    wal.append(b"buffered only").unwrap();
+    let before = wal.stats().bytes_on_disk;
+    drop(wal);
+    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.records, vec![b"synced".to_vec()]);
+    assert_eq!(wal.stats().bytes_on_disk, before);
+}
+
+#[test]
+fn many_records_across_segment_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(1024);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    let records: Vec<Vec<u8>> = (0..600).map(record).collect();
+    for (i, r) in records.iter().enumerate() {
+        wal.append(r).unwrap();
+        if i % 7 == 6 {
+            wal.sync().unwrap();
+        }
+    }
+    wal.sync().unwrap();
+    let stats = wal.stats();
+    assert!(stats.segments > 10, "expected many segments, got {}", stats.segments);
+    let segment_files: Vec<String> =
+        names(dir.path()).into_iter().filter(|n| n.starts_with("wal-")).collect();
+    assert_eq!(segment_files.len() as u64, stats.segments);
+    let disk_bytes: u64 = segment_files.iter().map(|n| fs::metadata(dir.path().join(n)).unwrap().len()).sum();
+    assert_eq!(disk_bytes, stats.bytes_on_disk);
+    drop(wal);
+
+    let (mut wal, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records, records);
+    assert_eq!(wal.stats().segments, stats.segments);
+    // Appending after recovery continues the same log.
+    wal.append(b"after reopen").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records.len(), records.len() + 1);
+    assert_eq!(recovered.records.last().unwrap(), b"after reopen");
+}
+
+#[test]
+fn checkpoint_then_appends_then_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(512);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    for i in 0..100 {
+        wal.append(&record(i)).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.append(b"superseded: appended but never synced").unwrap();
+    wal.checkpoint(b"state after 100 records").unwrap();
+    let stats = wal.stats();
+    assert_eq!(stats.records_since_checkpoint, 0);
+    assert_eq!(stats.segments, 1);
+    let after: Vec<Vec<u8>> = (100..140).map(record).collect();
+    for r in &after {
+        wal.append(r).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+
+    let (wal, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.checkpoint.as_deref(), Some(&b"state after 100 records"[..]));
+    assert_eq!(recovered.records, after);
+    assert_eq!(wal.stats().records_since_checkpoint, after.len() as u64);
+    let files = names(dir.path());
+    assert_eq!(files.iter().filter(|n| n.starts_with("snap-")).count(), 1, "{files:?}");
+    assert!(files.iter().all(|n| !n.ends_with(".tmp")), "{files:?}");
+}
+
+#[test]
+fn reopen_after_checkpoint_without_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(b"old").unwrap();
+    wal.sync().unwrap();
+    wal.checkpoint(b"first").unwrap();
+    wal.checkpoint(b"second").unwrap();
+    let bytes_on_disk = wal.stats().bytes_on_disk;
+    drop(wal);
+    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.checkpoint.as_deref(), Some(&b"second"[..]));
+    assert!(recovered.records.is_empty());
+    assert_eq!(wal.stats().bytes_on_disk, bytes_on_disk);
+    // Segment 1, snap 2, segment 3, snap 4, segment 5: only the last two remain.
+    assert_eq!(names(dir.path()), vec!["snap-00000000000000000004.bin", "wal-00000000000000000005.log"]);
+}
+
+#[test]
+fn crash_between_snapshot_rename_and_new_segment_recovers_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(b"old").unwrap();
+    wal.sync().unwrap();
+    wal.checkpoint(b"state").unwrap();
+    drop(wal);
+    // Put the directory back to the moment after the snapshot rename: the
+    // old segment still there, the new one not yet created.
+    fs::remove_file(dir.path().join("wal-00000000000000000003.log")).unwrap();
+    fs::write(dir.path().join("wal-00000000000000000001.log"), b"stale, superseded, never read").unwrap();
+    fs::write(dir.path().join("wal-00000000000000000003.log.tmp"), b"half-made segment").unwrap();
+    let (mut wal, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.checkpoint.as_deref(), Some(&b"state"[..]));
+    assert!(recovered.records.is_empty());
+    assert_eq!(names(dir.path()), vec!["snap-00000000000000000002.bin", "wal-00000000000000000003.log"]);
+    wal.append(b"new").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.records, vec![b"new".to_vec()]);
+}
+
+#[test]
+fn crash_before_snapshot_rename_keeps_the_old_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.append(b"kept").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    fs::write(dir.path().join("snap-00000000000000000002.bin.tmp"), b"a snapshot never renamed").unwrap();
+    let (_, recovered) = reopen(dir.path(), WalOptions::default());
+    assert_eq!(recovered.checkpoint, None);
+    assert_eq!(recovered.records, vec![b"kept".to_vec()]);
+    assert_eq!(names(dir.path()), vec!["wal-00000000000000000001.log"]);
+}
+
+#[test]
+fn a_missing_middle_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), options(64)).unwrap();
+    for i in 0..10 {
+        wal.append(&record(i + 60)).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    assert!(names(dir.path()).len() >= 4);
+    let missing = dir.path().join("wal-00000000000000000002.log");
+    fs::remove_file(&missing).unwrap();
+    match Wal::open(dir.path(), options(64)) {
+        Err(StoreError::Corrupt { file, reason, .. }) => {
+            assert_eq!(file, dir.path().join("wal-00000000000000000003.log"));
+            assert!(reason.contains("wal-00000000000000000002.log is missing"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_log_without_its_first_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), options(64)).unwrap();
+    for i in 0..4 {
+        wal.append(&record(i + 60)).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    fs::remove_file(dir.path().join("wal-00000000000000000001.log")).unwrap();
+    assert!(matches!(Wal::open(dir.path(), options(64)), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn an_absurd_sequence_number_is_refused_not_overflowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    wal.checkpoint(b"state").unwrap();
+    drop(wal);
+    fs::rename(
+        dir.path().join("snap-00000000000000000002.bin"),
+        dir.path().join(format!("snap-{}.bin", u64::MAX)),
+    )
+    .unwrap();
+    assert!(matches!(Wal::open(dir.path(), WalOptions::default()), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn oversized_records_are_refused_and_the_log_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let huge = vec![0u8; RECORD_BYTES_MAX + 1];
+    assert!(matches!(wal.append(&huge), Err(StoreError::TooLarge { .. })));
+    assert!(matches!(wal.checkpoint(&huge), Err(StoreError::TooLarge { .. })));
+    let message = wal.append(&huge).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        format!("record of {} bytes exceeds the limit of {RECORD_BYTES_MAX} bytes", RECORD_BYTES_MAX + 1)
+    );
+    wal.append(b"fine").unwrap();
+    wal.sync().unwrap();
+}
+
+#[test]
+fn fsync_never_still_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions { segment_bytes: 256, fsync: FsyncPolicy::Never };
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    let records: Vec<Vec<u8>> = (0..50).map(record).collect();
+    for r in &records {
+        wal.append(r).unwrap();
+        wal.sync().unwrap();
+    }
+    wal.checkpoint(b"c").unwrap();
+    wal.append(b"after").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.checkpoint.as_deref(), Some(&b"c"[..]));
+    assert_eq!(recovered.records, vec![b"after".to_vec()]);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append(Vec<u8>),
+    Sync,
+    Checkpoint(Vec<u8>),
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => prop::collection::vec(any::<u8>(), 0..200).prop_map(Op::Append),
+        4 => Just(Op::Sync),
+        1 => prop::collection::vec(any::<u8>(), 0..120).prop_map(Op::Checkpoint),
+        2 => Just(Op::Reopen),
+    ]
+}
+
+/// What the log must hold: the checkpoint and synced records are durable;
+/// buffered ones may or may not survive a reopen.
+#[derive(Default)]
+struct Model {
+    checkpoint: Option<Vec<u8>>,
+    durable: Vec<Vec<u8>>,
+    buffered: Vec<Vec<u8>>,
+}
+
+fn segment_and_snapshot_files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let files = names(dir);
+    let segments = files.iter().filter(|n| n.starts_with("wal-")).map(|n| dir.join(n)).collect();
+    let snapshots = files.iter().filter(|n| n.starts_with("snap-")).map(|n| dir.join(n)).collect();
+    (segments, snapshots)
+}
+
+fn check_reopen(dir: &Path, opts: WalOptions, model: &mut Model) -> Result<Wal, TestCaseError> {
+    let (wal, recovered) = Wal::open(dir, opts).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&recovered.checkpoint, &model.checkpoint);
+    prop_assert_eq!(recovered.torn_tail, None, "a clean shutdown leaves no torn tail");
+    prop_assert!(recovered.records.len() >= model.durable.len(), "synced records lost");
+    prop_assert_eq!(&recovered.records[..model.durable.len()], &model.durable[..]);
+    let survivors = &recovered.records[model.durable.len()..];
+    prop_assert!(survivors.len() <= model.buffered.len());
+    prop_assert_eq!(survivors, &model.buffered[..survivors.len()]);
+    model.durable = recovered.records;
+    model.buffered.clear();
+    let (segments, snapshots) = segment_and_snapshot_files(dir);
+    prop_assert_eq!(segments.len() as u64, wal.stats().segments);
+    prop_assert!(snapshots.len() <= 1);
+    prop_assert_eq!(snapshots.len() == 1, model.checkpoint.is_some());
+    Ok(wal)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operations_match_the_model(segment_bytes in 48u64..2048, ops in prop::collection::vec(op(), 1..80)) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions { segment_bytes, fsync: FsyncPolicy::Never };
+        let mut model = Model::default();
+        let mut wal = check_reopen(dir.path(), opts, &mut model)?;
+        for op in ops {
+            match op {
+                Op::Append(r) => {
+                    wal.append(&r).unwrap();
+                    model.buffered.push(r);
+                }
+                Op::Sync => {
+                    wal.sync().unwrap();
+                    model.durable.append(&mut model.buffered);
+                    prop_assert_eq!(wal.stats().records_since_checkpoint, model.durable.len() as u64);
+                }
+                Op::Checkpoint(r) => {
+                    wal.checkpoint(&r).unwrap();
+                    model.checkpoint = Some(r);
+                    model.durable.clear();
+                    model.buffered.clear();
+                    prop_assert_eq!(wal.stats().records_since_checkpoint, 0);
+                }
+                Op::Reopen => {
+                    drop(wal);
+                    wal = check_reopen(dir.path(), opts, &mut model)?;
+                }
+            }
+        }
+        drop(wal);
+        check_reopen(dir.path(), opts, &mut model)?;
+    }
+}
