@@ -539,8 +539,19 @@ impl ClientOutcome {
 }
 
 fn latency_histogram() -> Histogram<u64> {
-    // Auto-resizing, so recording never fails whatever the latency.
+    // Auto-resizing: it starts small and grows to the largest latency recorded.
     Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits is a valid precision"))
+}
+
+/// Record one latency. `record` grows an auto-resizing histogram; its
+/// `saturating_record` would instead clamp to the *current* range (2,047 µs
+/// for a fresh one), silently flattening every slower operation.
+fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
+    let micros = micros.max(1);
+    if histogram.record(micros).is_err() {
+        // Only beyond u64's range of resizing; keep the count at least.
+        histogram.saturating_record(micros);
+    }
 }
 
 /// The closed loop of one client. After a transport error the connection is
@@ -610,7 +621,7 @@ async fn client_loop(
             None => {
                 outcome.ops += 1;
                 let histogram = if is_write { &mut outcome.write } else { &mut outcome.read };
-                histogram.saturating_record(micros.max(1));
+                record_latency(histogram, micros);
             }
             Some(message) => outcome.record_error(message),
         }
@@ -718,6 +729,21 @@ mod tests {
         for config in bad {
             assert!(matches!(config.validate(), Err(BenchError::Config(_))), "{config:?}");
         }
+    }
+
+    #[test]
+    fn slow_latencies_are_recorded_not_clamped() {
+        let mut histogram = latency_histogram();
+        for micros in [0, 1500, 1500, 1500, 70_000, 90_000_000] {
+            record_latency(&mut histogram, micros);
+        }
+        let summary = LatencySummary::of(&histogram);
+        assert_eq!(summary.count, 6);
+        assert!((1499..=1501).contains(&summary.p50_us), "{summary:?}");
+        assert!(summary.max_us >= 90_000_000 && summary.max_us < 90_100_000, "{summary:?}");
+        let mut merged = latency_histogram();
+        merged.add(&histogram).unwrap();
+        assert_eq!(LatencySummary::of(&merged), summary);
     }
 
     #[test]
