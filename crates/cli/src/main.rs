@@ -119,7 +119,7 @@ struct SimArgs {
     /// Write the full trace (every delivery, drop, timer, persist, effect) as JSON lines.
     #[arg(long)]
     trace: Option<PathBuf>,
-    /// Write the client history as JSON lines (readable by `quorum check`).
+    /// Write the client history as JSON lines (KV: readable by `quorum check`; 2pc/3pc: each transfer and its outcome).
     #[arg(long)]
     history: Option<PathBuf>,
 }
@@ -236,7 +236,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
         write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
     }
     if let Some(path) = &args.history {
-        write_file(path, &quorum_check::parse::to_json_lines(&outcome.history))?;
+        write_file(path, &outcome.history_json_lines())?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&outcome).expect("outcomes serialize"));
@@ -314,8 +314,8 @@ fn print_txn(t: &quorum_sim::TxnFigures) {
         t.blocked_ms_total, t.blocked_ms_max, t.still_in_doubt
     );
     println!(
-        "per txn         {:.2} messages, {:.2} forced writes, {:.2} cohorts",
-        t.messages_per_txn, t.forced_writes_per_txn, t.cohorts_per_txn
+        "per txn         {:.2} messages (+{:.2} outcome acks), {:.2} forced writes, {:.2} cohorts",
+        t.messages_per_txn, t.acks_per_txn, t.forced_writes_per_txn, t.cohorts_per_txn
     );
 }
 
@@ -386,6 +386,16 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
     }
     println!("clients done    {} of {} runs finished after heal", r.runs_live, r.runs);
     println!("writes refused  {} (in {} runs)", r.writes_failed, r.runs_with_failed_writes);
+    if let Some(t) = &r.txn {
+        println!(
+            "transactions    {} decided ({} committed, {} aborted); per txn {:.2} messages (+{:.2} acks), {:.2} forced writes",
+            t.decided, t.committed, t.aborted, t.messages_per_txn, t.acks_per_txn, t.forced_writes_per_txn
+        );
+        println!(
+            "blocked         in doubt while up: p50 {} ms, p99 {} ms, max {} ms; {} ms in total; {} still in doubt",
+            t.blocked_ms_p50, t.blocked_ms_p99, t.blocked_ms_max, t.blocked_ms_total, t.still_in_doubt
+        );
+    }
     if let Some(first) = &r.first {
         println!(
             "first           seed {}: {} (schedule shrunk {} -> {} faults)",

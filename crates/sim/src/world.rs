@@ -117,6 +117,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         cluster_invariant: None,
         panic: None,
         messages_sent: 0,
+        outcome_acks_sent: 0,
         messages_delivered: 0,
         messages_dropped: 0,
         persists: 0,
@@ -126,6 +127,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         violations: Vec::new(),
         replay: replay_command(config, schedule),
         history: History::default(),
+        txn_history: Vec::new(),
         trace: None,
     }
 }
@@ -291,6 +293,8 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     digests: Vec<(NodeId, Option<u64>)>,
     // Counters.
     messages_sent: u64,
+    /// Of `messages_sent`, acknowledgments of an outcome (`Protocol::is_outcome_ack`).
+    outcome_acks_sent: u64,
     messages_delivered: u64,
     messages_dropped: u64,
     persists: u64,
@@ -380,6 +384,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             cluster_invariant: None,
             digests: Vec::new(),
             messages_sent: 0,
+            outcome_acks_sent: 0,
             messages_delivered: 0,
             messages_dropped: 0,
             persists: 0,
@@ -591,6 +596,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
         assert!(to.0 < self.config.nodes, "{from} sent to unknown node {to}");
         self.messages_sent += 1;
+        self.outcome_acks_sent += u64::from(P::is_outcome_ack(&msg));
         match self.network.route(from, to) {
             Fate::Dropped(why) => {
                 self.messages_dropped += 1;
@@ -678,6 +684,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         slot.paused = false;
         slot.crash_after_effects = None;
         self.close_leadership(id);
+        self.workload.crashed(id, self.now);
         self.trace("crash", Some(id), serde_json::json!({ "how": how }));
     }
 
@@ -968,6 +975,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         }
         outcome.cluster_invariant = self.cluster_invariant.take();
         outcome.messages_sent = self.messages_sent;
+        outcome.outcome_acks_sent = self.outcome_acks_sent;
         outcome.messages_delivered = self.messages_delivered;
         outcome.messages_dropped = self.messages_dropped;
         outcome.persists = self.persists;

@@ -23,10 +23,18 @@
 //! | cohort `commit*` / `abort*` | `Record::Committed` / `Record::Aborted` | its ACKNOWLEDGMENT |
 //! | coordinator `end` | `Record::End` | nothing (last record of the round) |
 //!
-//! Without failures a transaction exchanges QUERY, VOTE, COMMIT/ROLLBACK and
-//! ACK with each cohort: the text's `3n` messages (query, vote, decision) plus
-//! the `n` acknowledgments its own diagram draws, `4n` in all; and `2n + 2`
-//! records (two per cohort, the decision and `End`).
+//! **Message count.** Without failures a transaction exchanges QUERY, VOTE
+//! and COMMIT/ROLLBACK with each cohort — the text's "3n messages for n
+//! nodes" — and then each cohort's ACKNOWLEDGMENT, which the text's diagram
+//! draws but its count leaves out. We keep the ACK: without it the
+//! coordinator could never write `end` and forget a round, and a cohort that
+//! missed the decision would depend on the coordinator keeping every decision
+//! forever. But nothing waits on it — no cohort's outcome, no client reply —
+//! so it is bookkeeping after the decision, not part of reaching it.
+//! [`Protocol::is_outcome_ack`] says so, and the simulator reports it apart:
+//! `messages_per_txn` is the text's `3n`, `acks_per_txn` the `n` ACKs. Records:
+//! `2n + 2` persists (two per cohort, the decision and `End`; `End` need not
+//! be forced, but the simulator forces every persist).
 //!
 //! **Blocking.** A cohort that voted yes is *in doubt*: it may neither commit
 //! nor abort on its own, and keeps its locks. It asks the coordinator every
@@ -262,6 +270,10 @@ impl Protocol for TwoPhaseCommit {
             .collect();
         let doubt: Vec<String> = self.cohort.in_doubt.keys().map(|t| format!("{t:?}")).collect();
         super::describe_node(&rounds, &self.coordinator.decisions, &doubt, &self.cohort)
+    }
+
+    fn is_outcome_ack(msg: &Msg) -> bool {
+        matches!(msg, Msg::Ack { .. })
     }
 
     fn cluster_invariants(nodes: &[(NodeId, &Self)]) -> Result<(), String> {
