@@ -95,6 +95,10 @@ struct RunArgs {
     /// Most nodes down (crashed or paused) at once [default: a minority].
     #[arg(long)]
     max_down: Option<u32>,
+    /// One-way message latency in simulated µs: `MIN-MAX` (uniform) or one
+    /// value (fixed: no jitter, for counting round trips) [default: 500-2000].
+    #[arg(long)]
+    latency_us: Option<String>,
     /// Length of the safety phase (faults on), in simulated ms.
     #[arg(long, default_value_t = 5_000)]
     safety_ms: u64,
@@ -219,6 +223,15 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
     config.safety_ms = run.safety_ms;
     config.liveness_ms = run.liveness_ms;
+    if let Some(latency) = &run.latency_us {
+        let (min, max) = latency.split_once('-').unwrap_or((latency, latency));
+        let parse = |v: &str| {
+            v.trim().parse::<u64>().map_err(|_| {
+                UsageError(format!("--latency-us takes MIN-MAX or one value in µs, got '{latency}'"))
+            })
+        };
+        (config.latency_min_us, config.latency_max_us) = (parse(min)?, parse(max)?);
+    }
     Ok(config)
 }
 
@@ -280,6 +293,11 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     println!(
         "messages        {} sent, {} delivered, {} dropped; {} persists; {} events; {} ms simulated",
         o.messages_sent, o.messages_delivered, o.messages_dropped, o.persists, o.events, o.sim_time_ms
+    );
+    let l = &o.update_latency_us;
+    println!(
+        "update latency  p50 {} µs, p99 {} µs, max {} µs over {} acknowledged updates",
+        l.p50, l.p99, l.max, l.samples
     );
     if let Some(t) = &o.txn {
         print_txn(t);

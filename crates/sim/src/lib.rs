@@ -32,7 +32,7 @@ mod world;
 pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};
 pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
-pub use outcome::{RunOutcome, TxnFigures, TxnOp};
+pub use outcome::{Percentiles, RunOutcome, TxnFigures, TxnOp};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{run, run_traced, run_with, KvProtocol};

@@ -58,6 +58,9 @@ pub struct RunOutcome {
     pub messages_delivered: u64,
     pub messages_dropped: u64,
     pub persists: u64,
+    /// Client-observed latency of acknowledged updates (send to answer,
+    /// including the client's own round trip to the node), microseconds.
+    pub update_latency_us: Percentiles,
     pub events: u64,
     pub sim_time_ms: u64,
     /// Transaction figures and verdicts (the bank-transfer workload of 2PC
@@ -213,4 +216,30 @@ pub struct TxnOp {
     pub balance: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// A distribution's median, 99th percentile and maximum (0 when empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub samples: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Of `sorted` (ascending): the smallest sample at or above each rank.
+    pub fn of_sorted(sorted: &[u64]) -> Percentiles {
+        debug_assert!(sorted.is_sorted());
+        let at = |p: usize| {
+            let rank = (sorted.len() * p).div_ceil(100).max(1);
+            sorted.get(rank - 1).copied().unwrap_or(0)
+        };
+        Percentiles {
+            samples: sorted.len() as u64,
+            p50: at(50),
+            p99: at(99),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
 }
