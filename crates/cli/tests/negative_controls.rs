@@ -134,7 +134,11 @@ fn paxos_acceptor_that_forgets_promises_lets_two_values_be_chosen() {
 
 /// Multi-Paxos negative controls: a new leader that skips phase-1 recovery
 /// overwrites chosen slots (log safety); a leader that reads without
-/// confirming its leadership serves stale reads under a partition.
+/// confirming its leadership serves stale reads under a partition. That one
+/// runs with CheckQuorum off: with it, a cut-off leader steps down about
+/// when the majority elects its successor, which closes nearly all of the
+/// stale-read window (0 of 400 seeds) — the window leader leases rely on
+/// closing, and only bounded clock drift keeps closed.
 #[test]
 fn multi_paxos_bugs_are_caught() {
     let report = explore(&[
@@ -156,6 +160,8 @@ fn multi_paxos_bugs_are_caught() {
         "multi-paxos",
         "--bug",
         "unconfirmed-reads",
+        "--config",
+        r#"{"check_quorum":false}"#,
         "--faults",
         "partition",
         "--seeds",
