@@ -92,7 +92,9 @@ pub fn balances(final_balances: &BTreeMap<u64, i64>, expected_total: i64) -> Res
 /// `TxnDecided` for the same transaction (or `end`, if it never decided).
 #[derive(Clone, Debug, Default)]
 pub struct Blocking {
-    open: BTreeMap<(u32, u64), u64>,
+    /// Open in-doubt intervals: (node, txn) → (time accumulated while up,
+    /// since when it is up and in doubt; `None` while the node is down).
+    open: BTreeMap<(u32, u64), (u64, Option<u64>)>,
     /// Closed intervals, microseconds.
     spans: Vec<u64>,
 }
@@ -102,23 +104,43 @@ impl Blocking {
         Blocking::default()
     }
 
-    /// `node` voted yes for `txn` at `time` and is in doubt.
+    /// `node` voted yes for `txn` at `time` and is in doubt — or, already in
+    /// doubt before a crash, says so again after its restart: the clock
+    /// resumes.
     pub fn prepared(&mut self, node: u32, txn: u64, time: u64) {
-        self.open.entry((node, txn)).or_insert(time);
+        let (_, since) = self.open.entry((node, txn)).or_insert((0, None));
+        since.get_or_insert(time);
+    }
+
+    /// `node` crashed at `time`: its doubts stop counting until it restarts
+    /// (a down cohort blocks no one by being in doubt; its crash does).
+    pub fn crashed(&mut self, node: u32, time: u64) {
+        for ((_, _), (total, since)) in self.open.range_mut((node, 0)..=(node, u64::MAX)) {
+            if let Some(start) = since.take() {
+                *total += time.saturating_sub(start);
+            }
+        }
     }
 
     /// `node` decided `txn` at `time`.
     pub fn decided(&mut self, node: u32, txn: u64, time: u64) {
-        if let Some(start) = self.open.remove(&(node, txn)) {
-            self.spans.push(time.saturating_sub(start));
+        if let Some((total, since)) = self.open.remove(&(node, txn)) {
+            self.spans.push(total + since.map_or(0, |start| time.saturating_sub(start)));
         }
+    }
+
+    /// Every (cohort, transaction)'s in-doubt time while up, intervals still
+    /// open counted up to `end`. Microseconds.
+    pub fn spans(&self, end: u64) -> Vec<u64> {
+        let open =
+            self.open.values().map(|(total, since)| total + since.map_or(0, |s| end.saturating_sub(s)));
+        self.spans.iter().copied().chain(open).collect()
     }
 
     /// (total, longest, still in doubt at `end`), intervals still open
     /// counted up to `end`. Microseconds.
     pub fn totals(&self, end: u64) -> (u64, u64, u64) {
-        let open = self.open.values().map(|start| end.saturating_sub(*start));
-        let all: Vec<u64> = self.spans.iter().copied().chain(open).collect();
+        let all = self.spans(end);
         (all.iter().sum(), all.iter().copied().max().unwrap_or(0), self.open.len() as u64)
     }
 }
@@ -198,6 +220,23 @@ mod tests {
         b.decided(1, 5, 400);
         b.prepared(2, 5, 100);
         assert_eq!(b.totals(1_100), (300 + 1_000, 1_000, 1));
+    }
+
+    #[test]
+    fn blocked_time_leaves_out_a_cohorts_own_downtime() {
+        let mut b = Blocking::new();
+        b.prepared(1, 5, 100);
+        b.prepared(2, 5, 100);
+        b.crashed(1, 300); // 200 in doubt while up
+        b.prepared(1, 5, 1_000); // restarted, still in doubt
+        b.decided(1, 5, 1_050); // +50
+        b.decided(2, 5, 1_050); // node 2 never went down: 950
+        assert_eq!(b.spans(2_000), vec![250, 950]);
+        // Crashed and decided by replaying its log on restart: only the time up counts.
+        b.prepared(3, 6, 0);
+        b.crashed(3, 10);
+        b.decided(3, 6, 5_000);
+        assert_eq!(b.totals(6_000), (250 + 950 + 10, 950, 0));
     }
 
     #[test]

@@ -102,6 +102,10 @@ struct RunArgs {
     /// Most nodes down (crashed or paused) at once [default: a minority].
     #[arg(long)]
     max_down: Option<u32>,
+    /// One-way message latency in simulated µs: `MIN-MAX` (uniform) or one
+    /// value (fixed: no jitter, for counting round trips) [default: 500-2000].
+    #[arg(long)]
+    latency_us: Option<String>,
     /// Length of the safety phase (faults on), in simulated ms.
     #[arg(long, default_value_t = 5_000)]
     safety_ms: u64,
@@ -126,7 +130,7 @@ struct SimArgs {
     /// Write the full trace (every delivery, drop, timer, persist, effect) as JSON lines.
     #[arg(long)]
     trace: Option<PathBuf>,
-    /// Write the client history as JSON lines (readable by `quorum check`).
+    /// Write the client history as JSON lines (KV: readable by `quorum check`; 2pc/3pc: each transfer and its outcome).
     #[arg(long)]
     history: Option<PathBuf>,
 }
@@ -229,6 +233,15 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
     config.safety_ms = run.safety_ms;
     config.liveness_ms = run.liveness_ms;
+    if let Some(latency) = &run.latency_us {
+        let (min, max) = latency.split_once('-').unwrap_or((latency, latency));
+        let parse = |v: &str| {
+            v.trim().parse::<u64>().map_err(|_| {
+                UsageError(format!("--latency-us takes MIN-MAX or one value in µs, got '{latency}'"))
+            })
+        };
+        (config.latency_min_us, config.latency_max_us) = (parse(min)?, parse(max)?);
+    }
     Ok(config)
 }
 
@@ -246,7 +259,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
         write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
     }
     if let Some(path) = &args.history {
-        write_file(path, &quorum_check::parse::to_json_lines(&outcome.history))?;
+        write_file(path, &outcome.history_json_lines())?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&outcome).expect("outcomes serialize"));
@@ -291,6 +304,11 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
         "messages        {} sent, {} delivered, {} dropped; {} persists; {} events; {} ms simulated",
         o.messages_sent, o.messages_delivered, o.messages_dropped, o.persists, o.events, o.sim_time_ms
     );
+    let l = &o.update_latency_us;
+    println!(
+        "update latency  p50 {} µs, p99 {} µs, max {} µs over {} acknowledged updates",
+        l.p50, l.p99, l.max, l.samples
+    );
     if let Some(t) = &o.txn {
         print_txn(t);
     }
@@ -324,8 +342,8 @@ fn print_txn(t: &quorum_sim::TxnFigures) {
         t.blocked_ms_total, t.blocked_ms_max, t.still_in_doubt
     );
     println!(
-        "per txn         {:.2} messages, {:.2} forced writes, {:.2} cohorts",
-        t.messages_per_txn, t.forced_writes_per_txn, t.cohorts_per_txn
+        "per txn         {:.2} messages (+{:.2} outcome acks), {:.2} forced writes, {:.2} cohorts",
+        t.messages_per_txn, t.acks_per_txn, t.forced_writes_per_txn, t.cohorts_per_txn
     );
 }
 
@@ -396,6 +414,16 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
     }
     println!("clients done    {} of {} runs finished after heal", r.runs_live, r.runs);
     println!("writes refused  {} (in {} runs)", r.writes_failed, r.runs_with_failed_writes);
+    if let Some(t) = &r.txn {
+        println!(
+            "transactions    {} decided ({} committed, {} aborted); per txn {:.2} messages (+{:.2} acks), {:.2} forced writes",
+            t.decided, t.committed, t.aborted, t.messages_per_txn, t.acks_per_txn, t.forced_writes_per_txn
+        );
+        println!(
+            "blocked         in doubt while up: p50 {} ms, p99 {} ms, max {} ms; {} ms in total; {} still in doubt",
+            t.blocked_ms_p50, t.blocked_ms_p99, t.blocked_ms_max, t.blocked_ms_total, t.still_in_doubt
+        );
+    }
     if let Some(first) = &r.first {
         println!(
             "first           seed {}: {} (schedule shrunk {} -> {} faults)",

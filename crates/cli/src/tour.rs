@@ -106,6 +106,14 @@ const STOPS: &[Stop] = &[
     Stop {
         protocol: "3pc",
         variant: None,
+        faults: "crash",
+        expect:
+            "no violation; under fail-stop crashes cohorts terminate without the coordinator (shorter tail)",
+        focus: None,
+    },
+    Stop {
+        protocol: "3pc",
+        variant: None,
         faults: "partition",
         expect: "split decision under partition (the text's scenario)",
         focus: Some("atomicity"),
@@ -145,6 +153,12 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
             "{label:<30} {:<10} {:>6} {:>10}  {kinds:<44} {}",
             stop.faults, report.runs, report.violating_runs, stop.expect
         );
+        if let Some(t) = &report.txn {
+            println!(
+                "{:<30} in doubt while up: p50 {} ms, p99 {} ms, max {} ms",
+                "", t.blocked_ms_p50, t.blocked_ms_p99, t.blocked_ms_max
+            );
+        }
         if let Some(first) = report.first {
             replays.push(first.replay);
         }

@@ -111,6 +111,68 @@ fn abd_survives_all_faults() {
     assert!(report["ops_ok"].as_u64().unwrap() > 2000 * 100, "the good thing happens too: {report}");
 }
 
+/// Paxos Made Simple §2.3: an acceptor "can remember ... even if it fails
+/// and then restarts" — promises and acceptances are forced before replies.
+/// With `forget-promises` a restarted acceptor answers a new ballot as if it
+/// had accepted nothing, and a second value is chosen (Agreement broken).
+/// Exposing it needs the instance to stay undecided across the restart:
+/// three nodes, one key (dueling proposers), and crashes that may take a
+/// majority down at once (`--max-down 2`). Durable promises survive exactly
+/// that, so the positive twin runs the same seeds without the bug.
+#[test]
+fn paxos_acceptor_that_forgets_promises_lets_two_values_be_chosen() {
+    let args = ["--protocol", "paxos", "--nodes", "3", "--keys", "1", "--max-down", "2", "--faults", "crash"];
+    let report = explore(
+        &[&args[..], &["--seeds", "600", "--bug", "forget-promises", "--focus", "consensus"]].concat(),
+    );
+    assert!(count(&report, "consensus") > 0, "{report}");
+    replay_reproduces(&report, "consensus");
+    let twin = explore(&[&args[..], &["--seeds", "600"]].concat());
+    assert_eq!(twin["violating_runs"], 0, "{twin}");
+    assert_eq!(twin["runs_live"], 600, "{twin}");
+}
+
+/// Multi-Paxos negative controls: a new leader that skips phase-1 recovery
+/// overwrites chosen slots (log safety); a leader that reads without
+/// confirming its leadership serves stale reads under a partition. That one
+/// runs with CheckQuorum off: with it, a cut-off leader steps down about
+/// when the majority elects its successor, which closes nearly all of the
+/// stale-read window (0 of 400 seeds) — the window leader leases rely on
+/// closing, and only bounded clock drift keeps closed.
+#[test]
+fn multi_paxos_bugs_are_caught() {
+    let report = explore(&[
+        "--protocol",
+        "multi-paxos",
+        "--bug",
+        "skip-phase1-recovery",
+        "--faults",
+        "crash",
+        "--seeds",
+        "30",
+        "--focus",
+        "log_safety",
+    ]);
+    assert!(count(&report, "log_safety") > 0, "{report}");
+    replay_reproduces(&report, "log_safety");
+    let report = explore(&[
+        "--protocol",
+        "multi-paxos",
+        "--bug",
+        "unconfirmed-reads",
+        "--config",
+        r#"{"check_quorum":false}"#,
+        "--faults",
+        "partition",
+        "--seeds",
+        "60",
+        "--focus",
+        "linearizability",
+    ]);
+    assert!(count(&report, "linearizability") > 0, "{report}");
+    replay_reproduces(&report, "linearizability");
+}
+
 #[test]
 fn sim_json_has_the_documented_keys_and_replays_identically() {
     let args = ["sim", "--protocol", "abd", "--faults", "all", "--seed", "5", "--json"];

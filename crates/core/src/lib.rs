@@ -308,6 +308,15 @@ pub trait Protocol: Sized {
         String::new()
     }
 
+    /// Whether `msg` only acknowledges an outcome every participant already
+    /// has (2PC's and 3PC's final ACK, which lets the coordinator write `end`
+    /// and forget the round). Drivers count these apart from the messages
+    /// that decide, because that is how the literature counts (2PC's "3n
+    /// messages"). Default: none.
+    fn is_outcome_ack(_msg: &Self::Msg) -> bool {
+        false
+    }
+
     /// Properties that span nodes (Raft's log matching and leader
     /// completeness, say), checked by the simulator from time to time with
     /// every live node. `Err` names the broken property; it is reported as a

@@ -66,6 +66,89 @@ pub struct ExploreReport {
     pub ops_info: u64,
     pub events: u64,
     pub sim_time_ms: u64,
+    /// The transaction workload's figures over every run (2PC, 3PC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<TxnTotals>,
+}
+
+/// Transaction figures summed over the runs of an explore: the means are
+/// over every decided transaction of every run, the percentiles over every
+/// (cohort, transaction)'s in-doubt time.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TxnTotals {
+    pub decided: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub messages_per_txn: f64,
+    pub acks_per_txn: f64,
+    pub forced_writes_per_txn: f64,
+    /// In-doubt time while up, summed over all runs, and its distribution
+    /// (milliseconds, each (cohort, transaction) one sample).
+    pub blocked_ms_total: u64,
+    pub blocked_ms_p50: u64,
+    pub blocked_ms_p99: u64,
+    pub blocked_ms_max: u64,
+    /// (cohort, transaction) pairs still in doubt at the end of their run.
+    pub still_in_doubt: u64,
+    #[serde(skip)]
+    sums: (u64, u64, u64),
+    /// Milliseconds in doubt → samples.
+    #[serde(skip)]
+    histogram: BTreeMap<u64, u64>,
+}
+
+impl TxnTotals {
+    fn add(&mut self, o: &RunOutcome) {
+        let Some(t) = &o.txn else { return };
+        self.decided += t.decided;
+        self.committed += t.committed;
+        self.aborted += t.aborted;
+        self.sums.0 += o.messages_sent - o.outcome_acks_sent;
+        self.sums.1 += o.outcome_acks_sent;
+        self.sums.2 += o.persists;
+        self.blocked_ms_total += t.blocked_ms_total;
+        self.blocked_ms_max = self.blocked_ms_max.max(t.blocked_ms_max);
+        self.still_in_doubt += t.still_in_doubt;
+        for span in &t.blocked_spans_us {
+            *self.histogram.entry(span / 1000).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &TxnTotals) {
+        self.decided += other.decided;
+        self.committed += other.committed;
+        self.aborted += other.aborted;
+        self.sums = (self.sums.0 + other.sums.0, self.sums.1 + other.sums.1, self.sums.2 + other.sums.2);
+        self.blocked_ms_total += other.blocked_ms_total;
+        self.blocked_ms_max = self.blocked_ms_max.max(other.blocked_ms_max);
+        self.still_in_doubt += other.still_in_doubt;
+        for (ms, count) in &other.histogram {
+            *self.histogram.entry(*ms).or_default() += count;
+        }
+    }
+
+    fn finish(&mut self) {
+        let per_txn = |x: u64| if self.decided == 0 { 0.0 } else { x as f64 / self.decided as f64 };
+        self.messages_per_txn = per_txn(self.sums.0);
+        self.acks_per_txn = per_txn(self.sums.1);
+        self.forced_writes_per_txn = per_txn(self.sums.2);
+        self.blocked_ms_p50 = self.percentile(50);
+        self.blocked_ms_p99 = self.percentile(99);
+    }
+
+    /// The smallest sample at or above `p` percent of all samples.
+    fn percentile(&self, p: u64) -> u64 {
+        let samples: u64 = self.histogram.values().sum();
+        let rank = (samples * p).div_ceil(100).max(1);
+        let mut seen = 0;
+        for (ms, count) in &self.histogram {
+            seen += count;
+            if seen >= rank {
+                return *ms;
+            }
+        }
+        0
+    }
 }
 
 /// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
@@ -115,6 +198,7 @@ pub fn explore(
         ops_info: 0,
         events: 0,
         sim_time_ms: 0,
+        txn: None,
     };
     let mut first_seed = None;
     for (seed, s) in &outcomes {
@@ -126,6 +210,9 @@ pub fn explore(
         report.ops_info += s.ops.2;
         report.events += s.events;
         report.sim_time_ms += s.sim_time_ms;
+        if let Some(t) = &s.txn {
+            report.txn.get_or_insert_with(TxnTotals::default).merge(t);
+        }
         if !s.violations.is_empty() {
             report.violating_runs += 1;
             for kind in &s.violations {
@@ -135,6 +222,9 @@ pub fn explore(
                 first_seed.get_or_insert(*seed);
             }
         }
+    }
+    if let Some(t) = report.txn.as_mut() {
+        t.finish();
     }
     if let Some(seed) = first_seed {
         let mut c = config.clone();
@@ -152,6 +242,7 @@ struct Summary {
     ops: (u64, u64, u64),
     events: u64,
     sim_time_ms: u64,
+    txn: Option<TxnTotals>,
 }
 
 impl Summary {
@@ -163,6 +254,11 @@ impl Summary {
             ops: (o.ops_ok, o.ops_fail, o.ops_info),
             events: o.events,
             sim_time_ms: o.sim_time_ms,
+            txn: o.txn.as_ref().map(|_| {
+                let mut t = TxnTotals::default();
+                t.add(o);
+                t
+            }),
         }
     }
 }
@@ -208,5 +304,21 @@ pub fn shrink(
         schedule: best.to_string(),
         replay: replay_command(config, &best),
         explanation: best_outcome.linearizability_explanation.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_percentiles_count_every_sample() {
+        // 98 samples of 1 ms, one of 50, one of 400.
+        let histogram = BTreeMap::from([(1, 98), (50, 1), (400, 1)]);
+        let mut t = TxnTotals { histogram, decided: 10, sums: (30, 10, 40), ..TxnTotals::default() };
+        t.finish();
+        assert_eq!((t.blocked_ms_p50, t.blocked_ms_p99), (1, 50));
+        assert_eq!((t.messages_per_txn, t.acks_per_txn, t.forced_writes_per_txn), (3.0, 1.0, 4.0));
+        assert_eq!(TxnTotals::default().percentile(99), 0, "no samples");
     }
 }

@@ -30,9 +30,9 @@ pub mod workload;
 mod world;
 
 pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};
-pub use explore::{explore, ExploreReport, FirstViolation};
+pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
-pub use outcome::{RunOutcome, TxnFigures};
+pub use outcome::{Percentiles, RunOutcome, TxnFigures, TxnOp};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{run, run_traced, run_with, KvProtocol};

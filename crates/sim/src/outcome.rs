@@ -52,9 +52,15 @@ pub struct RunOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic: Option<String>,
     pub messages_sent: u64,
+    /// Of `messages_sent`, acknowledgments of an outcome every participant
+    /// already had (2PC/3PC's final ACK), counted apart.
+    pub outcome_acks_sent: u64,
     pub messages_delivered: u64,
     pub messages_dropped: u64,
     pub persists: u64,
+    /// Client-observed latency of acknowledged updates (send to answer,
+    /// including the client's own round trip to the node), microseconds.
+    pub update_latency_us: Percentiles,
     pub events: u64,
     pub sim_time_ms: u64,
     /// Transaction figures and verdicts (the bank-transfer workload of 2PC
@@ -67,6 +73,10 @@ pub struct RunOutcome {
     pub replay: String,
     #[serde(skip)]
     pub history: History,
+    /// The transaction workload's client history (the KV workload uses
+    /// `history`).
+    #[serde(skip)]
+    pub txn_history: Vec<TxnOp>,
     #[serde(skip)]
     pub trace: Option<String>,
 }
@@ -74,6 +84,20 @@ pub struct RunOutcome {
 impl RunOutcome {
     pub fn violated(&self) -> bool {
         !self.violations.is_empty()
+    }
+
+    /// The client history as JSON lines: the KV workload's operations
+    /// (readable by `quorum check`) or the transaction workload's requests.
+    pub fn history_json_lines(&self) -> String {
+        if self.txn.is_none() {
+            return quorum_check::parse::to_json_lines(&self.history);
+        }
+        let mut lines = String::new();
+        for op in &self.txn_history {
+            lines.push_str(&serde_json::to_string(op).expect("txn ops serialize"));
+            lines.push('\n');
+        }
+        lines
     }
 
     /// Recompute `violations` from the individual verdicts.
@@ -143,16 +167,79 @@ pub struct TxnFigures {
     /// Sum of the final balances read after quiescence.
     pub final_total: i64,
     pub expected_total: i64,
-    /// Time cohorts spent in doubt (voted yes, outcome unknown), summed over
-    /// every (cohort, transaction), and the longest such wait.
+    /// Time cohorts spent in doubt while up (voted yes, outcome unknown; a
+    /// crashed cohort's downtime is not counted), summed over every (cohort,
+    /// transaction), and the longest such wait.
     pub blocked_ms_total: u64,
     pub blocked_ms_max: u64,
+    /// Each (cohort, transaction)'s in-doubt time, microseconds, for
+    /// percentiles across runs.
+    #[serde(skip)]
+    pub blocked_spans_us: Vec<u64>,
     /// (cohort, transaction) pairs still in doubt at the end of the run.
     pub still_in_doubt: u64,
     /// Mean cohorts per committed transaction (`n` of the text's `3n`).
     pub cohorts_per_txn: f64,
-    /// Every message sent in the run, per decided transaction.
+    /// Messages sent in the run, per decided transaction, without the
+    /// acknowledgments of outcomes (the source text's count: 3n for 2PC).
     pub messages_per_txn: f64,
+    /// Acknowledgments of outcomes per decided transaction (n for 2PC).
+    pub acks_per_txn: f64,
     /// Every record persisted (all are forced), per decided transaction.
     pub forced_writes_per_txn: f64,
+}
+
+/// One client request of the transaction workload, as `--history` writes it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TxnOp {
+    pub client: usize,
+    /// `transfer` or `balance`.
+    pub f: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<u64>,
+    /// The node the request went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<u32>,
+    /// Simulated microseconds.
+    pub invoked_us: u64,
+    pub completed_us: u64,
+    /// `committed`, `aborted`, `balance`, `rejected`, `indeterminate` or
+    /// `timeout` (no answer: it may still commit).
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A distribution's median, 99th percentile and maximum (0 when empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub samples: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Of `sorted` (ascending): the smallest sample at or above each rank.
+    pub fn of_sorted(sorted: &[u64]) -> Percentiles {
+        debug_assert!(sorted.is_sorted());
+        let at = |p: usize| {
+            let rank = (sorted.len() * p).div_ceil(100).max(1);
+            sorted.get(rank - 1).copied().unwrap_or(0)
+        };
+        Percentiles {
+            samples: sorted.len() as u64,
+            p50: at(50),
+            p99: at(99),
+            max: sorted.last().copied().unwrap_or(0),
+        }
+    }
 }

@@ -9,8 +9,10 @@
 //! Judged: atomicity over every `TxnDecided` observation (all participants of
 //! a transaction decide alike, none reverses), the balance invariant (final
 //! balances sum to the initial total, none negative), and figures: blocked
-//! time (each cohort's `Prepared` → `TxnDecided`), messages and forced writes
-//! per decided transaction.
+//! time (each cohort's `Prepared` → `TxnDecided`, while it is up), messages
+//! (acknowledgments of outcomes apart) and forced writes per decided
+//! transaction. Every request and its outcome is kept as a [`TxnOp`] for
+//! `--history`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +21,7 @@ use quorum_core::txn::{owner, Account, Balance, TxnRequest, TxnResponse, INITIAL
 use quorum_core::{NodeId, Observation, Protocol, Rng, Time};
 
 use crate::config::SimConfig;
-use crate::outcome::{RunOutcome, TxnFigures};
+use crate::outcome::{RunOutcome, TxnFigures, TxnOp};
 use crate::workload::{Completion, Verdict, Workload};
 
 /// The largest amount a client transfers.
@@ -39,6 +41,9 @@ pub struct TxnWorkload {
     client_committed: u64,
     client_aborted: u64,
     last_time: u64,
+    /// Each client's request in flight: when it was sent.
+    invoked: BTreeMap<usize, u64>,
+    history: Vec<TxnOp>,
 }
 
 impl TxnWorkload {
@@ -69,6 +74,8 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
             client_committed: 0,
             client_aborted: 0,
             last_time: 0,
+            invoked: BTreeMap::new(),
+            history: Vec::new(),
         }
     }
 
@@ -76,8 +83,9 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
         self.pick_transfer(rng)
     }
 
-    fn invoked(&mut self, _client: usize, _request: &TxnRequest, now: Time) {
+    fn invoked(&mut self, client: usize, _request: &TxnRequest, now: Time) {
         self.last_time = self.last_time.max(now.as_micros());
+        self.invoked.insert(client, now.as_micros());
     }
 
     fn completed(
@@ -111,6 +119,8 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
             (_, Some(TxnResponse::Indeterminate { .. })) => (Verdict::Info, false, Some(None)),
             (request, Some(response)) => panic!("{node:?} answered {request:?} with {response:?}"),
         };
+        let invoked_us = self.invoked.remove(&client).unwrap_or(now.as_micros());
+        self.history.push(history_op(client, request, response, node, invoked_us, now.as_micros()));
         Completion { verdict, update_refused, retarget }
     }
 
@@ -138,6 +148,10 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
         }
     }
 
+    fn crashed(&mut self, node: NodeId, now: Time) {
+        self.blocking.crashed(node.0, now.as_micros());
+    }
+
     fn judge(self, outcome: &mut RunOutcome) {
         let violations = commit::atomicity(&self.decisions);
         let mut by_txn: BTreeMap<u64, BTreeSet<bool>> = BTreeMap::new();
@@ -154,7 +168,8 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
         let balance =
             if complete { commit::balances(&self.final_balances, expected_total).err() } else { None };
         let end = outcome.sim_time_ms * 1000;
-        let (blocked_total, blocked_max, still_in_doubt) = self.blocking.totals(end.max(self.last_time));
+        let end = end.max(self.last_time);
+        let (blocked_total, blocked_max, still_in_doubt) = self.blocking.totals(end);
         let per_txn = |x: u64| if decided == 0 { 0.0 } else { x as f64 / decided as f64 };
         // Every cohort of a committed transaction voted yes (`Prepared`).
         let committed_txns: Vec<u64> =
@@ -173,11 +188,51 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
             expected_total,
             blocked_ms_total: blocked_total / 1000,
             blocked_ms_max: blocked_max / 1000,
+            blocked_spans_us: self.blocking.spans(end),
             still_in_doubt,
             cohorts_per_txn: if committed == 0 { 0.0 } else { cohorts as f64 / committed as f64 },
-            messages_per_txn: per_txn(outcome.messages_sent),
+            messages_per_txn: per_txn(outcome.messages_sent - outcome.outcome_acks_sent),
+            acks_per_txn: per_txn(outcome.outcome_acks_sent),
             forced_writes_per_txn: per_txn(outcome.persists),
         });
         outcome.linearizability = "n/a".into();
+        outcome.txn_history = self.history;
+    }
+}
+
+/// One line of `--history`: a request, where it went, when, and how it ended.
+fn history_op(
+    client: usize,
+    request: &TxnRequest,
+    response: Option<&TxnResponse>,
+    node: Option<NodeId>,
+    invoked_us: u64,
+    completed_us: u64,
+) -> TxnOp {
+    let (f, from, to, amount, account) = match *request {
+        TxnRequest::Transfer { from, to, amount } => ("transfer", Some(from), Some(to), Some(amount), None),
+        TxnRequest::Balance { account } => ("balance", None, None, None, Some(account)),
+    };
+    let (outcome, balance, reason) = match response {
+        None => ("timeout", None, None),
+        Some(TxnResponse::Committed) => ("committed", None, None),
+        Some(TxnResponse::Aborted { reason }) => ("aborted", None, Some(reason.clone())),
+        Some(TxnResponse::Balance(b)) => ("balance", Some(*b), None),
+        Some(TxnResponse::Rejected { reason, .. }) => ("rejected", None, Some(reason.clone())),
+        Some(TxnResponse::Indeterminate { reason }) => ("indeterminate", None, Some(reason.clone())),
+    };
+    TxnOp {
+        client,
+        f,
+        from,
+        to,
+        amount,
+        account,
+        node: node.map(|n| n.0),
+        invoked_us,
+        completed_us,
+        outcome,
+        balance,
+        reason,
     }
 }

@@ -71,6 +71,10 @@ pub trait Workload<P: Protocol>: Sized {
     /// `node` emitted `observation` at `now` (decisions, prepared cohorts):
     /// for workloads whose checkers read observations. Default: ignore.
     fn observed(&mut self, _node: NodeId, _observation: &Observation, _now: Time) {}
+
+    /// `node` crashed at `now` (it observes again from its restart on).
+    /// Default: ignore.
+    fn crashed(&mut self, _node: NodeId, _now: Time) {}
 }
 
 /// The default workload: C clients issuing read / write / cas on a rotating

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::SimConfig;
 use crate::faults::{Fault, Schedule};
 use crate::network::{Fate, Network};
-use crate::outcome::RunOutcome;
+use crate::outcome::{Percentiles, RunOutcome};
 use crate::workload::{Completion, KvWorkload, Verdict, Workload};
 
 /// A protocol the KV workload can drive.
@@ -85,6 +85,9 @@ pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String 
     if config.ops_per_key != defaults.ops_per_key {
         let _ = write!(cmd, " --ops-per-key {}", config.ops_per_key);
     }
+    if (config.latency_min_us, config.latency_max_us) != (defaults.latency_min_us, defaults.latency_max_us) {
+        let _ = write!(cmd, " --latency-us {}-{}", config.latency_min_us, config.latency_max_us);
+    }
     if config.max_down != SimConfig::minority(config.nodes) {
         let _ = write!(cmd, " --max-down {}", config.max_down);
     }
@@ -117,15 +120,18 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         cluster_invariant: None,
         panic: None,
         messages_sent: 0,
+        outcome_acks_sent: 0,
         messages_delivered: 0,
         messages_dropped: 0,
         persists: 0,
+        update_latency_us: Percentiles::default(),
         events: 0,
         sim_time_ms: 0,
         txn: None,
         violations: Vec::new(),
         replay: replay_command(config, schedule),
         history: History::default(),
+        txn_history: Vec::new(),
         trace: None,
     }
 }
@@ -229,6 +235,8 @@ enum Phase {
 
 struct InFlight {
     rid: RequestId,
+    /// When the client sent it.
+    at: Time,
 }
 
 struct Client {
@@ -291,10 +299,14 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     digests: Vec<(NodeId, Option<u64>)>,
     // Counters.
     messages_sent: u64,
+    /// Of `messages_sent`, acknowledgments of an outcome (`Protocol::is_outcome_ack`).
+    outcome_acks_sent: u64,
     messages_delivered: u64,
     messages_dropped: u64,
     persists: u64,
     writes_failed: u64,
+    /// Send-to-answer time of every acknowledged update of a regular client.
+    update_latencies_us: Vec<u64>,
     events: u64,
     trace: Option<String>,
 }
@@ -380,10 +392,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             cluster_invariant: None,
             digests: Vec::new(),
             messages_sent: 0,
+            outcome_acks_sent: 0,
             messages_delivered: 0,
             messages_dropped: 0,
             persists: 0,
             writes_failed: 0,
+            update_latencies_us: Vec::new(),
             events: 0,
             trace: trace.then(String::new),
         }
@@ -591,6 +605,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
         assert!(to.0 < self.config.nodes, "{from} sent to unknown node {to}");
         self.messages_sent += 1;
+        self.outcome_acks_sent += u64::from(P::is_outcome_ack(&msg));
         match self.network.route(from, to) {
             Fate::Dropped(why) => {
                 self.messages_dropped += 1;
@@ -678,6 +693,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         slot.paused = false;
         slot.crash_after_effects = None;
         self.close_leadership(id);
+        self.workload.crashed(id, self.now);
         self.trace("crash", Some(id), serde_json::json!({ "how": how }));
     }
 
@@ -776,7 +792,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         let rid = RequestId::new(c as u64, self.next_rid);
         self.workload.invoked(c, &request, self.now);
         self.requests.insert(rid, (c, request.clone()));
-        let in_flight = InFlight { rid };
+        let in_flight = InFlight { rid, at: self.now };
         if c < self.clients.len() {
             self.clients[c].in_flight = Some(in_flight);
         } else {
@@ -833,8 +849,11 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             self.trace("late-reply", Some(node), serde_json::json!({ "rid": rid.to_string() }));
             return;
         }
-        self.take_in_flight(owner);
+        let sent = self.take_in_flight(owner).at;
         let (_, request) = self.requests.remove(&rid).expect("the request is known");
+        if owner < self.clients.len() && W::acknowledges_update(&request, &response) {
+            self.update_latencies_us.push(self.now.saturating_sub(sent).0);
+        }
         let completion = self.workload.completed(owner, &request, Some(&response), Some(node), self.now);
         self.complete(owner, completion);
     }
@@ -968,9 +987,12 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         }
         outcome.cluster_invariant = self.cluster_invariant.take();
         outcome.messages_sent = self.messages_sent;
+        outcome.outcome_acks_sent = self.outcome_acks_sent;
         outcome.messages_delivered = self.messages_delivered;
         outcome.messages_dropped = self.messages_dropped;
         outcome.persists = self.persists;
+        self.update_latencies_us.sort_unstable();
+        outcome.update_latency_us = Percentiles::of_sorted(&self.update_latencies_us);
         outcome.writes_failed = self.writes_failed;
         outcome.events = self.events;
         outcome.sim_time_ms = self.now.as_millis();

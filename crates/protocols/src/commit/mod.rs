@@ -17,9 +17,10 @@
 //! unavailable to everyone else while the cohort is in doubt.
 //!
 //! The pieces both protocols share live here: transaction ids, the split of a
-//! transfer into per-cohort changes, and a cohort's [`Bank`] (committed
-//! balances and locks).
+//! transfer into per-cohort changes, a cohort's [`Bank`] (committed balances
+//! and locks), and in `roles` the coordinator and cohort logic itself.
 
+mod roles;
 pub mod three_pc;
 pub mod two_pc;
 
@@ -187,20 +188,30 @@ impl Bank {
     }
 }
 
-/// `{a1:t3.0 a6:t4.2}`, for `describe`.
-pub(crate) fn describe_locks(bank: &Bank) -> String {
-    let locks: Vec<String> = bank.locks().map(|(a, t)| format!("a{a}:{t:?}")).collect();
-    format!("{{{}}}", locks.join(" "))
-}
-
-/// `{a1=70 a6=130}`, for `describe`.
-pub(crate) fn describe_balances(bank: &Bank) -> String {
-    let balances: Vec<String> = bank.changed().map(|(a, b)| format!("a{a}={b}")).collect();
-    format!("{{{}}}", balances.join(" "))
+/// A node's `describe` line: `rounds` (each protocol words its own phases),
+/// what it coordinated, what it is in doubt about, what it decided as a
+/// cohort, its locks and changed balances.
+pub(crate) fn describe_node(
+    rounds: &[String],
+    decisions: &BTreeMap<TxnId, bool>,
+    in_doubt: &[String],
+    cohort: &roles::Cohort,
+) -> String {
+    let locks: Vec<String> = cohort.bank.locks().map(|(a, t)| format!("a{a}:{t:?}")).collect();
+    let balances: Vec<String> = cohort.bank.changed().map(|(a, b)| format!("a{a}={b}")).collect();
+    format!(
+        "rounds=[{}] coordinated=[{}] in-doubt=[{}] decided=[{}] locks={{{}}} balances={{{}}}",
+        rounds.join(" "),
+        describe_outcomes(decisions),
+        in_doubt.join(" "),
+        describe_outcomes(&cohort.decided),
+        locks.join(" "),
+        balances.join(" "),
+    )
 }
 
 /// The latest few outcomes, `t3.0:commit t4.1:abort (+12 more)`, for `describe`.
-pub(crate) fn describe_outcomes(outcomes: &BTreeMap<TxnId, bool>) -> String {
+fn describe_outcomes(outcomes: &BTreeMap<TxnId, bool>) -> String {
     const SHOWN: usize = 4;
     let mut shown: Vec<String> = outcomes
         .iter()
@@ -216,11 +227,14 @@ pub(crate) fn describe_outcomes(outcomes: &BTreeMap<TxnId, bool>) -> String {
 }
 
 /// Cross-node atomicity among live nodes: no transaction is known committed at
-/// one node and aborted at another. `decided` lists each node's outcomes.
-pub(crate) fn agree<'a>(
-    decided: impl Iterator<Item = (NodeId, &'a BTreeMap<TxnId, bool>)>,
+/// one node and aborted at another, counting each node's decisions as
+/// coordinator and outcomes as cohort.
+pub(crate) fn agree<'a, M: 'a>(
+    nodes: impl Iterator<Item = (NodeId, &'a roles::Coordinator<M>, &'a roles::Cohort)>,
 ) -> Result<(), String> {
     let mut seen: BTreeMap<TxnId, (bool, NodeId)> = BTreeMap::new();
+    let decided =
+        nodes.flat_map(|(id, coordinator, cohort)| [(id, &cohort.decided), (id, &coordinator.decisions)]);
     for (node, outcomes) in decided {
         for (txn, commit) in outcomes {
             let (first, by) = *seen.entry(*txn).or_insert((*commit, node));

@@ -43,17 +43,21 @@
 //! Forced records: cohort `Prepared`/`Aborted` before its vote,
 //! `PreCommitted` before its ack, `Committed`/`Aborted` before "have
 //! committed"; coordinator `PreCommitting` before preCommit, `Decided` before
-//! doCommit/abort. Without failures: `6n` messages and `3n + 3` records for
-//! `n` cohorts, three round trips where 2PC needs two.
+//! doCommit/abort. Without failures, for `n` cohorts: `5n` messages that
+//! reach the outcome (canCommit, vote, preCommit, prepared-to-commit,
+//! doCommit) plus `n` "have committed" acknowledgments, counted apart as in
+//! 2PC ([`Protocol::is_outcome_ack`]); `3n + 3` records; the decision reaches
+//! the client after two round trips (2PC: one) and the cohorts after two and
+//! a half (2PC: one and a half).
 
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use quorum_core::txn::{owner, TxnRequest, TxnResponse};
+use quorum_core::txn::{TxnRequest, TxnResponse};
 use quorum_core::{Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
-use super::{agree, describe_balances, describe_locks, plan, Bank, Change, TxnId, Write};
+use super::roles::{self, Cohort, Coordinator, Round, Tally};
+use super::{agree, Change, TxnId, Write};
 
 /// Deliberately broken variants (negative controls).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,61 +227,30 @@ pub enum Timer {
     Collect(TxnId),
 }
 
-const RESERVE_BLOCK: u64 = 1_000;
-
+/// What 3PC puts between the votes and the decision.
 #[derive(Clone, Debug)]
-enum Phase {
-    Voting {
-        yes: BTreeSet<NodeId>,
-    },
-    PreCommitting {
-        acked: BTreeSet<NodeId>,
-    },
-    Deciding {
-        commit: bool,
-        acked: BTreeSet<NodeId>,
-    },
+enum Pre {
+    /// preCommit sent; `acked` holds the cohorts that are prepared to commit.
+    PreCommitting { acked: BTreeSet<NodeId> },
     /// Restarted after `PreCommitting` without a decision: acts as a
     /// pre-committed participant of the termination protocol.
     Recovering,
 }
 
-#[derive(Clone, Debug)]
-struct Round {
-    client: Option<RequestId>,
-    changes: BTreeMap<NodeId, Vec<Change>>,
-    phase: Phase,
-}
-
-impl Round {
-    fn cohorts(&self) -> Vec<NodeId> {
-        self.changes.keys().copied().collect()
-    }
-}
-
-#[derive(Clone, Debug)]
-struct InDoubt {
-    cohorts: Vec<NodeId>,
-    writes: Vec<Write>,
-    precommitted: bool,
-}
+type Phase = roles::Phase<Pre>;
 
 /// A 3PC node: coordinator of its clients' transfers, cohort of its accounts.
 #[derive(Clone, Debug)]
 pub struct ThreePhaseCommit {
     id: NodeId,
-    nodes: u32,
     config: Config,
-    next_seq: u64,
-    reserved_upto: u64,
-    rounds: BTreeMap<TxnId, Round>,
-    decisions: BTreeMap<TxnId, bool>,
-    bank: Bank,
-    in_doubt: BTreeMap<TxnId, InDoubt>,
-    decided: BTreeMap<TxnId, bool>,
+    coordinator: Coordinator<Pre>,
+    cohort: Cohort,
     /// Termination protocols this node leads: the states collected so far.
     terminations: BTreeMap<TxnId, BTreeMap<NodeId, State>>,
 }
+
+roles::impl_commit_protocol!(ThreePhaseCommit, CanCommit);
 
 impl Protocol for ThreePhaseCommit {
     type Msg = Msg;
@@ -289,17 +262,12 @@ impl Protocol for ThreePhaseCommit {
 
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
         config.validate().expect("3pc config must validate");
+        let nodes = cluster.nodes.len() as u32;
         let mut node = ThreePhaseCommit {
             id: cluster.id,
-            nodes: cluster.nodes.len() as u32,
             config: config.clone(),
-            next_seq: 1,
-            reserved_upto: 1,
-            rounds: BTreeMap::new(),
-            decisions: BTreeMap::new(),
-            bank: Bank::default(),
-            in_doubt: BTreeMap::new(),
-            decided: BTreeMap::new(),
+            coordinator: Coordinator::new(cluster.id, nodes, config.rounds_max),
+            cohort: Cohort::new(cluster.id, nodes),
             terminations: BTreeMap::new(),
         };
         for record in durable {
@@ -317,8 +285,15 @@ impl Protocol for ThreePhaseCommit {
             Msg::Vote { txn, yes } => self.handle_vote(from, txn, yes, out),
             Msg::PreCommit { txn } => self.handle_pre_commit(from, txn, out),
             Msg::PreCommitAck { txn } => self.handle_pre_commit_ack(from, txn, out),
-            Msg::Decision { txn, commit } => self.handle_decision(from, txn, commit, out),
-            Msg::Ack { txn } => self.handle_ack(from, txn, out),
+            Msg::Decision { txn, commit } => {
+                self.cohort.handle_decision(from, txn, commit, out);
+                self.end_termination(txn, out);
+            }
+            Msg::Ack { txn } => {
+                if self.coordinator.handle_ack(from, txn, out) {
+                    out.cancel_timer(Timer::Retransmit(txn));
+                }
+            }
             Msg::StateRequest { txn } => self.handle_state_request(from, txn, out),
             Msg::StateReply { txn, state } => self.handle_state_reply(from, txn, state, out),
             Msg::Outcome { txn, commit } => self.adopt(txn, commit, out),
@@ -337,51 +312,27 @@ impl Protocol for ThreePhaseCommit {
     fn on_request(&mut self, id: RequestId, request: TxnRequest, out: &mut Out<'_, Self>) {
         match request {
             TxnRequest::Transfer { from, to, amount } => self.begin(id, from, to, amount, out),
-            TxnRequest::Balance { account } => self.read_balance(id, account, out),
+            TxnRequest::Balance { account } => self.cohort.read_balance(id, account, out),
         }
     }
 
     fn invariants(&self) {
-        self.bank.invariants();
-        for (account, txn) in self.bank.locks() {
-            let doubt = self.in_doubt.get(&txn);
-            assert!(
-                doubt.is_some_and(|d| d.writes.iter().any(|w| w.account == account)),
-                "stray lock a{account}"
-            );
-        }
-        for (txn, doubt) in &self.in_doubt {
-            assert!(!self.decided.contains_key(txn), "{txn:?} is both in doubt and decided");
-            for w in &doubt.writes {
-                assert_eq!(self.bank.lock_holder(w.account), Some(*txn), "in-doubt {txn:?} lost a lock");
-                assert_eq!(owner(w.account, self.nodes), self.id);
-            }
-        }
-        for (txn, round) in &self.rounds {
-            assert_eq!(txn.coordinator(), self.id, "only the coordinator holds a round");
-            assert!(txn.seq() < self.reserved_upto);
-            let decided = self.decisions.get(txn);
-            match &round.phase {
-                Phase::Deciding { commit, .. } => assert_eq!(decided, Some(commit)),
-                _ => assert_eq!(decided, None, "an undecided round has no decision"),
-            }
-        }
+        self.cohort.invariants();
+        self.coordinator.invariants();
         for txn in self.terminations.keys() {
-            let leads = self.in_doubt.contains_key(txn)
-                || matches!(self.rounds.get(txn).map(|r| &r.phase), Some(Phase::Recovering));
-            assert!(leads, "only an undecided participant leads a termination");
+            assert!(self.undecided(*txn), "only an undecided participant leads a termination");
         }
-        assert!(self.rounds.len() <= self.config.rounds_max);
     }
 
     fn describe(&self) -> String {
         let rounds: Vec<String> = self
+            .coordinator
             .rounds
             .iter()
             .map(|(txn, r)| {
                 let phase = match &r.phase {
                     Phase::Voting { yes } => format!("voting({}/{} yes)", yes.len(), r.changes.len()),
-                    Phase::PreCommitting { acked } => {
+                    Phase::Between(Pre::PreCommitting { acked }) => {
                         format!("precommitting({}/{} acks)", acked.len(), r.changes.len())
                     }
                     Phase::Deciding { commit, acked } => format!(
@@ -390,29 +341,26 @@ impl Protocol for ThreePhaseCommit {
                         acked.len(),
                         r.changes.len()
                     ),
-                    Phase::Recovering => "recovering".to_string(),
+                    Phase::Between(Pre::Recovering) => "recovering".to_string(),
                 };
                 format!("{txn:?}:{phase}")
             })
             .collect();
         let doubt: Vec<String> = self
+            .cohort
             .in_doubt
             .iter()
             .map(|(t, d)| format!("{t:?}:{}", if d.precommitted { "precommitted" } else { "waiting" }))
             .collect();
-        format!(
-            "rounds=[{}] coordinated=[{}] in-doubt=[{}] decided=[{}] locks={} balances={}",
-            rounds.join(" "),
-            super::describe_outcomes(&self.decisions),
-            doubt.join(" "),
-            super::describe_outcomes(&self.decided),
-            describe_locks(&self.bank),
-            describe_balances(&self.bank)
-        )
+        super::describe_node(&rounds, &self.coordinator.decisions, &doubt, &self.cohort)
+    }
+
+    fn is_outcome_ack(msg: &Msg) -> bool {
+        matches!(msg, Msg::Ack { .. })
     }
 
     fn cluster_invariants(nodes: &[(NodeId, &Self)]) -> Result<(), String> {
-        agree(nodes.iter().flat_map(|(id, n)| [(*id, &n.decided), (*id, &n.decisions)]))
+        agree(nodes.iter().map(|(id, n)| (*id, &n.coordinator, &n.cohort)))
     }
 }
 
@@ -420,61 +368,37 @@ impl Protocol for ThreePhaseCommit {
 impl ThreePhaseCommit {
     fn replay(&mut self, record: &Record) {
         match record {
-            Record::Reserve { upto } => {
-                self.next_seq = self.next_seq.max(*upto);
-                self.reserved_upto = self.reserved_upto.max(*upto);
-            }
-            Record::Prepared { txn, cohorts, writes } => {
-                self.bank.lock(*txn, writes);
-                let doubt = InDoubt { cohorts: cohorts.clone(), writes: writes.clone(), precommitted: false };
-                self.in_doubt.insert(*txn, doubt);
-            }
+            Record::Reserve { upto } => self.coordinator.replay_reserve(*upto),
+            Record::Prepared { txn, cohorts, writes } => self.cohort.replay_prepared(*txn, cohorts, writes),
             Record::PreCommitted { txn } => {
-                if let Some(doubt) = self.in_doubt.get_mut(txn) {
+                if let Some(doubt) = self.cohort.in_doubt.get_mut(txn) {
                     doubt.precommitted = true;
                 }
             }
-            Record::Committed { txn, writes } => {
-                self.in_doubt.remove(txn);
-                self.bank.unlock(*txn);
-                self.bank.apply(writes);
-                self.decided.insert(*txn, true);
-            }
-            Record::Aborted { txn } => {
-                self.in_doubt.remove(txn);
-                self.bank.unlock(*txn);
-                self.decided.insert(*txn, false);
-            }
+            Record::Committed { txn, writes } => self.cohort.replay_outcome(*txn, Some(writes)),
+            Record::Aborted { txn } => self.cohort.replay_outcome(*txn, None),
             Record::PreCommitting { txn, cohorts } => {
-                let changes = cohorts.iter().map(|c| (*c, Vec::new())).collect();
-                self.rounds.insert(*txn, Round { client: None, changes, phase: Phase::Recovering });
+                let round = Round::recovered(cohorts, Phase::Between(Pre::Recovering));
+                self.coordinator.rounds.insert(*txn, round);
             }
             Record::Decided { txn, commit, cohorts } => {
-                self.decisions.insert(*txn, *commit);
-                let changes = cohorts.iter().map(|c| (*c, Vec::new())).collect();
-                let phase = Phase::Deciding { commit: *commit, acked: BTreeSet::new() };
-                self.rounds.insert(*txn, Round { client: None, changes, phase });
+                self.coordinator.replay_decided(*txn, *commit, cohorts)
             }
             Record::End { txn } => {
-                self.rounds.remove(txn);
+                self.coordinator.rounds.remove(txn);
             }
         }
     }
 
     fn recover(&mut self, out: &mut Out<'_, Self>) {
-        // A crash in the middle of a step may have cut the observations that
-        // followed a forced record: tell the checkers again what the log says
-        // (the same decisions, so atomicity is unaffected).
-        for (txn, commit) in self.decided.iter().chain(&self.decisions) {
-            out.observe(Observation::TxnDecided { txn: txn.0, commit: *commit });
-        }
-        for txn in self.in_doubt.keys() {
-            out.observe(Observation::Prepared { txn: txn.0 });
-        }
-        self.next_seq = self.next_seq.max(self.reserved_upto);
-        self.reserve(out);
-        let rounds: Vec<(TxnId, bool)> =
-            self.rounds.iter().map(|(t, r)| (*t, matches!(r.phase, Phase::Recovering))).collect();
+        self.cohort.reobserve(&self.coordinator.decisions, out);
+        self.coordinator.reserve(out);
+        let rounds: Vec<(TxnId, bool)> = self
+            .coordinator
+            .rounds
+            .iter()
+            .map(|(t, r)| (*t, matches!(r.phase, Phase::Between(Pre::Recovering))))
+            .collect();
         for (txn, recovering) in rounds {
             if recovering {
                 // Never decide alone after a crash: ask the cohorts.
@@ -483,61 +407,36 @@ impl ThreePhaseCommit {
                 self.retransmit(txn, out);
             }
         }
-        let doubts: Vec<TxnId> = self.in_doubt.keys().copied().collect();
+        let doubts: Vec<TxnId> = self.cohort.in_doubt.keys().copied().collect();
         for txn in doubts {
             self.arm_in_doubt(txn, out);
         }
-    }
-
-    fn reserve(&mut self, out: &mut Out<'_, Self>) {
-        self.next_seq = self.next_seq.max(self.reserved_upto);
-        self.reserved_upto = self.next_seq + RESERVE_BLOCK;
-        out.persist(Record::Reserve { upto: self.reserved_upto });
     }
 }
 
 // ---- coordinator ----
 impl ThreePhaseCommit {
     fn begin(&mut self, client: RequestId, from: u64, to: u64, amount: u64, out: &mut Out<'_, Self>) {
-        let changes = match plan(from, to, amount, self.nodes) {
-            Ok(changes) => changes,
-            Err(reason) => return out.reply(client, TxnResponse::Aborted { reason }),
-        };
-        if self.rounds.len() >= self.config.rounds_max {
-            let reason = format!("{} rounds in progress", self.rounds.len());
-            return out.reply(client, TxnResponse::Rejected { reason, hint: None });
+        if let Some(txn) = self.coordinator.begin(client, from, to, amount, out) {
+            out.set_timer(Timer::Phase(txn), self.config.vote_timeout);
+            out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
         }
-        if self.next_seq >= self.reserved_upto {
-            self.reserve(out);
-        }
-        let txn = TxnId::new(self.id, self.next_seq);
-        self.next_seq += 1;
-        let round = Round { client: Some(client), changes, phase: Phase::Voting { yes: BTreeSet::new() } };
-        let cohorts = round.cohorts();
-        for (cohort, part) in &round.changes {
-            out.send(*cohort, Msg::CanCommit { txn, changes: part.clone(), cohorts: cohorts.clone() });
-        }
-        self.rounds.insert(txn, round);
-        out.set_timer(Timer::Phase(txn), self.config.vote_timeout);
-        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
     }
 
     fn handle_vote(&mut self, from: NodeId, txn: TxnId, yes: bool, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
-        let Phase::Voting { yes: voted } = &mut round.phase else { return };
-        if !round.changes.contains_key(&from) {
-            return;
+        match self.coordinator.tally(from, txn, yes) {
+            Tally::Ignored | Tally::Pending => {}
+            Tally::No => self.decide(txn, false, &format!("{from} voted no"), out),
+            Tally::AllYes => self.pre_commit(txn, out),
         }
-        if !yes {
-            return self.decide(txn, false, &format!("{from} voted no"), out);
-        }
-        voted.insert(from);
-        if voted.len() < round.changes.len() {
-            return;
-        }
-        // Phase 2: force the move to pre-commit, then tell every cohort.
+    }
+
+    /// Phase 2: every vote was yes; force the move to pre-commit, then tell
+    /// every cohort.
+    fn pre_commit(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        let round = self.coordinator.rounds.get_mut(&txn).expect("a voting round");
         let cohorts = round.cohorts();
-        round.phase = Phase::PreCommitting { acked: BTreeSet::new() };
+        round.phase = Phase::Between(Pre::PreCommitting { acked: BTreeSet::new() });
         out.persist(Record::PreCommitting { txn, cohorts: cohorts.clone() });
         for cohort in cohorts {
             out.send(cohort, Msg::PreCommit { txn });
@@ -547,8 +446,8 @@ impl ThreePhaseCommit {
     }
 
     fn handle_pre_commit_ack(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
-        let Phase::PreCommitting { acked } = &mut round.phase else { return };
+        let Some(round) = self.coordinator.rounds.get_mut(&txn) else { return };
+        let Phase::Between(Pre::PreCommitting { acked }) = &mut round.phase else { return };
         if !round.changes.contains_key(&from) {
             return;
         }
@@ -561,10 +460,9 @@ impl ThreePhaseCommit {
     /// The text: "If the coordinator times out while waiting for cohorts to
     /// reply in phases 1 or 2 then it will cancel the transaction."
     fn phase_timeout(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let phase = self.rounds.get(&txn).map(|r| &r.phase);
-        match phase {
+        match self.coordinator.rounds.get(&txn).map(|r| &r.phase) {
             Some(Phase::Voting { .. }) => self.decide(txn, false, "timed out waiting for votes", out),
-            Some(Phase::PreCommitting { .. }) => {
+            Some(Phase::Between(Pre::PreCommitting { .. })) => {
                 self.decide(txn, false, "timed out waiting for prepared-to-commit", out)
             }
             _ => {}
@@ -573,83 +471,23 @@ impl ThreePhaseCommit {
 
     /// Force the decision, answer the client, send doCommit / abort.
     fn decide(&mut self, txn: TxnId, commit: bool, reason: &str, out: &mut Out<'_, Self>) {
-        let round = self.rounds.get_mut(&txn).expect("only a running round is decided");
-        assert!(!matches!(round.phase, Phase::Deciding { .. }), "a round is decided once");
-        assert!(!self.decisions.contains_key(&txn));
-        let cohorts = round.cohorts();
-        round.phase = Phase::Deciding { commit, acked: BTreeSet::new() };
-        out.persist(Record::Decided { txn, commit, cohorts: cohorts.clone() });
-        for cohort in &cohorts {
-            out.send(*cohort, Msg::Decision { txn, commit });
-        }
-        self.decisions.insert(txn, commit);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit });
-        if let Some(client) = round.client.take() {
-            out.reply(client, response(commit, reason));
-        }
+        self.coordinator.decide(txn, commit, reason, false, out);
         out.cancel_timer(Timer::Phase(txn));
         out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
     }
 
-    fn handle_ack(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
-        let Phase::Deciding { acked, .. } = &mut round.phase else { return };
-        if !round.changes.contains_key(&from) {
-            return;
-        }
-        acked.insert(from);
-        if acked.len() == round.changes.len() {
-            self.rounds.remove(&txn);
-            out.persist(Record::End { txn });
-            out.cancel_timer(Timer::Retransmit(txn));
-        }
-    }
-
     fn retransmit(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get(&txn) else { return };
-        let cohorts = round.cohorts();
+        let Some(round) = self.coordinator.rounds.get(&txn) else { return };
         match &round.phase {
-            Phase::Voting { yes } => {
-                for (cohort, part) in round.changes.iter().filter(|(c, _)| !yes.contains(c)) {
-                    out.send(
-                        *cohort,
-                        Msg::CanCommit { txn, changes: part.clone(), cohorts: cohorts.clone() },
-                    );
-                }
-            }
-            Phase::PreCommitting { acked } => {
-                for cohort in cohorts.iter().filter(|c| !acked.contains(c)) {
+            Phase::Between(Pre::Recovering) => return,
+            Phase::Between(Pre::PreCommitting { acked }) => {
+                for cohort in round.changes.keys().filter(|c| !acked.contains(c)) {
                     out.send(*cohort, Msg::PreCommit { txn });
                 }
             }
-            Phase::Deciding { commit, acked } => {
-                for cohort in cohorts.iter().filter(|c| !acked.contains(c)) {
-                    out.send(*cohort, Msg::Decision { txn, commit: *commit });
-                }
-            }
-            Phase::Recovering => return,
+            Phase::Voting { .. } | Phase::Deciding { .. } => self.coordinator.resend(txn, out),
         }
         out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
-    }
-
-    fn read_balance(&mut self, client: RequestId, account: u64, out: &mut Out<'_, Self>) {
-        let holder = owner(account, self.nodes);
-        let response = if holder != self.id {
-            TxnResponse::Rejected { reason: format!("a{account} lives at {holder}"), hint: Some(holder) }
-        } else if let Some(txn) = self.bank.lock_holder(account) {
-            TxnResponse::Rejected { reason: format!("a{account} is locked by {txn:?}"), hint: Some(self.id) }
-        } else {
-            TxnResponse::Balance(self.bank.balance(account))
-        };
-        out.reply(client, response);
-    }
-}
-
-fn response(commit: bool, reason: &str) -> TxnResponse {
-    if commit {
-        TxnResponse::Committed
-    } else {
-        TxnResponse::Aborted { reason: reason.to_string() }
     }
 }
 
@@ -663,36 +501,18 @@ impl ThreePhaseCommit {
         cohorts: Vec<NodeId>,
         out: &mut Out<'_, Self>,
     ) {
-        if from != txn.coordinator() || changes.iter().any(|c| owner(c.account, self.nodes) != self.id) {
-            return;
+        let force = self.config.bug != Some(Bug::NoForcePrepare);
+        if self.cohort.handle_query(from, txn, changes, cohorts, force, out) {
+            self.arm_in_doubt(txn, out);
         }
-        if let Some(commit) = self.decided.get(&txn) {
-            return out.send(from, Msg::Vote { txn, yes: *commit });
-        }
-        if self.in_doubt.contains_key(&txn) {
-            return out.send(from, Msg::Vote { txn, yes: true });
-        }
-        let Ok(writes) = self.bank.try_prepare(txn, changes) else {
-            self.abort_unilaterally(txn, out);
-            return out.send(from, Msg::Vote { txn, yes: false });
-        };
-        self.bank.lock(txn, &writes);
-        if self.config.bug != Some(Bug::NoForcePrepare) {
-            out.persist(Record::Prepared { txn, cohorts: cohorts.clone(), writes: writes.clone() });
-        }
-        self.in_doubt.insert(txn, InDoubt { cohorts, writes, precommitted: false });
-        out.observe(Observation::Prepared { txn: txn.0 });
-        out.send(from, Msg::Vote { txn, yes: true });
-        self.arm_in_doubt(txn, out);
     }
 
     /// The termination timer: the `rank`-th cohort waits `rank + 1` timeouts,
     /// so the lowest-ranked live cohort is promoted first. A restarted
     /// coordinator (not a cohort) waits one.
     fn arm_in_doubt(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let rank =
-            self.in_doubt.get(&txn).and_then(|d| d.cohorts.iter().position(|c| *c == self.id)).unwrap_or(0)
-                as u64;
+        let doubt = self.cohort.in_doubt.get(&txn);
+        let rank = doubt.and_then(|d| d.cohorts.iter().position(|c| *c == self.id)).unwrap_or(0) as u64;
         let after = Micros(self.config.termination_timeout.0 * (rank + 1));
         out.set_timer(Timer::InDoubt(txn), after);
     }
@@ -701,10 +521,10 @@ impl ThreePhaseCommit {
         if from != txn.coordinator() {
             return;
         }
-        if self.decided.get(&txn) == Some(&true) {
+        if self.cohort.decided.get(&txn) == Some(&true) {
             return out.send(from, Msg::PreCommitAck { txn });
         }
-        let Some(doubt) = self.in_doubt.get_mut(&txn) else { return };
+        let Some(doubt) = self.cohort.in_doubt.get_mut(&txn) else { return };
         if !doubt.precommitted {
             doubt.precommitted = true;
             out.persist(Record::PreCommitted { txn });
@@ -713,43 +533,28 @@ impl ThreePhaseCommit {
         self.arm_in_doubt(txn, out);
     }
 
-    fn handle_decision(&mut self, from: NodeId, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
-        if from != txn.coordinator() {
-            return;
-        }
-        if self.in_doubt.contains_key(&txn) {
-            self.finish(txn, commit, out);
-        } else if let Entry::Vacant(vacant) = self.decided.entry(txn) {
-            // Never voted yes (or forgot it under `no-force-prepare`): nothing
-            // of it was applied here.
-            vacant.insert(false);
-            out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
-        }
-        out.send(from, Msg::Ack { txn });
-    }
-
-    fn abort_unilaterally(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        assert!(!self.in_doubt.contains_key(&txn), "an in-doubt cohort may not abort on its own");
-        assert!(!self.decided.contains_key(&txn));
-        out.persist(Record::Aborted { txn });
-        self.decided.insert(txn, false);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
-    }
-
+    /// Force and apply an outcome (the coordinator's, or the termination
+    /// protocol's); a termination this node led for it is over.
     fn finish(&mut self, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
-        let doubt = self.in_doubt.remove(&txn).expect("only an in-doubt transaction is finished");
-        if commit {
-            out.persist(Record::Committed { txn, writes: doubt.writes.clone() });
-            self.bank.apply(&doubt.writes);
-        } else {
-            out.persist(Record::Aborted { txn });
+        self.cohort.finish(txn, commit, out);
+        self.end_termination(txn, out);
+    }
+
+    /// Forget the termination protocol for `txn` once this node knows its outcome.
+    fn end_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        if !self.undecided(txn) && self.terminations.remove(&txn).is_some() {
+            out.cancel_timer(Timer::Collect(txn));
         }
-        self.bank.unlock(txn);
-        self.decided.insert(txn, commit);
-        self.terminations.remove(&txn);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit });
-        out.cancel_timer(Timer::InDoubt(txn));
-        out.cancel_timer(Timer::Collect(txn));
+    }
+
+    /// Whether this node takes part in `txn` and does not know its outcome:
+    /// a cohort in doubt, or a coordinator recovering after phase 2.
+    fn undecided(&self, txn: TxnId) -> bool {
+        self.cohort.in_doubt.contains_key(&txn)
+            || matches!(
+                self.coordinator.rounds.get(&txn).map(|r| &r.phase),
+                Some(Phase::Between(Pre::Recovering))
+            )
     }
 }
 
@@ -758,11 +563,12 @@ impl ThreePhaseCommit {
     /// Everyone but this node that takes part in `txn`: its cohorts and its
     /// coordinator.
     fn participants(&self, txn: TxnId) -> Vec<NodeId> {
-        let mut all: BTreeSet<NodeId> = match (self.in_doubt.get(&txn), self.rounds.get(&txn)) {
-            (Some(doubt), _) => doubt.cohorts.iter().copied().collect(),
-            (None, Some(round)) => round.changes.keys().copied().collect(),
-            (None, None) => BTreeSet::new(),
-        };
+        let mut all: BTreeSet<NodeId> =
+            match (self.cohort.in_doubt.get(&txn), self.coordinator.rounds.get(&txn)) {
+                (Some(doubt), _) => doubt.cohorts.iter().copied().collect(),
+                (None, Some(round)) => round.changes.keys().copied().collect(),
+                (None, None) => BTreeSet::new(),
+            };
         all.insert(txn.coordinator());
         all.remove(&self.id);
         all.into_iter().collect()
@@ -772,16 +578,16 @@ impl ThreePhaseCommit {
     /// node that never voted for `txn` aborts it now (it may: it promised
     /// nothing), so it can never vote yes later.
     fn state(&mut self, txn: TxnId, out: &mut Out<'_, Self>) -> State {
-        if let Some(commit) = self.decided.get(&txn).or_else(|| self.decisions.get(&txn)) {
+        if let Some(commit) = self.cohort.decided.get(&txn).or_else(|| self.coordinator.decisions.get(&txn)) {
             return if *commit { State::Committed } else { State::Aborted };
         }
-        match self.rounds.get(&txn).map(|r| &r.phase) {
-            Some(Phase::Voting { .. } | Phase::PreCommitting { .. }) => return State::Busy,
-            Some(Phase::Recovering) => return State::PreCommitted,
+        match self.coordinator.rounds.get(&txn).map(|r| &r.phase) {
+            Some(Phase::Voting { .. } | Phase::Between(Pre::PreCommitting { .. })) => return State::Busy,
+            Some(Phase::Between(Pre::Recovering)) => return State::PreCommitted,
             Some(Phase::Deciding { .. }) => unreachable!("a deciding round has a decision"),
             None => {}
         }
-        if let Some(doubt) = self.in_doubt.get(&txn) {
+        if let Some(doubt) = self.cohort.in_doubt.get(&txn) {
             return if doubt.precommitted { State::PreCommitted } else { State::Waiting };
         }
         if txn.coordinator() == self.id {
@@ -789,15 +595,13 @@ impl ThreePhaseCommit {
             // (`PreCommitting` is forced before any preCommit leaves).
             return State::Aborted;
         }
-        self.abort_unilaterally(txn, out);
+        self.cohort.abort_unilaterally(txn, out);
         State::Aborted
     }
 
     /// Promoted: collect every participant's state.
     fn begin_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let undecided = self.in_doubt.contains_key(&txn)
-            || matches!(self.rounds.get(&txn).map(|r| &r.phase), Some(Phase::Recovering));
-        if !undecided || self.terminations.contains_key(&txn) {
+        if !self.undecided(txn) || self.terminations.contains_key(&txn) {
             return;
         }
         let own = self.state(txn, out);
@@ -846,24 +650,24 @@ impl ThreePhaseCommit {
 
     /// Take a recovery coordinator's (or one's own) termination outcome.
     fn adopt(&mut self, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
-        if self.in_doubt.contains_key(&txn) {
+        if self.cohort.in_doubt.contains_key(&txn) {
             self.finish(txn, commit, out);
         }
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
+        let Some(round) = self.coordinator.rounds.get_mut(&txn) else { return };
         if matches!(round.phase, Phase::Deciding { .. }) {
             return;
         }
-        assert!(!self.decisions.contains_key(&txn));
+        assert!(!self.coordinator.decisions.contains_key(&txn));
         let cohorts = round.cohorts();
         let client = round.client.take();
-        self.rounds.remove(&txn);
+        self.coordinator.rounds.remove(&txn);
         self.terminations.remove(&txn);
         out.persist(Record::Decided { txn, commit, cohorts });
         out.persist(Record::End { txn });
-        self.decisions.insert(txn, commit);
+        self.coordinator.decisions.insert(txn, commit);
         out.observe(Observation::TxnDecided { txn: txn.0, commit });
         if let Some(client) = client {
-            out.reply(client, response(commit, "decided by the termination protocol"));
+            out.reply(client, roles::response(commit, "decided by the termination protocol"));
         }
         for timer in [Timer::Phase(txn), Timer::Retransmit(txn), Timer::InDoubt(txn), Timer::Collect(txn)] {
             out.cancel_timer(timer);
@@ -887,7 +691,7 @@ mod tests {
     }
 
     fn decided(kit: &Kit<ThreePhaseCommit>, node: NodeId) -> Vec<bool> {
-        kit.node(node).decided.values().copied().collect()
+        kit.node(node).cohort.decided.values().copied().collect()
     }
 
     /// 3PC §"3-phase-commit": canCommit, preCommit, doCommit, each acknowledged.
@@ -902,9 +706,9 @@ mod tests {
         }
         assert_eq!(messages, 6 * 2, "three round trips with each of n = 2 cohorts");
         assert_eq!(kit.reply(rid), Some(&TxnResponse::Committed));
-        assert_eq!(kit.node(N1).bank.balance(1), INITIAL_BALANCE - 30);
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 30);
-        assert!(kit.node(N0).rounds.is_empty());
+        assert_eq!(kit.node(N1).cohort.bank.balance(1), INITIAL_BALANCE - 30);
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
+        assert!(kit.node(N0).coordinator.rounds.is_empty());
         assert_eq!(kit.durable[1].len(), 1 + 3, "reserve, prepared, pre-committed, committed");
     }
 
@@ -915,7 +719,7 @@ mod tests {
         let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
         kit.request(N0, transfer(30));
         kit.deliver_all(6); // canCommit x2, votes x2, preCommit x2
-        assert!(kit.node(N1).in_doubt.values().all(|d| d.precommitted));
+        assert!(kit.node(N1).cohort.in_doubt.values().all(|d| d.precommitted));
         kit.network.clear(); // the acks are lost with the coordinator
         kit.crash(N0);
         kit.advance(Micros::from_millis(400));
@@ -924,7 +728,7 @@ mod tests {
         // The coordinator comes back, asks, and agrees.
         kit.start(N0);
         kit.advance(Micros::from_millis(400));
-        assert_eq!(kit.node(N0).decisions.values().copied().collect::<Vec<_>>(), vec![true]);
+        assert_eq!(kit.node(N0).coordinator.decisions.values().copied().collect::<Vec<_>>(), vec![true]);
     }
 
     #[test]
@@ -969,7 +773,7 @@ mod tests {
         three.network.clear();
         three.crash(N0);
         three.advance(Micros::from_millis(2_000));
-        assert!(three.node(N1).in_doubt.is_empty() && three.node(N2).in_doubt.is_empty());
+        assert!(three.node(N1).cohort.in_doubt.is_empty() && three.node(N2).cohort.in_doubt.is_empty());
         assert_eq!(decided(&three, N1), vec![true]);
     }
 
@@ -986,7 +790,7 @@ mod tests {
             kit.cut.push((cohort, N0));
         }
         kit.advance(Micros::from_millis(1_000));
-        assert_eq!(kit.node(N0).decisions.values().copied().collect::<Vec<_>>(), vec![false]);
+        assert_eq!(kit.node(N0).coordinator.decisions.values().copied().collect::<Vec<_>>(), vec![false]);
         assert_eq!(decided(&kit, N1), vec![true]);
         let nodes = [(N0, kit.node(N0)), (N1, kit.node(N1))];
         assert!(ThreePhaseCommit::cluster_invariants(&nodes).is_err());

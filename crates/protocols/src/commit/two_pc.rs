@@ -23,10 +23,18 @@
 //! | cohort `commit*` / `abort*` | `Record::Committed` / `Record::Aborted` | its ACKNOWLEDGMENT |
 //! | coordinator `end` | `Record::End` | nothing (last record of the round) |
 //!
-//! Without failures a transaction exchanges QUERY, VOTE, COMMIT/ROLLBACK and
-//! ACK with each cohort: the text's `3n` messages (query, vote, decision) plus
-//! the `n` acknowledgments its own diagram draws, `4n` in all; and `2n + 2`
-//! records (two per cohort, the decision and `End`).
+//! **Message count.** Without failures a transaction exchanges QUERY, VOTE
+//! and COMMIT/ROLLBACK with each cohort — the text's "3n messages for n
+//! nodes" — and then each cohort's ACKNOWLEDGMENT, which the text's diagram
+//! draws but its count leaves out. We keep the ACK: without it the
+//! coordinator could never write `end` and forget a round, and a cohort that
+//! missed the decision would depend on the coordinator keeping every decision
+//! forever. But nothing waits on it — no cohort's outcome, no client reply —
+//! so it is bookkeeping after the decision, not part of reaching it.
+//! [`Protocol::is_outcome_ack`] says so, and the simulator reports it apart:
+//! `messages_per_txn` is the text's `3n`, `acks_per_txn` the `n` ACKs. Records:
+//! `2n + 2` persists (two per cohort, the decision and `End`; `End` need not
+//! be forced, but the simulator forces every persist).
 //!
 //! **Blocking.** A cohort that voted yes is *in doubt*: it may neither commit
 //! nor abort on its own, and keeps its locks. It asks the coordinator every
@@ -44,14 +52,14 @@
 //! Transaction ids are unique across restarts: the coordinator reserves
 //! blocks of sequence numbers in its log (`Record::Reserve`) before using them.
 
-use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 
-use quorum_core::txn::{owner, TxnRequest, TxnResponse};
-use quorum_core::{Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId};
+use quorum_core::txn::{TxnRequest, TxnResponse};
+use quorum_core::{Cluster, Micros, NodeId, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
-use super::{agree, describe_balances, describe_locks, plan, Bank, Change, Refusal, TxnId, Write};
+use super::roles::{self, Cohort, Coordinator, Tally};
+use super::{agree, Change, TxnId, Write};
 
 /// Deliberately broken variants (negative controls for the checkers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,57 +176,18 @@ pub enum Timer {
     InDoubt(TxnId),
 }
 
-/// Sequence numbers reserved per `Reserve` record.
-const RESERVE_BLOCK: u64 = 1_000;
-
-#[derive(Clone, Debug)]
-enum Phase {
-    /// Collecting votes; `yes` holds the cohorts that voted yes.
-    Voting { yes: BTreeSet<NodeId> },
-    /// Decided and forced; waiting for every cohort's acknowledgment.
-    Deciding { commit: bool, acked: BTreeSet<NodeId> },
-}
-
-/// A transaction this node coordinates.
-#[derive(Clone, Debug)]
-struct Round {
-    /// The client to answer (lost in a crash).
-    client: Option<RequestId>,
-    changes: BTreeMap<NodeId, Vec<Change>>,
-    phase: Phase,
-}
-
-impl Round {
-    fn cohorts(&self) -> Vec<NodeId> {
-        self.changes.keys().copied().collect()
-    }
-}
-
-/// A cohort's yes vote, until it learns the outcome.
-#[derive(Clone, Debug)]
-struct InDoubt {
-    cohorts: Vec<NodeId>,
-    writes: Vec<Write>,
-}
+/// 2PC has nothing between its votes and its decision.
+type Phase = roles::Phase<Infallible>;
 
 /// A 2PC node: coordinator of its clients' transfers, cohort of its accounts.
 #[derive(Clone, Debug)]
 pub struct TwoPhaseCommit {
-    id: NodeId,
-    nodes: u32,
     config: Config,
-    // Coordinator.
-    next_seq: u64,
-    reserved_upto: u64,
-    rounds: BTreeMap<TxnId, Round>,
-    /// Every decision this node took as coordinator (forced).
-    decisions: BTreeMap<TxnId, bool>,
-    // Cohort.
-    bank: Bank,
-    in_doubt: BTreeMap<TxnId, InDoubt>,
-    /// Outcomes of this node's part of each transaction it has heard of.
-    decided: BTreeMap<TxnId, bool>,
+    coordinator: Coordinator<Infallible>,
+    cohort: Cohort,
 }
+
+roles::impl_commit_protocol!(TwoPhaseCommit, Query);
 
 impl Protocol for TwoPhaseCommit {
     type Msg = Msg;
@@ -230,17 +199,11 @@ impl Protocol for TwoPhaseCommit {
 
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
         config.validate().expect("2pc config must validate");
+        let nodes = cluster.nodes.len() as u32;
         let mut node = TwoPhaseCommit {
-            id: cluster.id,
-            nodes: cluster.nodes.len() as u32,
             config: config.clone(),
-            next_seq: 1,
-            reserved_upto: 1,
-            rounds: BTreeMap::new(),
-            decisions: BTreeMap::new(),
-            bank: Bank::default(),
-            in_doubt: BTreeMap::new(),
-            decided: BTreeMap::new(),
+            coordinator: Coordinator::new(cluster.id, nodes, config.rounds_max),
+            cohort: Cohort::new(cluster.id, nodes),
         };
         for record in durable {
             node.replay(record);
@@ -253,8 +216,12 @@ impl Protocol for TwoPhaseCommit {
         match msg {
             Msg::Query { txn, changes, cohorts } => self.handle_query(from, txn, &changes, cohorts, out),
             Msg::Vote { txn, yes } => self.handle_vote(from, txn, yes, out),
-            Msg::Decision { txn, commit } => self.handle_decision(from, txn, commit, out),
-            Msg::Ack { txn } => self.handle_ack(from, txn, out),
+            Msg::Decision { txn, commit } => self.cohort.handle_decision(from, txn, commit, out),
+            Msg::Ack { txn } => {
+                if self.coordinator.handle_ack(from, txn, out) {
+                    out.cancel_timer(Timer::Retransmit(txn));
+                }
+            }
             Msg::DecisionRequest { txn } => self.handle_decision_request(from, txn, out),
             Msg::TerminationRequest { txn } => self.handle_termination_request(from, txn, out),
             Msg::DecisionReply { txn, outcome } => self.handle_decision_reply(txn, outcome, out),
@@ -265,7 +232,7 @@ impl Protocol for TwoPhaseCommit {
         match timer {
             Timer::Retransmit(txn) => self.retransmit(txn, out),
             Timer::Votes(txn) => {
-                if matches!(self.rounds.get(&txn).map(|r| &r.phase), Some(Phase::Voting { .. })) {
+                if matches!(self.coordinator.rounds.get(&txn).map(|r| &r.phase), Some(Phase::Voting { .. })) {
                     self.decide(txn, false, "a vote timed out", out);
                 }
             }
@@ -276,52 +243,23 @@ impl Protocol for TwoPhaseCommit {
     fn on_request(&mut self, id: RequestId, request: TxnRequest, out: &mut Out<'_, Self>) {
         match request {
             TxnRequest::Transfer { from, to, amount } => self.begin(id, from, to, amount, out),
-            TxnRequest::Balance { account } => self.read_balance(id, account, out),
+            TxnRequest::Balance { account } => self.cohort.read_balance(id, account, out),
         }
     }
 
     fn invariants(&self) {
-        self.bank.invariants();
-        for (account, txn) in self.bank.locks() {
-            let doubt = self.in_doubt.get(&txn);
-            assert!(doubt.is_some(), "a{account} locked by {txn:?}, which is not in doubt");
-            assert!(doubt.is_some_and(|d| d.writes.iter().any(|w| w.account == account)));
-        }
-        for (txn, doubt) in &self.in_doubt {
-            assert!(!self.decided.contains_key(txn), "{txn:?} is both in doubt and decided");
-            for w in &doubt.writes {
-                assert_eq!(self.bank.lock_holder(w.account), Some(*txn), "in-doubt {txn:?} lost a lock");
-                assert_eq!(owner(w.account, self.nodes), self.id, "a{} is not ours", w.account);
-            }
-        }
-        for (txn, round) in &self.rounds {
-            assert_eq!(txn.coordinator(), self.id, "only the coordinator holds a round");
-            assert!(txn.seq() < self.reserved_upto, "{txn:?} uses an unreserved sequence number");
-            match &round.phase {
-                Phase::Voting { yes } => {
-                    assert!(!self.decisions.contains_key(txn), "a voting round has no decision");
-                    assert!(yes.iter().all(|c| round.changes.contains_key(c)));
-                }
-                Phase::Deciding { commit, acked } => {
-                    assert_eq!(
-                        self.decisions.get(txn),
-                        Some(commit),
-                        "a deciding round's decision is logged"
-                    );
-                    assert!(acked.iter().all(|c| round.changes.contains_key(c)));
-                }
-            }
-        }
-        assert!(self.next_seq <= self.reserved_upto);
-        assert!(self.rounds.len() <= self.config.rounds_max);
+        self.cohort.invariants();
+        self.coordinator.invariants();
     }
 
     fn describe(&self) -> String {
         let rounds: Vec<String> = self
+            .coordinator
             .rounds
             .iter()
             .map(|(txn, r)| match &r.phase {
                 Phase::Voting { yes } => format!("{txn:?}:voting({}/{} yes)", yes.len(), r.changes.len()),
+                Phase::Between(never) => match *never {},
                 Phase::Deciding { commit, acked } => format!(
                     "{txn:?}:{}({}/{} acks)",
                     if *commit { "commit" } else { "abort" },
@@ -330,20 +268,16 @@ impl Protocol for TwoPhaseCommit {
                 ),
             })
             .collect();
-        let doubt: Vec<String> = self.in_doubt.keys().map(|t| format!("{t:?}")).collect();
-        format!(
-            "rounds=[{}] coordinated=[{}] in-doubt=[{}] decided=[{}] locks={} balances={}",
-            rounds.join(" "),
-            super::describe_outcomes(&self.decisions),
-            doubt.join(" "),
-            super::describe_outcomes(&self.decided),
-            describe_locks(&self.bank),
-            describe_balances(&self.bank)
-        )
+        let doubt: Vec<String> = self.cohort.in_doubt.keys().map(|t| format!("{t:?}")).collect();
+        super::describe_node(&rounds, &self.coordinator.decisions, &doubt, &self.cohort)
+    }
+
+    fn is_outcome_ack(msg: &Msg) -> bool {
+        matches!(msg, Msg::Ack { .. })
     }
 
     fn cluster_invariants(nodes: &[(NodeId, &Self)]) -> Result<(), String> {
-        agree(nodes.iter().flat_map(|(id, n)| [(*id, &n.decided), (*id, &n.decisions)]))
+        agree(nodes.iter().map(|(id, n)| (*id, &n.coordinator, &n.cohort)))
     }
 }
 
@@ -352,200 +286,81 @@ impl TwoPhaseCommit {
     /// Rebuild state from one durable record, in log order.
     fn replay(&mut self, record: &Record) {
         match record {
-            Record::Reserve { upto } => {
-                self.next_seq = self.next_seq.max(*upto);
-                self.reserved_upto = self.reserved_upto.max(*upto);
-            }
-            Record::Prepared { txn, cohorts, writes } => {
-                assert!(!self.decided.contains_key(txn), "prepared {txn:?} after deciding it");
-                self.bank.lock(*txn, writes);
-                self.in_doubt.insert(*txn, InDoubt { cohorts: cohorts.clone(), writes: writes.clone() });
-            }
-            Record::Committed { txn, writes } => {
-                self.in_doubt.remove(txn);
-                self.bank.unlock(*txn);
-                self.bank.apply(writes);
-                self.decided.insert(*txn, true);
-            }
-            Record::Aborted { txn } => {
-                self.in_doubt.remove(txn);
-                self.bank.unlock(*txn);
-                self.decided.insert(*txn, false);
-            }
+            Record::Reserve { upto } => self.coordinator.replay_reserve(*upto),
+            Record::Prepared { txn, cohorts, writes } => self.cohort.replay_prepared(*txn, cohorts, writes),
+            Record::Committed { txn, writes } => self.cohort.replay_outcome(*txn, Some(writes)),
+            Record::Aborted { txn } => self.cohort.replay_outcome(*txn, None),
             Record::Decided { txn, commit, cohorts } => {
-                self.decisions.insert(*txn, *commit);
-                let changes = cohorts.iter().map(|c| (*c, Vec::new())).collect();
-                let phase = Phase::Deciding { commit: *commit, acked: BTreeSet::new() };
-                self.rounds.insert(*txn, Round { client: None, changes, phase });
+                self.coordinator.replay_decided(*txn, *commit, cohorts)
             }
             Record::End { txn } => {
-                self.rounds.remove(txn);
+                self.coordinator.rounds.remove(txn);
             }
         }
     }
 
     /// After replay: finish what the log says is unfinished.
     fn recover(&mut self, out: &mut Out<'_, Self>) {
-        // A crash in the middle of a step may have cut the observations that
-        // followed a forced record: tell the checkers again what the log says
-        // (the same decisions, so atomicity is unaffected).
-        for (txn, commit) in self.decided.iter().chain(&self.decisions) {
-            out.observe(Observation::TxnDecided { txn: txn.0, commit: *commit });
-        }
-        for txn in self.in_doubt.keys() {
-            out.observe(Observation::Prepared { txn: txn.0 });
-        }
-        // The old incarnation may have used any reserved number: start above.
-        self.reserve(out);
-        let deciding: Vec<TxnId> = self.rounds.keys().copied().collect();
+        self.cohort.reobserve(&self.coordinator.decisions, out);
+        self.coordinator.reserve(out);
+        let deciding: Vec<TxnId> = self.coordinator.rounds.keys().copied().collect();
         for txn in deciding {
             self.retransmit(txn, out);
         }
-        let doubts: Vec<TxnId> = self.in_doubt.keys().copied().collect();
+        let doubts: Vec<TxnId> = self.cohort.in_doubt.keys().copied().collect();
         for txn in doubts {
             out.set_timer(Timer::InDoubt(txn), self.config.in_doubt_retry);
         }
-    }
-
-    /// Reserve the next block of transaction sequence numbers.
-    fn reserve(&mut self, out: &mut Out<'_, Self>) {
-        self.next_seq = self.next_seq.max(self.reserved_upto);
-        self.reserved_upto = self.next_seq + RESERVE_BLOCK;
-        out.persist(Record::Reserve { upto: self.reserved_upto });
     }
 }
 
 // ---- coordinator ----
 impl TwoPhaseCommit {
     fn begin(&mut self, client: RequestId, from: u64, to: u64, amount: u64, out: &mut Out<'_, Self>) {
-        let changes = match plan(from, to, amount, self.nodes) {
-            Ok(changes) => changes,
-            Err(reason) => return out.reply(client, TxnResponse::Aborted { reason }),
-        };
-        if self.rounds.len() >= self.config.rounds_max {
-            let reason = format!("{} rounds in progress", self.rounds.len());
-            return out.reply(client, TxnResponse::Rejected { reason, hint: None });
+        if let Some(txn) = self.coordinator.begin(client, from, to, amount, out) {
+            out.set_timer(Timer::Votes(txn), self.config.vote_timeout);
+            out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
         }
-        if self.next_seq >= self.reserved_upto {
-            self.reserve(out);
-        }
-        let txn = TxnId::new(self.id, self.next_seq);
-        self.next_seq += 1;
-        let round = Round { client: Some(client), changes, phase: Phase::Voting { yes: BTreeSet::new() } };
-        let cohorts = round.cohorts();
-        for (cohort, part) in &round.changes {
-            out.send(*cohort, Msg::Query { txn, changes: part.clone(), cohorts: cohorts.clone() });
-        }
-        self.rounds.insert(txn, round);
-        out.set_timer(Timer::Votes(txn), self.config.vote_timeout);
-        out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
     }
 
     fn handle_vote(&mut self, from: NodeId, txn: TxnId, yes: bool, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
-        let Phase::Voting { yes: voted } = &mut round.phase else { return };
-        if !round.changes.contains_key(&from) {
-            return;
-        }
-        if !yes {
-            return self.decide(txn, false, &format!("{from} voted no"), out);
-        }
-        voted.insert(from);
-        if voted.len() == round.changes.len() {
-            self.decide(txn, true, "", out);
+        match self.coordinator.tally(from, txn, yes) {
+            Tally::Ignored | Tally::Pending => {}
+            Tally::No => self.decide(txn, false, &format!("{from} voted no"), out),
+            Tally::AllYes => self.decide(txn, true, "", out),
         }
     }
 
     /// Force the decision, answer the client, tell every cohort.
     fn decide(&mut self, txn: TxnId, commit: bool, reason: &str, out: &mut Out<'_, Self>) {
-        let round = self.rounds.get_mut(&txn).expect("only a running round is decided");
-        assert!(matches!(round.phase, Phase::Voting { .. }), "a round is decided once");
-        assert!(!self.decisions.contains_key(&txn), "a decision is never taken twice");
-        let cohorts = round.cohorts();
-        round.phase = Phase::Deciding { commit, acked: BTreeSet::new() };
-        let forced = Record::Decided { txn, commit, cohorts: cohorts.clone() };
-        if self.config.bug == Some(Bug::NoForceDecision) {
-            for cohort in &cohorts {
-                out.send(*cohort, Msg::Decision { txn, commit });
-            }
-            out.persist(forced);
-        } else {
-            out.persist(forced);
-            for cohort in &cohorts {
-                out.send(*cohort, Msg::Decision { txn, commit });
-            }
-        }
-        self.decisions.insert(txn, commit);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit });
-        if let Some(client) = round.client.take() {
-            let response = if commit {
-                TxnResponse::Committed
-            } else {
-                TxnResponse::Aborted { reason: reason.to_string() }
-            };
-            out.reply(client, response);
-        }
+        let send_first = self.config.bug == Some(Bug::NoForceDecision);
+        self.coordinator.decide(txn, commit, reason, send_first, out);
         out.cancel_timer(Timer::Votes(txn));
         out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
     }
 
-    fn handle_ack(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get_mut(&txn) else { return };
-        let Phase::Deciding { acked, .. } = &mut round.phase else { return };
-        if !round.changes.contains_key(&from) {
+    fn retransmit(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
+        if !self.coordinator.rounds.contains_key(&txn) {
             return;
         }
-        acked.insert(from);
-        if acked.len() == round.changes.len() {
-            self.rounds.remove(&txn);
-            out.persist(Record::End { txn });
-            out.cancel_timer(Timer::Retransmit(txn));
-        }
-    }
-
-    fn retransmit(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(round) = self.rounds.get(&txn) else { return };
-        let cohorts = round.cohorts();
-        match &round.phase {
-            Phase::Voting { yes } => {
-                for (cohort, part) in round.changes.iter().filter(|(c, _)| !yes.contains(c)) {
-                    out.send(*cohort, Msg::Query { txn, changes: part.clone(), cohorts: cohorts.clone() });
-                }
-            }
-            Phase::Deciding { commit, acked } => {
-                for cohort in cohorts.iter().filter(|c| !acked.contains(c)) {
-                    out.send(*cohort, Msg::Decision { txn, commit: *commit });
-                }
-            }
-        }
+        self.coordinator.resend(txn, out);
         out.set_timer(Timer::Retransmit(txn), self.config.retransmit_interval);
     }
 
     /// An in-doubt cohort asks: the decision if logged, presumed abort if
     /// there is none and no round is running.
     fn handle_decision_request(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
-        if txn.coordinator() != self.id {
+        if txn.coordinator() != self.coordinator.id() {
             return;
         }
-        let outcome = match (self.decisions.get(&txn), self.rounds.contains_key(&txn)) {
+        let outcome = match (self.coordinator.decisions.get(&txn), self.coordinator.rounds.contains_key(&txn))
+        {
             (Some(true), _) => Outcome::Commit,
             (Some(false), _) => Outcome::Abort,
             (None, true) => Outcome::Unknown,
             (None, false) => Outcome::Abort,
         };
         out.send(from, Msg::DecisionReply { txn, outcome });
-    }
-
-    fn read_balance(&mut self, client: RequestId, account: u64, out: &mut Out<'_, Self>) {
-        let holder = owner(account, self.nodes);
-        let response = if holder != self.id {
-            TxnResponse::Rejected { reason: format!("a{account} lives at {holder}"), hint: Some(holder) }
-        } else if let Some(txn) = self.bank.lock_holder(account) {
-            TxnResponse::Rejected { reason: format!("a{account} is locked by {txn:?}"), hint: Some(self.id) }
-        } else {
-            TxnResponse::Balance(self.bank.balance(account))
-        };
-        out.reply(client, response);
     }
 }
 
@@ -559,83 +374,18 @@ impl TwoPhaseCommit {
         cohorts: Vec<NodeId>,
         out: &mut Out<'_, Self>,
     ) {
-        if from != txn.coordinator() || changes.iter().any(|c| owner(c.account, self.nodes) != self.id) {
-            return;
+        let force = self.config.bug != Some(Bug::NoForcePrepare);
+        if self.cohort.handle_query(from, txn, changes, cohorts, force, out) {
+            out.set_timer(Timer::InDoubt(txn), self.config.in_doubt_retry);
         }
-        if let Some(commit) = self.decided.get(&txn) {
-            return out.send(from, Msg::Vote { txn, yes: *commit });
-        }
-        if self.in_doubt.contains_key(&txn) {
-            return out.send(from, Msg::Vote { txn, yes: true });
-        }
-        match self.bank.try_prepare(txn, changes) {
-            Ok(writes) => self.prepare(txn, cohorts, writes, out),
-            Err(Refusal::Locked { .. } | Refusal::InsufficientFunds { .. }) => {
-                self.abort_unilaterally(txn, out);
-                out.send(from, Msg::Vote { txn, yes: false });
-            }
-        }
-    }
-
-    /// Lock, force `prepare*`, vote yes: from here on the cohort is in doubt.
-    fn prepare(&mut self, txn: TxnId, cohorts: Vec<NodeId>, writes: Vec<Write>, out: &mut Out<'_, Self>) {
-        self.bank.lock(txn, &writes);
-        if self.config.bug != Some(Bug::NoForcePrepare) {
-            out.persist(Record::Prepared { txn, cohorts: cohorts.clone(), writes: writes.clone() });
-        }
-        self.in_doubt.insert(txn, InDoubt { cohorts, writes });
-        out.observe(Observation::Prepared { txn: txn.0 });
-        out.send(txn.coordinator(), Msg::Vote { txn, yes: true });
-        out.set_timer(Timer::InDoubt(txn), self.config.in_doubt_retry);
-    }
-
-    /// Abort a transaction this cohort has not voted yes for: force `abort*`
-    /// so that a later QUERY is answered no.
-    fn abort_unilaterally(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        assert!(!self.in_doubt.contains_key(&txn), "an in-doubt cohort may not abort on its own");
-        assert!(!self.decided.contains_key(&txn));
-        out.persist(Record::Aborted { txn });
-        self.decided.insert(txn, false);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
-    }
-
-    /// Force and apply the outcome of an in-doubt transaction.
-    fn finish(&mut self, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
-        let doubt = self.in_doubt.remove(&txn).expect("only an in-doubt transaction is finished");
-        if commit {
-            out.persist(Record::Committed { txn, writes: doubt.writes.clone() });
-            self.bank.apply(&doubt.writes);
-        } else {
-            out.persist(Record::Aborted { txn });
-        }
-        self.bank.unlock(txn);
-        self.decided.insert(txn, commit);
-        out.observe(Observation::TxnDecided { txn: txn.0, commit });
-        out.cancel_timer(Timer::InDoubt(txn));
-    }
-
-    fn handle_decision(&mut self, from: NodeId, txn: TxnId, commit: bool, out: &mut Out<'_, Self>) {
-        if from != txn.coordinator() {
-            return;
-        }
-        if self.in_doubt.contains_key(&txn) {
-            self.finish(txn, commit, out);
-        } else if let Entry::Vacant(vacant) = self.decided.entry(txn) {
-            // Never voted yes (or, under `no-force-prepare`, forgot that it
-            // did): nothing of it was applied here, so this cohort's part is
-            // aborted whatever the coordinator decided. Presumed abort needs
-            // no record.
-            vacant.insert(false);
-            out.observe(Observation::TxnDecided { txn: txn.0, commit: false });
-        }
-        out.send(from, Msg::Ack { txn });
     }
 
     fn ask_outcome(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        let Some(doubt) = self.in_doubt.get(&txn) else { return };
+        let Some(doubt) = self.cohort.in_doubt.get(&txn) else { return };
         out.send(txn.coordinator(), Msg::DecisionRequest { txn });
         if self.config.cooperative_termination {
-            for cohort in doubt.cohorts.iter().filter(|c| **c != self.id) {
+            let me = self.coordinator.id();
+            for cohort in doubt.cohorts.iter().filter(|c| **c != me) {
                 out.send(*cohort, Msg::TerminationRequest { txn });
             }
         }
@@ -645,12 +395,12 @@ impl TwoPhaseCommit {
     /// Cooperative termination: answer what this cohort knows; one that has
     /// not voted yet aborts and says so.
     fn handle_termination_request(&mut self, from: NodeId, txn: TxnId, out: &mut Out<'_, Self>) {
-        let outcome = match self.decided.get(&txn) {
+        let outcome = match self.cohort.decided.get(&txn) {
             Some(true) => Outcome::Commit,
             Some(false) => Outcome::Abort,
-            None if self.in_doubt.contains_key(&txn) => Outcome::Unknown,
+            None if self.cohort.in_doubt.contains_key(&txn) => Outcome::Unknown,
             None => {
-                self.abort_unilaterally(txn, out);
+                self.cohort.abort_unilaterally(txn, out);
                 Outcome::Abort
             }
         };
@@ -658,12 +408,12 @@ impl TwoPhaseCommit {
     }
 
     fn handle_decision_reply(&mut self, txn: TxnId, outcome: Outcome, out: &mut Out<'_, Self>) {
-        if !self.in_doubt.contains_key(&txn) {
+        if !self.cohort.in_doubt.contains_key(&txn) {
             return;
         }
         match outcome {
-            Outcome::Commit => self.finish(txn, true, out),
-            Outcome::Abort => self.finish(txn, false, out),
+            Outcome::Commit => self.cohort.finish(txn, true, out),
+            Outcome::Abort => self.cohort.finish(txn, false, out),
             Outcome::Unknown => {}
         }
     }
@@ -689,7 +439,7 @@ mod tests {
     }
 
     fn decided(kit: &Kit<TwoPhaseCommit>, node: NodeId) -> Vec<bool> {
-        kit.node(node).decided.values().copied().collect()
+        kit.node(node).cohort.decided.values().copied().collect()
     }
 
     /// 2PC §"2-phase-commit": QUERY, VOTE, COMMIT, ACK per cohort.
@@ -704,9 +454,9 @@ mod tests {
         }
         assert_eq!(messages, 4 * 2, "query + vote + decision + ack, for n = 2 cohorts");
         assert_eq!(kit.reply(rid), Some(&TxnResponse::Committed));
-        assert_eq!(kit.node(N1).bank.balance(1), INITIAL_BALANCE - 30);
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 30);
-        assert!(kit.node(N0).rounds.is_empty(), "every ack arrived: the round ended");
+        assert_eq!(kit.node(N1).cohort.bank.balance(1), INITIAL_BALANCE - 30);
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
+        assert!(kit.node(N0).coordinator.rounds.is_empty(), "every ack arrived: the round ended");
         assert!(kit.durable[0].iter().any(|r| matches!(r, Record::End { .. })));
     }
 
@@ -718,8 +468,8 @@ mod tests {
         assert!(matches!(kit.reply(rid), Some(TxnResponse::Aborted { .. })));
         assert_eq!(decided(&kit, N1), vec![false]);
         assert_eq!(decided(&kit, N2), vec![false]);
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE);
-        assert!(kit.node(N2).bank.locks().next().is_none(), "the yes voter released its lock");
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE);
+        assert!(kit.node(N2).cohort.bank.locks().next().is_none(), "the yes voter released its lock");
         assert!(matches!(kit.durable[1].last(), Some(Record::Aborted { .. })), "abort* forced before NO");
     }
 
@@ -735,14 +485,14 @@ mod tests {
         kit.crash(N0);
         kit.advance(Micros::from_millis(1_000));
         for cohort in [N1, N2] {
-            assert_eq!(kit.node(cohort).in_doubt.len(), 1, "{cohort} blocks, in doubt");
-            assert!(kit.node(cohort).bank.locks().next().is_some(), "{cohort} holds its lock");
+            assert_eq!(kit.node(cohort).cohort.in_doubt.len(), 1, "{cohort} blocks, in doubt");
+            assert!(kit.node(cohort).cohort.bank.locks().next().is_some(), "{cohort} holds its lock");
         }
         kit.start(N0);
         kit.deliver_all(100);
         assert_eq!(decided(&kit, N1), vec![true]);
         assert_eq!(decided(&kit, N2), vec![true]);
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 30);
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
     }
 
     /// A coordinator that crashes before deciding presumes abort on recovery.
@@ -754,7 +504,7 @@ mod tests {
         kit.network.clear();
         kit.crash(N0);
         kit.advance(Micros::from_millis(500));
-        assert_eq!(kit.node(N1).in_doubt.len() + kit.node(N2).in_doubt.len(), 2);
+        assert_eq!(kit.node(N1).cohort.in_doubt.len() + kit.node(N2).cohort.in_doubt.len(), 2);
         kit.start(N0);
         kit.advance(Micros::from_millis(200));
         assert_eq!(decided(&kit, N1), vec![false]);
@@ -776,10 +526,10 @@ mod tests {
         kit.crash(N0);
         kit.deliver_all(100);
         assert_eq!(decided(&kit, N1), vec![true]);
-        assert_eq!(kit.node(N2).in_doubt.len(), 1);
+        assert_eq!(kit.node(N2).cohort.in_doubt.len(), 1);
         kit.advance(Micros::from_millis(150));
         assert_eq!(decided(&kit, N2), vec![true], "n2 asked n1");
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 30);
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
     }
 
     #[test]
@@ -794,7 +544,7 @@ mod tests {
         kit.crash(N0);
         kit.deliver_all(100);
         kit.advance(Micros::from_millis(2_000));
-        assert_eq!(kit.node(N2).in_doubt.len(), 1, "blocked: only the coordinator is asked");
+        assert_eq!(kit.node(N2).cohort.in_doubt.len(), 1, "blocked: only the coordinator is asked");
     }
 
     /// A cohort that never got its QUERY aborts when an in-doubt peer asks,
@@ -832,7 +582,7 @@ mod tests {
         assert_eq!(decided(&kit, N2), vec![false]);
         let nodes = [(N1, kit.node(N1)), (N2, kit.node(N2))];
         assert!(TwoPhaseCommit::cluster_invariants(&nodes).is_err());
-        let total = kit.node(N1).bank.balance(1) + kit.node(N2).bank.balance(2);
+        let total = kit.node(N1).cohort.bank.balance(1) + kit.node(N2).cohort.bank.balance(2);
         assert_eq!(total, 2 * INITIAL_BALANCE - 30, "30 vanished");
 
         // The same schedule without the bug keeps the promise.
@@ -857,7 +607,7 @@ mod tests {
         let second = kit.request(N1, TxnRequest::Transfer { from: 2, to: 4, amount: 5 });
         kit.deliver_all(100);
         assert!(matches!(kit.reply(second), Some(TxnResponse::Aborted { .. })));
-        assert_eq!(kit.node(N2).bank.balance(2), INITIAL_BALANCE + 10);
+        assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 10);
     }
 
     #[test]

@@ -36,6 +36,10 @@
 //!   state above it.
 //! - A deposed leader answers the proposals it had in flight `indeterminate`
 //!   (they may still be chosen by its successor) and its queue `rejected`.
+//! - **CheckQuorum** (as in Raft): a leader that sees no majority
+//!   acknowledge a heartbeat round for an election timeout steps down, so a
+//!   leader cut off from the majority stops taking requests it cannot
+//!   commit (`Config::check_quorum`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -94,6 +98,13 @@ pub struct Config {
     pub entries_per_message_max: usize,
     /// Replace the log by a snapshot after this many applied slots.
     pub checkpoint_every_slots: u64,
+    /// A leader that has not seen a majority acknowledge any heartbeat round
+    /// for an election timeout steps down (Raft's CheckQuorum). Safety does
+    /// not need it — ballots and ReadIndex rounds already fence a deposed
+    /// leader — but without it a leader cut off from the majority keeps
+    /// taking requests that can only time out, and its clients never look
+    /// for the leader the majority has elected meanwhile.
+    pub check_quorum: bool,
     pub bug: Option<Bug>,
 }
 
@@ -108,6 +119,7 @@ impl Default for Config {
             reads_max: 1024,
             entries_per_message_max: 256,
             checkpoint_every_slots: 128,
+            check_quorum: true,
             bug: None,
         }
     }
@@ -244,6 +256,9 @@ struct Leadership<C> {
     round: u64,
     confirmed: u64,
     acked: BTreeMap<NodeId, u64>,
+    /// When `confirmed` last rose (or leadership began): the last time this
+    /// leader knew a majority still followed it, for CheckQuorum.
+    quorum_heard_at: Time,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -496,6 +511,7 @@ impl<S: StateMachine> MultiPaxos<S> {
             round: 0,
             confirmed: 0,
             acked: BTreeMap::new(),
+            quorum_heard_at: out.now(),
         });
         // Known-chosen slots are learned; the rest are re-proposed at our
         // ballot, gaps as no-ops.
@@ -629,7 +645,11 @@ impl<S: StateMachine> MultiPaxos<S> {
         let mut rounds: Vec<u64> = leadership.acked.values().copied().collect();
         rounds.push(leadership.round);
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        leadership.confirmed = leadership.confirmed.max(rounds.get(majority - 1).copied().unwrap_or(0));
+        let confirmed = leadership.confirmed.max(rounds.get(majority - 1).copied().unwrap_or(0));
+        if confirmed > leadership.confirmed {
+            leadership.quorum_heard_at = out.now();
+        }
+        leadership.confirmed = confirmed;
         self.serve_reads(out);
         let leadership = self.leadership.as_ref().expect("still leading");
         if leadership.confirmed == leadership.round
@@ -667,6 +687,11 @@ impl<S: StateMachine> MultiPaxos<S> {
     /// The leader's tick: a heartbeat (a confirmation round), and accepts
     /// re-sent to the peers that have not acknowledged them.
     fn heartbeat_tick(&mut self, out: &mut Out<'_, Self>) {
+        let heard_at = self.leadership.as_ref().expect("a leader ticks").quorum_heard_at;
+        if self.config.check_quorum && out.now().saturating_sub(heard_at) >= self.config.election_timeout {
+            // CheckQuorum: no majority answered for an election timeout.
+            return self.step_down(None, out);
+        }
         out.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
         self.start_round(out);
         let Some(leadership) = self.leadership.as_ref() else { return };
@@ -1156,7 +1181,9 @@ mod tests {
     /// An isolated leader cannot confirm its leadership, so it serves no read.
     #[test]
     fn an_isolated_leader_serves_no_read() {
-        let mut kit = cluster(3, Config::default());
+        // CheckQuorum off: this is about the read fence alone (with it, the
+        // leader steps down and rejects the read).
+        let mut kit = cluster(3, Config { check_quorum: false, ..Config::default() });
         for peer in [1, 2] {
             kit.cut.push((NodeId(0), NodeId(peer)));
             kit.cut.push((NodeId(peer), NodeId(0)));
@@ -1175,6 +1202,26 @@ mod tests {
         kit.advance(Micros::from_millis(1_000));
         assert!(matches!(kit.reply(r), Some(KvResponse::Rejected { .. })), "deposed: rejected");
         assert!(!kit.node(NodeId(0)).is_leader());
+    }
+
+    /// CheckQuorum: a leader cut off from every peer hears no majority
+    /// confirm a round and steps down after an election timeout; without the
+    /// check it believes itself leader for as long as the partition lasts.
+    #[test]
+    fn an_isolated_leader_steps_down_after_an_election_timeout_with_check_quorum() {
+        for (check_quorum, still_leads) in [(true, false), (false, true)] {
+            let mut kit = cluster(3, Config { check_quorum, ..Config::default() });
+            for peer in [1, 2] {
+                kit.cut.push((NodeId(0), NodeId(peer)));
+                kit.cut.push((NodeId(peer), NodeId(0)));
+            }
+            kit.advance(Micros::from_millis(500));
+            assert_eq!(kit.node(NodeId(0)).is_leader(), still_leads, "check_quorum {check_quorum}");
+        }
+        // A leader that hears its majority keeps leading.
+        let mut kit = cluster(3, Config::default());
+        kit.advance(Micros::from_millis(2_000));
+        assert!(kit.node(NodeId(0)).is_leader());
     }
 
     /// Paxos Made Moderately Complex §3: a new leader adopts, for each slot,
