@@ -132,7 +132,8 @@ fn init_logging() {
 async fn ctrl_c_or_term() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -233,7 +234,8 @@ fn cluster_file(dir: &Path, nodes: u32, protocol: &str) -> Result<ClusterFile, U
             Ok(file)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
             let mut random = [0u8; 24];
             getrandom::fill(&mut random).map_err(|e| UsageError(format!("no OS randomness: {e}")))?;
             let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -267,7 +269,8 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
     let protocol_config = json_config(&args.tuning.config)?;
     let port = |base: u32, i: u32| format!("127.0.0.1:{}", u32::from(args.port) + base + i);
     let client_addrs: BTreeMap<NodeId, String> = (0..args.nodes).map(|i| (NodeId(i), port(0, i))).collect();
-    let peer_addrs: BTreeMap<NodeId, String> = (0..args.nodes).map(|i| (NodeId(i), port(10_000, i))).collect();
+    let peer_addrs: BTreeMap<NodeId, String> =
+        (0..args.nodes).map(|i| (NodeId(i), port(10_000, i))).collect();
     let configs: Vec<ServeConfig> = (0..args.nodes)
         .map(|i| ServeConfig {
             id: NodeId(i),
@@ -392,6 +395,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         password: args.password,
         wait_replicas: args.wait_replicas,
         warmup_seconds: args.warmup_seconds,
+        ..Default::default()
     };
     let rt = runtime()?;
     let report = rt.block_on(run(&config)).map_err(|e| UsageError(format!("{e}")))?;

@@ -84,9 +84,13 @@ impl Cluster {
 impl Node {
     fn spawn(&mut self, peers: &[(u32, u16)]) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let others: Vec<String> =
-            peers.iter().filter(|(id, _)| *id != self.id).map(|(id, p)| format!("{id}=127.0.0.1:{p}")).collect();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
+        let others: Vec<String> = peers
+            .iter()
+            .filter(|(id, _)| *id != self.id)
+            .map(|(id, p)| format!("{id}=127.0.0.1:{p}"))
+            .collect();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_quorum"))
             .args(["serve", "--id", &self.id.to_string()])
             .args(["--listen", &format!("127.0.0.1:{}", self.client_port)])
@@ -219,7 +223,11 @@ fn client_thread(
             let value = thread * 1_000_000 + counter;
             recorder.push(OpType::Invoke, F::Write, key, OpValue::One(value), process, target as u32);
             let r = redis::cmd("SET").arg(format!("k{key}")).arg(value).query::<String>(c);
-            (F::Write, OpValue::One(value), r.map(|_| Outcome2::Ok(OpValue::One(value))).unwrap_or_else(|e| classify_error(&e)))
+            (
+                F::Write,
+                OpValue::One(value),
+                r.map(|_| Outcome2::Ok(OpValue::One(value))).unwrap_or_else(|e| classify_error(&e)),
+            )
         } else if roll < 9 {
             recorder.push(OpType::Invoke, F::Read, key, OpValue::Nil, process, target as u32);
             let r = redis::cmd("GET").arg(format!("k{key}")).query::<Option<u64>>(c);
@@ -263,7 +271,9 @@ fn client_thread(
 
 fn final_values(port: u16) -> BTreeMap<u64, Option<u64>> {
     let mut con = connect(port).unwrap();
-    (0..4).map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap())).collect()
+    (0..4)
+        .map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap()))
+        .collect()
 }
 
 fn log_tail(dir: &Path) -> String {
@@ -278,7 +288,8 @@ fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizabl
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.client_port).collect();
     let live = Arc::new(Mutex::new(vec![true; ports.len()]));
     let stop = Arc::new(AtomicBool::new(false));
-    let recorder = Arc::new(Recorder { history: Mutex::new(History::default()), start: Some(Instant::now()) });
+    let recorder =
+        Arc::new(Recorder { history: Mutex::new(History::default()), start: Some(Instant::now()) });
     let threads: Vec<_> = (0..6)
         .map(|t| {
             let (ports, live, stop, recorder) = (ports.clone(), live.clone(), stop.clone(), recorder.clone());
@@ -307,7 +318,13 @@ fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizabl
     let history = recorder.history.lock().unwrap().clone();
     let finals = final_values(cluster.nodes[second as usize].client_port);
     let report = check(&history, Model::Kv);
-    assert_eq!(report.outcome, Outcome::Linearizable, "{}\nwitness: {:?}", report.explanation, report.witness);
+    assert_eq!(
+        report.outcome,
+        Outcome::Linearizable,
+        "{}\nwitness: {:?}",
+        report.explanation,
+        report.witness
+    );
     let lost = lost_acked_writes(&history, &finals);
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert!(acked > 50, "the cluster acknowledged only {acked} writes");
@@ -317,8 +334,9 @@ fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizabl
     loop {
         let mut con = connect(cluster.nodes[first as usize].client_port).unwrap();
         redis::cmd("READONLY").query::<String>(&mut con).unwrap();
-        let local: BTreeMap<u64, Option<u64>> =
-            (0..4).map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap())).collect();
+        let local: BTreeMap<u64, Option<u64>> = (0..4)
+            .map(|k| (k, redis::cmd("GET").arg(format!("k{k}")).query::<Option<u64>>(&mut con).unwrap()))
+            .collect();
         if local == finals {
             break;
         }

@@ -83,7 +83,11 @@ struct Session {
     quit: bool,
 }
 
-async fn connection<M: Send + 'static>(mut stream: TcpStream, front: Arc<FrontEnd<M>>, n: u64) -> std::io::Result<()> {
+async fn connection<M: Send + 'static>(
+    mut stream: TcpStream,
+    front: Arc<FrontEnd<M>>,
+    n: u64,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut session = Session {
         client: front.id_prefix | (n & 0xFFFF_FFFF),
@@ -166,7 +170,11 @@ fn ok() -> Value {
 
 /// Interpret one command; commands for the replicated store are handed to
 /// the node and answered later, in order.
-async fn execute<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, args: Vec<Vec<u8>>) -> Answer {
+async fn execute<M: Send + 'static>(
+    front: &FrontEnd<M>,
+    session: &mut Session,
+    args: Vec<Vec<u8>>,
+) -> Answer {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let argc = args.len();
     let mut args = args.into_iter();
@@ -219,7 +227,8 @@ async fn execute<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, 
         // config probe); an empty answer is what they handle best.
         "command" | "config" => return Answer::Now(Value::Array(Some(Vec::new()))),
         "client" => {
-            let sub = rest.first().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
+            let sub =
+                rest.first().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
             return Answer::Now(match sub.as_str() {
                 "setname" | "setinfo" => ok(),
                 "getname" => Value::Bulk(None),
@@ -264,10 +273,11 @@ async fn execute<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, 
             let expected = rest.pop().unwrap_or_default();
             Command::Cas { key: rest.pop().unwrap_or_default(), expected, new }
         }
-        "get" | "set" | "mget" | "exists" | "del" | "incr" | "decr" | "incrby" | "decrby" | "cas" | "echo" | "select" | "readonly"
-        | "readwrite" => return Answer::Now(arity(&name)),
+        "get" | "set" | "mget" | "exists" | "del" | "incr" | "decr" | "incrby" | "decrby" | "cas"
+        | "echo" | "select" | "readonly" | "readwrite" => return Answer::Now(arity(&name)),
         _ => {
-            let shown: Vec<String> = rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
+            let shown: Vec<String> =
+                rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
             return Answer::Now(error(format!(
                 "ERR unknown command '{}', with args beginning with: {}",
                 String::from_utf8_lossy(name.as_bytes()),
@@ -275,7 +285,9 @@ async fn execute<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, 
             )));
         }
     };
-    if session.stale_reads && matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. }) {
+    if session.stale_reads
+        && matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. })
+    {
         let (tx, rx) = oneshot::channel();
         return match front.node.send(Input::LocalRead { command, reply: tx }).await {
             Ok(()) => Answer::Local(rx),
@@ -296,7 +308,9 @@ async fn resolve<M>(front: &FrontEnd<M>, answer: Answer) -> Value {
         Answer::Now(value) => value,
         Answer::Node(rx) => match tokio::time::timeout(front.request_timeout, rx).await {
             Ok(Ok(output)) => to_resp(front, output),
-            Ok(Err(_)) => error("ERR the node stopped before answering; the command may or may not have taken effect"),
+            Ok(Err(_)) => {
+                error("ERR the node stopped before answering; the command may or may not have taken effect")
+            }
             Err(_) => error(format!(
                 "TIMEOUT no answer within {} ms; the command may or may not have taken effect",
                 front.request_timeout.as_millis()

@@ -139,7 +139,9 @@ fn protocol_config<C: serde::de::DeserializeOwned + serde::Serialize + Default>(
 ) -> anyhow::Result<C> {
     let mut merged = serde_json::to_value(C::default())?;
     for source in [Some(defaults), overrides.clone()].into_iter().flatten() {
-        let serde_json::Value::Object(fields) = source else { bail!("the protocol config must be a JSON object") };
+        let serde_json::Value::Object(fields) = source else {
+            bail!("the protocol config must be a JSON object")
+        };
         for (k, v) in fields {
             merged[k] = v;
         }
@@ -152,31 +154,42 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     config.validate()?;
     match config.protocol {
         ProtocolKind::Raft => {
-            let c: quorum_protocols::raft::Config =
-                protocol_config(serde_json::json!({ "snapshot_entries": 20000, "sessions_max": 65536 }), &config.protocol_config)?;
+            let c: quorum_protocols::raft::Config = protocol_config(
+                serde_json::json!({ "snapshot_entries": 20000, "sessions_max": 65536 }),
+                &config.protocol_config,
+            )?;
             c.validate().map_err(|e| anyhow::anyhow!("bad raft config: {e}"))?;
             start_with::<Raft<KvMap>>(config, c).await
         }
         ProtocolKind::Zab => {
-            let c: quorum_protocols::zab::Config =
-                protocol_config(serde_json::json!({ "checkpoint_records_max": 20000 }), &config.protocol_config)?;
+            let c: quorum_protocols::zab::Config = protocol_config(
+                serde_json::json!({ "checkpoint_records_max": 20000 }),
+                &config.protocol_config,
+            )?;
             start_with::<Zab<KvMap>>(config, c).await
         }
     }
 }
 
-async fn start_with<P: ServerProtocol>(config: ServeConfig, protocol_config: P::Config) -> anyhow::Result<Running>
+async fn start_with<P: ServerProtocol>(
+    config: ServeConfig,
+    protocol_config: P::Config,
+) -> anyhow::Result<Running>
 where
     P::Msg: Send + 'static,
     P::Timer: Send,
 {
     let (log, durable) = storage::open::<P>(&config)?;
-    let client_listener =
-        TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen for clients on {}", config.listen))?;
-    let peer_listener =
-        TcpListener::bind(&config.peer_listen).await.with_context(|| format!("cannot listen for peers on {}", config.peer_listen))?;
+    let client_listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", config.listen))?;
+    let peer_listener = TcpListener::bind(&config.peer_listen)
+        .await
+        .with_context(|| format!("cannot listen for peers on {}", config.peer_listen))?;
     let metrics_listener = match &config.metrics_listen {
-        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?),
+        Some(addr) => Some(
+            TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?,
+        ),
         None => None,
     };
     let client_addr = client_listener.local_addr()?;
@@ -184,7 +197,11 @@ where
     let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
 
     let metrics = Arc::new(Metrics::default());
-    let identity = Identity { id: config.id, cluster_id: config.cluster_id.clone(), secret: config.cluster_secret.clone() };
+    let identity = Identity {
+        id: config.id,
+        cluster_id: config.cluster_id.clone(),
+        secret: config.cluster_secret.clone(),
+    };
     let mut nodes: Vec<NodeId> = config.peers.keys().copied().collect();
     nodes.push(config.id);
     let cluster = Cluster::new(config.id, nodes);
@@ -264,7 +281,10 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut request = vec![0u8; 4096];
-            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await else { return };
+            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await
+            else {
+                return;
+            };
             let head = String::from_utf8_lossy(&request[..n]);
             let (status, body) = if head.starts_with("GET /metrics") {
                 ("200 OK", metrics.render())

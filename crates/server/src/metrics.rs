@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Upper bounds of the fsync latency histogram's buckets, in microseconds.
-const FSYNC_BUCKETS_US: [u64; 12] = [50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 102_400];
+const FSYNC_BUCKETS_US: [u64; 12] =
+    [50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 102_400];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -56,27 +57,68 @@ impl Metrics {
         let mut s = String::new();
         let node = self.node_id.load(Relaxed);
         let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}");
+            let _ =
+                writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}");
         };
         gauge("quorum_role", "0 follower, 1 candidate, 2 leader", "gauge", self.role.load(Relaxed));
         gauge("quorum_term", "current term (epoch for zab)", "gauge", self.term.load(Relaxed));
-        gauge("quorum_applied_total", "log entries applied to the state machine", "counter", self.applied.load(Relaxed));
-        gauge("quorum_client_requests_total", "client commands received", "counter", self.client_requests.load(Relaxed));
-        gauge("quorum_client_errors_total", "client commands answered with an error", "counter", self.client_errors.load(Relaxed));
-        gauge("quorum_forwarded_total", "client commands relayed to the leader", "counter", self.forwarded.load(Relaxed));
-        gauge("quorum_peer_frames_sent_total", "frames sent to peers", "counter", self.peer_frames_sent.load(Relaxed));
+        gauge(
+            "quorum_applied_total",
+            "log entries applied to the state machine",
+            "counter",
+            self.applied.load(Relaxed),
+        );
+        gauge(
+            "quorum_client_requests_total",
+            "client commands received",
+            "counter",
+            self.client_requests.load(Relaxed),
+        );
+        gauge(
+            "quorum_client_errors_total",
+            "client commands answered with an error",
+            "counter",
+            self.client_errors.load(Relaxed),
+        );
+        gauge(
+            "quorum_forwarded_total",
+            "client commands relayed to the leader",
+            "counter",
+            self.forwarded.load(Relaxed),
+        );
+        gauge(
+            "quorum_peer_frames_sent_total",
+            "frames sent to peers",
+            "counter",
+            self.peer_frames_sent.load(Relaxed),
+        );
         gauge(
             "quorum_peer_frames_dropped_total",
             "frames dropped because a peer was down or its queue full",
             "counter",
             self.peer_frames_dropped.load(Relaxed),
         );
-        gauge("quorum_peer_frames_received_total", "frames received from peers", "counter", self.peer_frames_received.load(Relaxed));
-        gauge("quorum_records_persisted_total", "records appended to the log", "counter", self.records_persisted.load(Relaxed));
+        gauge(
+            "quorum_peer_frames_received_total",
+            "frames received from peers",
+            "counter",
+            self.peer_frames_received.load(Relaxed),
+        );
+        gauge(
+            "quorum_records_persisted_total",
+            "records appended to the log",
+            "counter",
+            self.records_persisted.load(Relaxed),
+        );
         gauge("quorum_checkpoints_total", "snapshots written", "counter", self.checkpoints.load(Relaxed));
         gauge("quorum_log_bytes", "bytes of log and snapshot on disk", "gauge", self.log_bytes.load(Relaxed));
         gauge("quorum_batches_total", "node loop batches", "counter", self.batches.load(Relaxed));
-        gauge("quorum_batched_inputs_total", "inputs handled in those batches", "counter", self.batched_inputs.load(Relaxed));
+        gauge(
+            "quorum_batched_inputs_total",
+            "inputs handled in those batches",
+            "counter",
+            self.batched_inputs.load(Relaxed),
+        );
         let _ = writeln!(s, "# HELP quorum_fsync_seconds time to make a group of records durable");
         let _ = writeln!(s, "# TYPE quorum_fsync_seconds histogram");
         let mut cumulative = 0;

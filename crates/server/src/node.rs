@@ -35,8 +35,7 @@ use crate::wire::{encode_frame, Frame};
 const MAX_BATCH: usize = 512;
 
 /// A protocol the server can run: a replicated log of [`Command`]s.
-pub trait ServerProtocol:
-    Protocol<Request = Command, Response = Output> + Send + 'static
+pub trait ServerProtocol: Protocol<Request = Command, Response = Output> + Send + 'static
 where
     Self::Msg: Send + 'static,
     Self::Timer: Send,
@@ -53,12 +52,27 @@ where
 
 /// An input to the node loop.
 pub enum Input<M> {
-    Peer { from: NodeId, frame: Frame<M> },
-    Client { id: RequestId, command: Command, reply: oneshot::Sender<Output> },
+    Peer {
+        from: NodeId,
+        frame: Frame<M>,
+    },
+    Client {
+        id: RequestId,
+        command: Command,
+        reply: oneshot::Sender<Output>,
+    },
     /// A stale read from this node's own state (a connection that opted in).
-    LocalRead { command: Command, reply: oneshot::Sender<Option<Output>> },
-    Status { reply: oneshot::Sender<Status> },
-    Admin { command: String, reply: oneshot::Sender<Result<(), String>> },
+    LocalRead {
+        command: Command,
+        reply: oneshot::Sender<Option<Output>>,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+    Admin {
+        command: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What `INFO` and the cluster command show.
@@ -88,8 +102,14 @@ enum Durable {
 
 /// Where a released effect goes.
 pub enum Release<M> {
-    Peer { to: NodeId, frame: Vec<u8> },
-    Local { reply: oneshot::Sender<Output>, output: Output },
+    Peer {
+        to: NodeId,
+        frame: Vec<u8>,
+    },
+    Local {
+        reply: oneshot::Sender<Output>,
+        output: Output,
+    },
     /// A message to this node itself, fed back into the input channel.
     Myself(Frame<M>),
 }
@@ -257,7 +277,8 @@ where
 
     fn fire_timers(&mut self, batch: &mut Batch<P::Msg>) {
         let now = Instant::now();
-        let due: Vec<P::Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| t.clone()).collect();
+        let due: Vec<P::Timer> =
+            self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| t.clone()).collect();
         for timer in due {
             self.timers.remove(&timer);
             self.step(batch, |p, out| p.on_timer(timer, out));
@@ -287,7 +308,8 @@ where
                     self.step(batch, |p, out| p.on_request(id, command, out));
                 }
                 Frame::ForwardReply { id, output } => {
-                    if let Some(Pending { route: Route::Local { reply, .. }, .. }) = self.pending.remove(&id) {
+                    if let Some(Pending { route: Route::Local { reply, .. }, .. }) = self.pending.remove(&id)
+                    {
                         let _ = reply.send(output);
                     }
                 }
@@ -588,7 +610,10 @@ mod tests {
         let peers: PeerQueues = [(NodeId(1), q1_tx), (NodeId(2), q2_tx)].into_iter().collect();
         let (inputs_tx, inputs_rx) = mpsc::channel(16);
         let (fatal_tx, _fatal_rx) = oneshot::channel();
-        let settings = NodeSettings { cluster: Cluster::new(NodeId(0), vec![NodeId(0), NodeId(1), NodeId(2)]), forward: false };
+        let settings = NodeSettings {
+            cluster: Cluster::new(NodeId(0), vec![NodeId(0), NodeId(1), NodeId(2)]),
+            forward: false,
+        };
         let node = Node::<Probe>::start(
             settings,
             &(),
@@ -604,7 +629,11 @@ mod tests {
         let running = tokio::spawn(node.run(inputs_rx, stop_rx));
         let (reply_tx, mut reply_rx) = oneshot::channel();
         inputs_tx
-            .send(Input::Client { id: RequestId::new(1, 1), command: Command::Get { key: vec![] }, reply: reply_tx })
+            .send(Input::Client {
+                id: RequestId::new(1, 1),
+                command: Command::Get { key: vec![] },
+                reply: reply_tx,
+            })
             .await
             .unwrap();
         tokio::task::spawn_blocking(move || syncing_rx.recv().unwrap()).await.unwrap();
@@ -617,7 +646,10 @@ mod tests {
         assert!(reply_rx.try_recv().is_err(), "a reply emitted after the persist left before its fsync");
         proceed_tx.send(()).unwrap();
         assert!(tokio::time::timeout(Duration::from_secs(5), q2.recv()).await.unwrap().is_some());
-        assert_eq!(tokio::time::timeout(Duration::from_secs(5), reply_rx).await.unwrap().unwrap(), Output::Ok);
+        assert_eq!(
+            tokio::time::timeout(Duration::from_secs(5), reply_rx).await.unwrap().unwrap(),
+            Output::Ok
+        );
         stop_tx.send(()).unwrap();
         running.await.unwrap();
     }

@@ -14,22 +14,43 @@ use serde::{Deserialize, Serialize};
 /// A command the log carries. Keys and values are arbitrary bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    Get { key: Vec<u8> },
-    MGet { keys: Vec<Vec<u8>> },
-    Exists { keys: Vec<Vec<u8>> },
-    Set { key: Vec<u8>, value: Vec<u8> },
-    Del { keys: Vec<Vec<u8>> },
-    IncrBy { key: Vec<u8>, by: i64 },
+    Get {
+        key: Vec<u8>,
+    },
+    MGet {
+        keys: Vec<Vec<u8>>,
+    },
+    Exists {
+        keys: Vec<Vec<u8>>,
+    },
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Del {
+        keys: Vec<Vec<u8>>,
+    },
+    IncrBy {
+        key: Vec<u8>,
+        by: i64,
+    },
     /// Our extension for linearizability tests: set `key` to `new` if it
     /// holds `expected` (an absent key matches nothing).
-    Cas { key: Vec<u8>, expected: Vec<u8>, new: Vec<u8> },
+    Cas {
+        key: Vec<u8>,
+        expected: Vec<u8>,
+        new: Vec<u8>,
+    },
 }
 
 impl Command {
     /// The keys a command touches, for tests and metrics.
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            Command::Get { key } | Command::Set { key, .. } | Command::IncrBy { key, .. } | Command::Cas { key, .. } => {
+            Command::Get { key }
+            | Command::Set { key, .. }
+            | Command::IncrBy { key, .. }
+            | Command::Cas { key, .. } => {
                 vec![key.as_slice()]
             }
             Command::MGet { keys } | Command::Exists { keys } | Command::Del { keys } => {
@@ -49,9 +70,14 @@ pub enum Output {
     /// A command error decided by the state machine (every replica agrees).
     Error(String),
     /// Not executed; `hint` names the node believed to lead.
-    Rejected { reason: String, hint: Option<NodeId> },
+    Rejected {
+        reason: String,
+        hint: Option<NodeId>,
+    },
     /// May or may not have been executed.
-    Indeterminate { reason: String },
+    Indeterminate {
+        reason: String,
+    },
 }
 
 impl ClientOutput for Output {
@@ -83,8 +109,12 @@ impl KvMap {
     pub fn query(&self, command: &Command) -> Option<Output> {
         Some(match command {
             Command::Get { key } => Output::Value(self.data.get(key).cloned()),
-            Command::MGet { keys } => Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect()),
-            Command::Exists { keys } => Output::Int(keys.iter().filter(|k| self.data.contains_key(*k)).count() as i64),
+            Command::MGet { keys } => {
+                Output::Values(keys.iter().map(|k| self.data.get(k).cloned()).collect())
+            }
+            Command::Exists { keys } => {
+                Output::Int(keys.iter().filter(|k| self.data.contains_key(*k)).count() as i64)
+            }
             _ => return None,
         })
     }
@@ -103,7 +133,9 @@ impl StateMachine for KvMap {
                 self.data.insert(key.clone(), value.clone());
                 Output::Ok
             }
-            Command::Del { keys } => Output::Int(keys.iter().filter(|k| self.data.remove(*k).is_some()).count() as i64),
+            Command::Del { keys } => {
+                Output::Int(keys.iter().filter(|k| self.data.remove(*k).is_some()).count() as i64)
+            }
             Command::IncrBy { key, by } => {
                 let current = match self.data.get(key) {
                     None => 0,
@@ -128,8 +160,14 @@ impl StateMachine for KvMap {
                     Output::Int(0)
                 }
             }
-            Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. } => unreachable!("answered by query"),
+            Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. } => {
+                unreachable!("answered by query")
+            }
         }
+    }
+
+    fn query(&self, command: &Command) -> Option<Output> {
+        KvMap::query(self, command)
     }
 
     fn is_read_only(command: &Command) -> bool {

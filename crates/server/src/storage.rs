@@ -23,7 +23,7 @@ impl Log for Wal {
     }
 
     fn size(&self) -> u64 {
-        self.stats().bytes
+        self.stats().bytes_on_disk
     }
 }
 
@@ -37,7 +37,10 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let meta = NodeMeta { cluster_id: config.cluster_id.clone(), node_id: config.id.0 };
     check_or_init_meta(&config.data_dir, &meta)?;
-    let options = WalOptions { fsync: if config.fsync { FsyncPolicy::Always } else { FsyncPolicy::Never }, ..Default::default() };
+    let options = WalOptions {
+        fsync: if config.fsync { FsyncPolicy::Always } else { FsyncPolicy::Never },
+        ..Default::default()
+    };
     if !config.fsync {
         warn!("fsync is off: acknowledged writes can be lost in a crash (for experiments only)");
     }
@@ -48,12 +51,20 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
     let mut durable = Vec::with_capacity(recovered.records.len() + 1);
     if let Some(bytes) = &recovered.checkpoint {
         durable.push(postcard::from_bytes(bytes).with_context(|| {
-            format!("the snapshot in {} is not a {} checkpoint (was this data dir written by another protocol?)", config.data_dir.display(), config.protocol.name())
+            format!(
+                "the snapshot in {} is not a {} checkpoint (was this data dir written by another protocol?)",
+                config.data_dir.display(),
+                config.protocol.name()
+            )
         })?);
     }
     for (i, bytes) in recovered.records.iter().enumerate() {
         durable.push(postcard::from_bytes(bytes).with_context(|| {
-            format!("log record {i} after the snapshot in {} is not a {} record (another protocol's data dir?)", config.data_dir.display(), config.protocol.name())
+            format!(
+                "log record {i} after the snapshot in {} is not a {} record (another protocol's data dir?)",
+                config.data_dir.display(),
+                config.protocol.name()
+            )
         })?);
     }
     info!(records = recovered.records.len(), snapshot = recovered.checkpoint.is_some(), "recovered the log");

@@ -35,7 +35,11 @@ pub struct Identity {
 }
 
 /// Start one dialer per peer; returns the queues the node's writer feeds.
-pub fn dial_peers(me: &Identity, peers: &BTreeMap<NodeId, String>, metrics: Arc<Metrics>) -> BTreeMap<NodeId, mpsc::Sender<Vec<u8>>> {
+pub fn dial_peers(
+    me: &Identity,
+    peers: &BTreeMap<NodeId, String>,
+    metrics: Arc<Metrics>,
+) -> BTreeMap<NodeId, mpsc::Sender<Vec<u8>>> {
     let mut queues = BTreeMap::new();
     for (peer, addr) in peers {
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
@@ -45,17 +49,29 @@ pub fn dial_peers(me: &Identity, peers: &BTreeMap<NodeId, String>, metrics: Arc<
     queues
 }
 
-async fn dialer(me: Identity, peer: NodeId, addr: String, mut queue: mpsc::Receiver<Vec<u8>>, metrics: Arc<Metrics>) {
+async fn dialer(
+    me: Identity,
+    peer: NodeId,
+    addr: String,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    metrics: Arc<Metrics>,
+) {
     let mut backoff = Duration::from_millis(20);
     let mut logged_down = false;
     loop {
         let connected = async {
-            let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await.map_err(|_| "connect timed out".to_string())?.map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            tokio::time::timeout(Duration::from_secs(2), dial_handshake(&mut stream, &me.cluster_id, me.id.0, &me.secret))
+            let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr))
                 .await
-                .map_err(|_| "handshake timed out".to_string())?
+                .map_err(|_| "connect timed out".to_string())?
                 .map_err(|e| e.to_string())?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                dial_handshake(&mut stream, &me.cluster_id, me.id.0, &me.secret),
+            )
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map_err(|e| e.to_string())?;
             Ok::<_, String>(stream)
         }
         .await;

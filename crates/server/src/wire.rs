@@ -80,7 +80,11 @@ pub fn encode_frame<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), Wi
 }
 
 /// Read one frame body (without its prefix) into `buf`.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>, limit: usize) -> Result<(), WireError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), WireError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -118,7 +122,9 @@ pub async fn dial_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     match stream.read_exact(&mut answer).await {
         Ok(_) if answer[0] == ACCEPTED => Ok(()),
         Ok(_) => Err(WireError::Refused("unexpected handshake answer".into())),
-        Err(_) => Err(WireError::Refused("the peer closed the connection (wrong cluster id or secret?)".into())),
+        Err(_) => {
+            Err(WireError::Refused("the peer closed the connection (wrong cluster id or secret?)".into()))
+        }
     }
 }
 
@@ -155,9 +161,12 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_accepts_the_secret_and_refuses_others() {
-        for (dial_secret, dial_cluster, ok) in [("s3cret", "c1", true), ("wrong", "c1", false), ("s3cret", "c2", false)] {
+        for (dial_secret, dial_cluster, ok) in
+            [("s3cret", "c1", true), ("wrong", "c1", false), ("s3cret", "c2", false)]
+        {
             let (mut a, mut b) = tokio::io::duplex(1 << 16);
-            let dial = tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, 7, dial_secret).await });
+            let dial =
+                tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, 7, dial_secret).await });
             let accepted = accept_handshake(&mut b, "c1", "s3cret", [9; 16]).await;
             drop(b);
             let dialed = dial.await.unwrap();
@@ -173,8 +182,11 @@ mod tests {
     async fn frames_round_trip_and_oversized_frames_are_refused() {
         let mut buf = Vec::new();
         encode_frame(&Frame::<u64>::Protocol(42), &mut buf).unwrap();
-        encode_frame(&Frame::<u64>::Forward { id: RequestId::new(1, 2), command: Command::Get { key: b"k".to_vec() } }, &mut buf)
-            .unwrap();
+        encode_frame(
+            &Frame::<u64>::Forward { id: RequestId::new(1, 2), command: Command::Get { key: b"k".to_vec() } },
+            &mut buf,
+        )
+        .unwrap();
         let mut reader = &buf[..];
         let mut body = Vec::new();
         read_frame(&mut reader, &mut body, 1024).await.unwrap();
