@@ -25,11 +25,7 @@
 #     --quick     2 s per run instead of 10 (a smoke run; the figures are noisy)
 #   Environment:
 #     QUORUM_BIN       the binary providing `bench` (and `cluster`, for the quorum row);
-#                      default target/release/quorum. Before the CLI has `bench`, use the
-#                      example of crates/resp through a wrapper:
-#                        cargo build --release -p quorum-resp --example bench
-#                        printf '#!/bin/sh\nshift\nexec %s "$@"\n' "$PWD/target/release/examples/bench" > /tmp/qb
-#                        chmod +x /tmp/qb; QUORUM_BIN=/tmp/qb bench/compare.sh --systems "etcd redis redis-wait"
+#                      default target/release/quorum.
 #     BENCH_BASE_PORT  first port used (default 27100); ports BASE..BASE+40 must be free
 #     BENCH_RESULTS    if set, the raw JSON report of every run is appended to this file
 #
