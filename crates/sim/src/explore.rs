@@ -66,6 +66,37 @@ pub struct ExploreReport {
     pub ops_info: u64,
     pub events: u64,
     pub sim_time_ms: u64,
+    /// Failover times over all runs (leader crash to the next leader), in
+    /// simulated ms; absent when no leader crashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_ms: Option<Percentiles>,
+}
+
+/// A distribution's summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (µs), reported in ms.
+    pub fn of_micros(mut values: Vec<u64>) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Percentiles {
+            count: values.len() as u64,
+            p50: ms(rank(0.50)),
+            p99: ms(rank(0.99)),
+            max: ms(*values.last().expect("not empty")),
+        })
+    }
 }
 
 /// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
@@ -115,7 +146,9 @@ pub fn explore(
         ops_info: 0,
         events: 0,
         sim_time_ms: 0,
+        failover_ms: None,
     };
+    let mut failover_us = Vec::new();
     let mut first_seed = None;
     for (seed, s) in &outcomes {
         report.writes_failed += s.writes_failed;
@@ -126,6 +159,7 @@ pub fn explore(
         report.ops_info += s.ops.2;
         report.events += s.events;
         report.sim_time_ms += s.sim_time_ms;
+        failover_us.extend_from_slice(&s.failover_us);
         if !s.violations.is_empty() {
             report.violating_runs += 1;
             for kind in &s.violations {
@@ -136,6 +170,7 @@ pub fn explore(
             }
         }
     }
+    report.failover_ms = Percentiles::of_micros(failover_us);
     if let Some(seed) = first_seed {
         let mut c = config.clone();
         c.seed = seed;
@@ -152,6 +187,7 @@ struct Summary {
     ops: (u64, u64, u64),
     events: u64,
     sim_time_ms: u64,
+    failover_us: Vec<u64>,
 }
 
 impl Summary {
@@ -163,6 +199,7 @@ impl Summary {
             ops: (o.ops_ok, o.ops_fail, o.ops_info),
             events: o.events,
             sim_time_ms: o.sim_time_ms,
+            failover_us: o.failover_us.clone(),
         }
     }
 }
