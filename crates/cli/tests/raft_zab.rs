@@ -211,3 +211,27 @@ fn replay_commands_carry_non_default_settings() {
     assert_eq!(run["schedule"], first["schedule"]);
     assert_eq!(kinds(&run), kinds(first), "{command}");
 }
+
+/// Regression (found by `quorum explore --protocol zab --nodes 3 --seeds
+/// 20000 --faults all`, seed 9075): a follower killed and restarted rejoined
+/// the same leader in the same epoch under a new session; a DIFF delayed
+/// from its earlier session then arrived while it waited for its new sync,
+/// was taken as its NEWLEADER, and truncated proposals it had applied
+/// ("TRUNC never drops a committed proposal"). Syncs now name the session.
+#[test]
+fn zab_ignores_a_sync_from_an_earlier_session() {
+    let run = json(&[
+        "sim",
+        "--protocol",
+        "zab",
+        "--nodes",
+        "3",
+        "--seed",
+        "9075",
+        "--schedule",
+        "318:delay=75,555:kill=1+47,840:part=0|1.2,942:dup=0.19",
+        "--json",
+    ]);
+    assert!(run.get("panic").is_none(), "{run}");
+    assert_eq!(kinds(&run), Vec::<String>::new(), "{run}");
+}

@@ -48,13 +48,10 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
 ) -> RunOutcome {
     config.validate().expect("SimConfig::validate must pass before a run");
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
-        world.run();
-        world.finish()
-    }));
+    let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     match result {
-        Ok(outcome) => outcome,
+        Ok(()) => world.finish(),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<String>()
@@ -63,6 +60,8 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
                 .unwrap_or_else(|| "panic".to_string());
             let mut outcome = empty_outcome(config, &schedule);
             outcome.panic = Some(message);
+            // The trace up to the panic is what explains it.
+            outcome.trace = world.trace.take();
             outcome.classify();
             outcome
         }
