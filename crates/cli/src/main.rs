@@ -96,7 +96,7 @@ struct RunArgs {
     /// Operations a key takes before it is retired for a fresh one (so a lost write is not masked by later ones).
     #[arg(long, default_value_t = 30)]
     ops_per_key: u32,
-    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, all.
+    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, restart (kill and restart within 50 ms), all.
     #[arg(long, default_value = "none")]
     faults: String,
     /// Most nodes down (crashed or paused) at once [default: a minority].
@@ -106,6 +106,10 @@ struct RunArgs {
     /// value (fixed: no jitter, for counting round trips) [default: 500-2000].
     #[arg(long)]
     latency_us: Option<String>,
+    /// Times a client re-sends a timed-out update with the same request id to another node
+    /// before it gives up [default: 2 for protocols with client sessions (raft), else 0].
+    #[arg(long)]
+    retries: Option<u32>,
     /// Length of the safety phase (faults on), in simulated ms.
     #[arg(long, default_value_t = 5_000)]
     safety_ms: u64,
@@ -231,6 +235,7 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
     config.cas = selected.entry().cas;
     config.faults = faults;
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
+    config.retries = run.retries.unwrap_or_else(|| selected.default_retries());
     config.safety_ms = run.safety_ms;
     config.liveness_ms = run.liveness_ms;
     if let Some(latency) = &run.latency_us {
@@ -413,6 +418,12 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
         println!("  {kind:<22}{count}");
     }
     println!("clients done    {} of {} runs finished after heal", r.runs_live, r.runs);
+    if let Some(f) = &r.failover_ms {
+        println!(
+            "failover        {} leader crashes: new leader after p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            f.count, f.p50, f.p99, f.max
+        );
+    }
     println!("writes refused  {} (in {} runs)", r.writes_failed, r.runs_with_failed_writes);
     if let Some(t) = &r.txn {
         println!(

@@ -105,6 +105,15 @@ impl Selected {
         Ok(Selected { entry, kind, args })
     }
 
+    /// Client retries (same request id) by default: on for protocols whose
+    /// client sessions promise exactly-once application of a retried command.
+    pub fn default_retries(&self) -> u32 {
+        match self.kind {
+            Kind::Raft(_) => 2,
+            _ => 0,
+        }
+    }
+
     pub fn entry(&self) -> &'static Entry {
         self.entry
     }

@@ -98,7 +98,7 @@ pub const ENTRIES: &[Entry] = &[
         durable: true,
         cas: true,
         variants: &[],
-        bugs: &["commit-old-term", "no-persist-vote", "stale-read"],
+        bugs: &["commit-old-term", "no-persist-vote", "stale-read", "no-sessions"],
     },
     Entry {
         name: "zab",

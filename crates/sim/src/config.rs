@@ -20,16 +20,24 @@ pub enum FaultKind {
     Delay,
     /// Freeze a node (a GC pause): it processes nothing, then resumes.
     Pause,
+    /// `kill -9` a node as one of its steps finishes writing to disk (its
+    /// fsync returned, its messages are on the wire) and restart it 1–50 ms
+    /// later, as a process supervisor would. The cluster has barely moved
+    /// on, so anything the node said but did not persist (a vote, an
+    /// acknowledgement) is forgotten within the same term: the persist
+    /// rule, tested where it matters.
+    Kill,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
         FaultKind::Dup,
         FaultKind::Delay,
         FaultKind::Pause,
+        FaultKind::Kill,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,12 +48,13 @@ impl FaultKind {
             FaultKind::Dup => "dup",
             FaultKind::Delay => "delay",
             FaultKind::Pause => "pause",
+            FaultKind::Kill => "kill",
         }
     }
 
     /// Whether the fault takes nodes down (and so counts against `max_down`).
     pub fn takes_nodes_down(self) -> bool {
-        matches!(self, FaultKind::Crash | FaultKind::Pause)
+        matches!(self, FaultKind::Crash | FaultKind::Pause | FaultKind::Kill)
     }
 }
 
@@ -88,7 +97,7 @@ impl FromStr for FaultSet {
                         .find(|k| k.name() == other)
                         .ok_or_else(|| {
                             ConfigError::Faults(format!(
-                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, all)"
+                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, kill, all)"
                             ))
                         })?;
                     kinds.push(kind);
@@ -148,6 +157,10 @@ pub struct SimConfig {
     pub liveness_ms: u64,
     pub quiesce_ms: u64,
     pub client_timeout_ms: u64,
+    /// Times a client re-sends a timed-out update with the same request id
+    /// to another node before it gives up (`info`); for protocols with
+    /// client sessions, which must apply it once. 0: never.
+    pub retries: u32,
     /// Message latency: uniform in `[latency_min_us, latency_max_us)`.
     pub latency_min_us: u64,
     pub latency_max_us: u64,
@@ -175,6 +188,7 @@ impl SimConfig {
             liveness_ms: 10_000,
             quiesce_ms: 3_000,
             client_timeout_ms: 1_000,
+            retries: 0,
             latency_min_us: 500,
             latency_max_us: 2_000,
             timer_drift: 0.05,

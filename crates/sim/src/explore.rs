@@ -69,6 +69,10 @@ pub struct ExploreReport {
     /// The transaction workload's figures over every run (2PC, 3PC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txn: Option<TxnTotals>,
+    /// Failover times over all runs (leader crash to the next leader), in
+    /// simulated ms; absent when no leader crashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover_ms: Option<Percentiles>,
 }
 
 /// Transaction figures summed over the runs of an explore: the means are
@@ -151,6 +155,33 @@ impl TxnTotals {
     }
 }
 
+/// A distribution's summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (µs), reported in ms.
+    pub fn of_micros(mut values: Vec<u64>) -> Option<Percentiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Percentiles {
+            count: values.len() as u64,
+            p50: ms(rank(0.50)),
+            p99: ms(rank(0.99)),
+            max: ms(*values.last().expect("not empty")),
+        })
+    }
+}
+
 /// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
 /// `run` executes one configuration; `progress` is told each finished run.
 /// `first` is the smallest-seeded run showing `focus` (any kind if `None`),
@@ -199,7 +230,9 @@ pub fn explore(
         events: 0,
         sim_time_ms: 0,
         txn: None,
+        failover_ms: None,
     };
+    let mut failover_us = Vec::new();
     let mut first_seed = None;
     for (seed, s) in &outcomes {
         report.writes_failed += s.writes_failed;
@@ -213,6 +246,7 @@ pub fn explore(
         if let Some(t) = &s.txn {
             report.txn.get_or_insert_with(TxnTotals::default).merge(t);
         }
+        failover_us.extend_from_slice(&s.failover_us);
         if !s.violations.is_empty() {
             report.violating_runs += 1;
             for kind in &s.violations {
@@ -226,6 +260,7 @@ pub fn explore(
     if let Some(t) = report.txn.as_mut() {
         t.finish();
     }
+    report.failover_ms = Percentiles::of_micros(failover_us);
     if let Some(seed) = first_seed {
         let mut c = config.clone();
         c.seed = seed;
@@ -243,6 +278,7 @@ struct Summary {
     events: u64,
     sim_time_ms: u64,
     txn: Option<TxnTotals>,
+    failover_us: Vec<u64>,
 }
 
 impl Summary {
@@ -259,6 +295,7 @@ impl Summary {
                 t.add(o);
                 t
             }),
+            failover_us: o.failover_us.clone(),
         }
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Text form (`--schedule`), comma separated, each entry `<ms>:<fault>`:
 //! `crash=N` (now), `crash=N/K` (during N's next step, after K of its
-//! effects), `restart=N`, `pause=N`, `resume=N`, `part=0.1|2.3.4` (groups
+//! effects), `restart=N`, `kill=N+D` (kill N as its next step that
+//! persists finishes, restart it D ms later), `disarm=N` (cancel a pending
+//! kill), `pause=N`, `resume=N`, `part=0.1|2.3.4` (groups
 //! that cannot reach each other), `oneway=0.1>2` (0 and 1 cannot send to 2),
 //! `heal`, `loss=0.2`, `dup=0.1`, `delay=50` (extra ms, 0 ends it).
 
@@ -23,6 +25,17 @@ pub enum Fault {
         after_effects: Option<u32>,
     },
     Restart {
+        node: NodeId,
+    },
+    /// Kill `node` at the end of its next step that persisted anything
+    /// (after all of that step's effects), and restart it
+    /// `restart_after_ms` later.
+    Kill {
+        node: NodeId,
+        restart_after_ms: u64,
+    },
+    /// Cancel a kill that has not happened yet.
+    Disarm {
         node: NodeId,
     },
     Pause {
@@ -72,6 +85,8 @@ impl fmt::Display for Fault {
             Fault::Crash { node, after_effects: None } => write!(f, "crash={}", node.0),
             Fault::Crash { node, after_effects: Some(k) } => write!(f, "crash={}/{k}", node.0),
             Fault::Restart { node } => write!(f, "restart={}", node.0),
+            Fault::Kill { node, restart_after_ms } => write!(f, "kill={}+{restart_after_ms}", node.0),
+            Fault::Disarm { node } => write!(f, "disarm={}", node.0),
             Fault::Pause { node } => write!(f, "pause={}", node.0),
             Fault::Resume { node } => write!(f, "resume={}", node.0),
             Fault::Partition { groups } => {
@@ -130,6 +145,14 @@ impl std::str::FromStr for Fault {
                 None => Fault::Crash { node: node()?, after_effects: None },
             },
             "restart" => Fault::Restart { node: node()? },
+            "kill" => {
+                let (n, d) = arg.split_once('+').ok_or("kill needs NODE+MS")?;
+                Fault::Kill {
+                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
+                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
+                }
+            }
+            "disarm" => Fault::Disarm { node: node()? },
             "pause" => Fault::Pause { node: node()? },
             "resume" => Fault::Resume { node: node()? },
             "part" => Fault::Partition { groups: arg.split('|').map(parse_nodes).collect::<Result<_, _>>()? },
@@ -180,6 +203,8 @@ impl Schedule {
             let named: Vec<NodeId> = match &entry.fault {
                 Fault::Crash { node, .. }
                 | Fault::Restart { node }
+                | Fault::Kill { node, .. }
+                | Fault::Disarm { node }
                 | Fault::Pause { node }
                 | Fault::Resume { node } => vec![*node],
                 Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
@@ -226,7 +251,7 @@ impl Schedule {
         // Down intervals [start, end) in ms, for the max_down budget.
         let mut down: Vec<(NodeId, u64, u64)> = Vec::new();
         // Partition and network-mode episodes do not overlap their own kind.
-        let mut busy_until = [0u64; 6];
+        let mut busy_until = [0u64; FaultKind::ALL.len()];
         let mut t = rng.range(100, 400);
         while t < end_ms {
             let kind = kinds[rng.range(0, kinds.len() as u64) as usize];
@@ -235,18 +260,30 @@ impl Schedule {
             let slot = kind as usize;
             let at = |ms: u64| Time::from_millis(ms);
             match kind {
-                FaultKind::Crash | FaultKind::Pause => {
+                FaultKind::Crash | FaultKind::Pause | FaultKind::Kill => {
+                    // A kill may take its node down until its restart, after stop.
+                    let until = if kind == FaultKind::Kill { stop + KILL_RESTART_MS.1 } else { stop };
                     let overlapping = |n: Option<NodeId>| {
                         down.iter()
-                            .filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < stop && t < *e)
+                            .filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < until && t < *e)
                             .count()
                     };
                     let candidates: Vec<NodeId> =
                         nodes.iter().copied().filter(|n| overlapping(Some(*n)) == 0).collect();
                     if overlapping(None) < config.max_down as usize && !candidates.is_empty() {
                         let node = *rng.pick(&candidates).expect("candidates is not empty");
-                        down.push((node, t, stop));
-                        if kind == FaultKind::Crash {
+                        if kind == FaultKind::Kill {
+                            // Armed over [t, stop); the node is down at most
+                            // the restart delay after the kill, before stop + D.
+                            let restart_after_ms = rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
+                            down.push((node, t, stop + restart_after_ms));
+                            entries.push(ScheduledFault {
+                                at: at(t),
+                                fault: Fault::Kill { node, restart_after_ms },
+                            });
+                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Disarm { node } });
+                        } else if kind == FaultKind::Crash {
+                            down.push((node, t, stop));
                             let after_effects = rng.chance(0.5).then(|| rng.range(0, 4) as u32);
                             entries.push(ScheduledFault {
                                 at: at(t),
@@ -254,6 +291,7 @@ impl Schedule {
                             });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Restart { node } });
                         } else {
+                            down.push((node, t, stop));
                             entries.push(ScheduledFault { at: at(t), fault: Fault::Pause { node } });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Resume { node } });
                         }
@@ -290,6 +328,10 @@ impl Schedule {
         Schedule(entries)
     }
 }
+
+/// How long a killed node stays down, in ms, `[lo, hi)`: a process
+/// supervisor restarting it.
+pub const KILL_RESTART_MS: (u64, u64) = (1, 51);
 
 /// The label of the nemesis's random stream.
 pub(crate) const NEMESIS_STREAM: u64 = 1 << 40;

@@ -27,7 +27,10 @@ pub struct RunOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linearizability_explanation: Option<String>,
     pub lost_acked_writes: u64,
-    /// Pairs of nodes that both acknowledged writes while both were leader.
+    /// Pairs of nodes that both acknowledged writes while both were leader;
+    /// 0 for protocols with a consensus log (those that report `Apply`),
+    /// where a deposed leader may rightly acknowledge a committed entry and
+    /// log safety, election safety and linearizability judge instead.
     pub split_brain: u64,
     /// Replicas equal after quiescence; `null` where the protocol has no
     /// replicated state to compare.
@@ -51,6 +54,8 @@ pub struct RunOutcome {
     /// A protocol invariant or the simulator panicked: the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic: Option<String>,
+    /// Updates acknowledged to clients (each counted once per reply).
+    pub acked_updates: u64,
     pub messages_sent: u64,
     /// Of `messages_sent`, acknowledgments of an outcome every participant
     /// already had (2PC/3PC's final ACK), counted apart.
@@ -62,6 +67,10 @@ pub struct RunOutcome {
     /// including the client's own round trip to the node), microseconds.
     pub update_latency_us: Percentiles,
     pub events: u64,
+    /// For each crash of a current leader in the safety phase: simulated µs
+    /// until some node became leader of a higher term (failover time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failover_us: Vec<u64>,
     pub sim_time_ms: u64,
     /// Transaction figures and verdicts (the bank-transfer workload of 2PC
     /// and 3PC); absent for the KV workload.

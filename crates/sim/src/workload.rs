@@ -61,6 +61,18 @@ pub trait Workload<P: Protocol>: Sized {
     /// counts these per leader).
     fn acknowledges_update(request: &P::Request, response: &P::Response) -> bool;
 
+    /// Whether a client re-sends `request` with the same request id after a
+    /// timeout (when `SimConfig::retries` allows). Default: never.
+    fn retryable(_request: &P::Request) -> bool {
+        false
+    }
+
+    /// `Some(hint)` if `response` refuses the request without effect (with
+    /// where to go instead, if known). Default: no response is a refusal.
+    fn refusal_hint(_response: &P::Response) -> Option<Option<NodeId>> {
+        None
+    }
+
     /// After quiescence: requests that establish the final state, sent one
     /// at a time by the final client, each repeated until it completes ok.
     fn final_requests(&mut self) -> Vec<P::Request>;
@@ -242,6 +254,19 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
 
     fn acknowledges_update(command: &KvCommand, response: &KvResponse) -> bool {
         command.is_update() && *response == KvResponse::Done
+    }
+
+    /// Updates are retried: with unique values per write, a retry applied
+    /// twice (no sessions) lets a later read see an overwritten value again.
+    fn retryable(command: &KvCommand) -> bool {
+        command.is_update()
+    }
+
+    fn refusal_hint(response: &KvResponse) -> Option<Option<NodeId>> {
+        match response {
+            KvResponse::Rejected { hint, .. } => Some(*hint),
+            _ => None,
+        }
     }
 
     fn final_requests(&mut self) -> Vec<KvCommand> {

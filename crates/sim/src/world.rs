@@ -48,13 +48,10 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
 ) -> RunOutcome {
     config.validate().expect("SimConfig::validate must pass before a run");
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
-        world.run();
-        world.finish()
-    }));
+    let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
     match result {
-        Ok(outcome) => outcome,
+        Ok(()) => world.finish(),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<String>()
@@ -63,6 +60,8 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
                 .unwrap_or_else(|| "panic".to_string());
             let mut outcome = empty_outcome(config, &schedule);
             outcome.panic = Some(message);
+            // The trace up to the panic is what explains it.
+            outcome.trace = world.trace.take();
             outcome.classify();
             outcome
         }
@@ -75,6 +74,7 @@ pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String 
         "quorum sim {} --nodes {} --seed {} --ops {}",
         config.protocol_args, config.nodes, config.seed, config.ops
     );
+    // Every setting the command line can change, where it is not the default.
     let defaults = SimConfig::new("");
     if config.clients != defaults.clients {
         let _ = write!(cmd, " --clients {}", config.clients);
@@ -90,6 +90,15 @@ pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String 
     }
     if config.max_down != SimConfig::minority(config.nodes) {
         let _ = write!(cmd, " --max-down {}", config.max_down);
+    }
+    if config.retries != 0 {
+        let _ = write!(cmd, " --retries {}", config.retries);
+    }
+    if config.safety_ms != defaults.safety_ms {
+        let _ = write!(cmd, " --safety-ms {}", config.safety_ms);
+    }
+    if config.liveness_ms != defaults.liveness_ms {
+        let _ = write!(cmd, " --liveness-ms {}", config.liveness_ms);
     }
     let _ = write!(cmd, " --schedule '{schedule}'");
     cmd
@@ -119,6 +128,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         termination_violations: 0,
         cluster_invariant: None,
         panic: None,
+        acked_updates: 0,
         messages_sent: 0,
         outcome_acks_sent: 0,
         messages_delivered: 0,
@@ -126,6 +136,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         persists: 0,
         update_latency_us: Percentiles::default(),
         events: 0,
+        failover_us: Vec::new(),
         sim_time_ms: 0,
         txn: None,
         violations: Vec::new(),
@@ -159,8 +170,11 @@ enum Event<P: Protocol> {
         node: NodeId,
         response: P::Response,
     },
+    /// Attempt `attempt` of request `rid` timed out (a later attempt has
+    /// its own timeout).
     Timeout {
         rid: RequestId,
+        attempt: u32,
     },
     ClientWake {
         client: usize,
@@ -172,6 +186,12 @@ enum Event<P: Protocol> {
     QuiesceEnd,
     /// The final reader retries after a failure.
     FinalRead,
+    /// A killed node's supervisor restarts it (if it is still the same
+    /// incarnation, down).
+    Revive {
+        node: NodeId,
+        incarnation: u64,
+    },
 }
 
 impl<P: Protocol> Event<P> {
@@ -218,6 +238,9 @@ struct Node<P: Protocol> {
     deferred: Vec<Event<P>>,
     /// Crash during the next step, after this many effects.
     crash_after_effects: Option<u32>,
+    /// Kill at the end of the next step that persists; restart after this
+    /// many ms.
+    kill_after_persist: Option<u64>,
     /// Timer rate: a timer set for `d` fires after `d * drift`.
     drift: f64,
     rng: Rng,
@@ -237,6 +260,13 @@ struct InFlight {
     rid: RequestId,
     /// When the client sent it.
     at: Time,
+    /// Re-sends (same request id, another node) still allowed.
+    retries_left: u32,
+    /// Whether it was re-sent: an earlier attempt may have taken effect.
+    retried: bool,
+    /// Where the latest attempt went, and its number (from 0).
+    target: NodeId,
+    attempt: u32,
 }
 
 struct Client {
@@ -288,11 +318,18 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     leadership_open: BTreeMap<NodeId, (u64, Time)>,
     leadership: Vec<quorum_check::consensus::LeaderInterval>,
     acked_writes: Vec<(NodeId, u64)>,
+    /// Whether any node reported applying a log entry: the protocol keeps
+    /// a consensus log, judged by log safety instead of split-brain.
+    replicated_log: bool,
     log_safety: quorum_check::consensus::LogSafety,
     /// Proposals and decisions, for Agreement, Validity, Integrity, Termination.
     consensus: quorum_check::consensus::ConsensusLog,
     /// The first node seen leading each term.
     leaders_by_term: BTreeMap<u64, NodeId>,
+    /// Leaders crashed in the safety phase and not yet succeeded: (term, when).
+    failovers_open: Vec<(u64, Time)>,
+    /// Time from a leader's crash to the next leader of a higher term, µs.
+    failover_us: Vec<u64>,
     election_safety_violations: u64,
     /// The first cross-node invariant the protocol reported broken.
     cluster_invariant: Option<String>,
@@ -335,6 +372,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                     paused: false,
                     deferred: Vec::new(),
                     crash_after_effects: None,
+                    kill_after_persist: None,
                     drift,
                     rng,
                     incarnation: 0,
@@ -385,9 +423,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             leadership_open: BTreeMap::new(),
             leadership: Vec::new(),
             acked_writes: Vec::new(),
+            replicated_log: false,
             log_safety: quorum_check::consensus::LogSafety::new(),
             consensus: quorum_check::consensus::ConsensusLog::new(),
             leaders_by_term: BTreeMap::new(),
+            failovers_open: Vec::new(),
+            failover_us: Vec::new(),
             election_safety_violations: 0,
             cluster_invariant: None,
             digests: Vec::new(),
@@ -483,7 +524,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 self.step(node, |p, out| p.on_request(rid, request, out));
             }
             Event::Reply { rid, node, response } => self.client_reply(rid, node, response),
-            Event::Timeout { rid } => self.client_timeout(rid),
+            Event::Timeout { rid, attempt } => self.client_timeout(rid, attempt),
             Event::ClientWake { client } => self.client_wake(client),
             Event::Fault(i) => {
                 let fault = self.schedule.0[i].fault.clone();
@@ -492,6 +533,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             Event::Heal => self.heal(),
             Event::QuiesceEnd => self.end_quiesce(),
             Event::FinalRead => self.schedule_final_read(Micros(0)),
+            Event::Revive { node, incarnation } => {
+                let slot = &self.nodes[node.0 as usize];
+                if slot.state.is_none() && slot.incarnation == incarnation && self.phase == Phase::Safety {
+                    self.start_node(node);
+                }
+            }
         }
     }
 
@@ -559,17 +606,31 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     /// Carry out a step's effects in order. A pending mid-step crash stops
     /// them after `k` effects: the durability rule in action — what was
     /// persisted before the crash point stays, nothing after it escapes.
+    ///
+    /// An armed kill strikes after the last effect of a step that persisted
+    /// something: the disk write returned and the messages left, and then
+    /// the process died, losing everything it had not persisted.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let crash_after = self.nodes[id.0 as usize].crash_after_effects.take();
+        let mut persisted = false;
         for (i, effect) in effects.into_iter().enumerate() {
             if crash_after == Some(i as u32) {
                 self.crash(id, "mid-step");
                 return;
             }
+            persisted |= matches!(effect, Effect::Persist(_) | Effect::Checkpoint(_));
             self.execute_one(id, effect);
         }
         if crash_after.is_some() {
             self.crash(id, "end of step");
+            return;
+        }
+        let slot = &self.nodes[id.0 as usize];
+        if let (true, Some(restart_after_ms)) = (persisted && slot.state.is_some(), slot.kill_after_persist) {
+            let incarnation = slot.incarnation;
+            self.crash(id, "killed after a persist");
+            let at = self.now + Micros::from_millis(restart_after_ms);
+            self.schedule_at(at, Event::Revive { node: id, incarnation });
         }
     }
 
@@ -647,6 +708,15 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             Observation::Role { role, term } => {
                 self.close_leadership(node);
                 if role == Role::Leader {
+                    let now = self.now;
+                    let failover_us = &mut self.failover_us;
+                    self.failovers_open.retain(|(crashed_term, at)| {
+                        let succeeded = term > *crashed_term;
+                        if succeeded {
+                            failover_us.push(now.saturating_sub(*at).0);
+                        }
+                        !succeeded
+                    });
                     self.leadership_open.insert(node, (term, self.now));
                     // Election safety: at most one leader per term, ever.
                     let leader = *self.leaders_by_term.entry(term).or_insert(node);
@@ -661,6 +731,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 }
             }
             Observation::Apply { index, term, command } => {
+                self.replicated_log = true;
                 self.log_safety.apply(node, index, term, command);
             }
             Observation::Propose { instance, value } => self.consensus.propose(node, instance, value),
@@ -692,6 +763,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         slot.deferred.clear();
         slot.paused = false;
         slot.crash_after_effects = None;
+        slot.kill_after_persist = None;
+        if let Some((term, _)) = self.leadership_open.get(&id) {
+            if self.phase == Phase::Safety {
+                self.failovers_open.push((*term, self.now));
+            }
+        }
         self.close_leadership(id);
         self.workload.crashed(id, self.now);
         self.trace("crash", Some(id), serde_json::json!({ "how": how }));
@@ -713,6 +790,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                     self.start_node(*node);
                 }
             }
+            Fault::Kill { node, restart_after_ms } => {
+                if self.nodes[node.0 as usize].state.is_some() {
+                    self.nodes[node.0 as usize].kill_after_persist = Some(*restart_after_ms);
+                }
+            }
+            Fault::Disarm { node } => self.nodes[node.0 as usize].kill_after_persist = None,
             Fault::Pause { node } => {
                 if self.nodes[node.0 as usize].state.is_some() {
                     self.nodes[node.0 as usize].paused = true;
@@ -742,6 +825,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         for i in 0..self.config.nodes {
             let node = NodeId(i);
             self.nodes[i as usize].crash_after_effects = None;
+            self.nodes[i as usize].kill_after_persist = None;
             if self.nodes[i as usize].state.is_none() {
                 self.start_node(node);
             }
@@ -792,12 +876,18 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         let rid = RequestId::new(c as u64, self.next_rid);
         self.workload.invoked(c, &request, self.now);
         self.requests.insert(rid, (c, request.clone()));
-        let in_flight = InFlight { rid, at: self.now };
+        let retries_left = if W::retryable(&request) { self.config.retries } else { 0 };
+        let in_flight = InFlight { rid, at: self.now, retries_left, retried: false, target, attempt: 0 };
         if c < self.clients.len() {
             self.clients[c].in_flight = Some(in_flight);
         } else {
             self.final_reader.in_flight = Some(in_flight);
         }
+        self.send_attempt(c, target, rid, request, 0);
+    }
+
+    /// Send attempt `attempt` of request `rid` to `target`, with its timeout.
+    fn send_attempt(&mut self, c: usize, target: NodeId, rid: RequestId, request: P::Request, attempt: u32) {
         let home = self.home(c);
         if self.network.blocked(home, target) {
             self.trace(
@@ -810,7 +900,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             self.schedule_at(self.now + latency, Event::Request { node: target, rid, request });
         }
         let timeout = Micros::from_millis(self.config.client_timeout_ms);
-        self.schedule_at(self.now + timeout, Event::Timeout { rid });
+        self.schedule_at(self.now + timeout, Event::Timeout { rid, attempt });
     }
 }
 
@@ -833,6 +923,47 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         }
     }
 
+    fn in_flight_mut(&mut self, owner: usize) -> Option<&mut InFlight> {
+        if owner < self.clients.len() {
+            self.clients[owner].in_flight.as_mut()
+        } else {
+            self.final_reader.in_flight.as_mut()
+        }
+    }
+
+    /// Re-send an update that timed out or was refused after an earlier
+    /// attempt, with the SAME request id, to `hint` or another node: a
+    /// client of a protocol with sessions (Raft, diss. §6.3) retries until
+    /// it knows the outcome, and the protocol must apply it at most once.
+    /// The history keeps one operation. Returns false when no retry is left.
+    fn retry(&mut self, owner: usize, rid: RequestId, hint: Option<NodeId>) -> bool {
+        let nodes = self.config.nodes;
+        let Some(flight) = self.in_flight(owner) else { return false };
+        if flight.retries_left == 0 {
+            return false;
+        }
+        let previous = flight.target;
+        let target = match hint.filter(|h| h.0 < nodes && *h != previous) {
+            Some(hint) => hint,
+            None if nodes > 1 => {
+                // Any node but the one that did not answer.
+                let pick = self.workload_rng.range(0, u64::from(nodes) - 1) as u32;
+                NodeId(if pick >= previous.0 { pick + 1 } else { pick })
+            }
+            None => previous,
+        };
+        let flight = self.in_flight_mut(owner).expect("checked above");
+        flight.retries_left -= 1;
+        flight.retried = true;
+        flight.target = target;
+        flight.attempt += 1;
+        let attempt = flight.attempt;
+        let (_, request) = self.requests.get(&rid).cloned().expect("the request is known");
+        self.trace("retry", Some(target), serde_json::json!({ "rid": rid.to_string() }));
+        self.send_attempt(owner, target, rid, request, attempt);
+        true
+    }
+
     fn take_in_flight(&mut self, owner: usize) -> InFlight {
         let slot = if owner < self.clients.len() {
             &mut self.clients[owner].in_flight
@@ -849,19 +980,35 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             self.trace("late-reply", Some(node), serde_json::json!({ "rid": rid.to_string() }));
             return;
         }
+        let retried = self.in_flight(owner).is_some_and(|f| f.retried);
+        let mut response = Some(response);
+        if let Some(hint) = response.as_ref().and_then(|r| W::refusal_hint(r)) {
+            if retried {
+                // This attempt was refused, but an earlier one may still
+                // take effect: retry, or end as indeterminate.
+                if self.retry(owner, rid, hint) {
+                    return;
+                }
+                response = None;
+            }
+        }
         let sent = self.take_in_flight(owner).at;
         let (_, request) = self.requests.remove(&rid).expect("the request is known");
-        if owner < self.clients.len() && W::acknowledges_update(&request, &response) {
+        if owner < self.clients.len() && response.as_ref().is_some_and(|r| W::acknowledges_update(&request, r)) {
             self.update_latencies_us.push(self.now.saturating_sub(sent).0);
         }
-        let completion = self.workload.completed(owner, &request, Some(&response), Some(node), self.now);
+        let node = response.is_some().then_some(node);
+        let completion = self.workload.completed(owner, &request, response.as_ref(), node, self.now);
         self.complete(owner, completion);
     }
 
-    fn client_timeout(&mut self, rid: RequestId) {
+    fn client_timeout(&mut self, rid: RequestId, attempt: u32) {
         let Some((owner, _)) = self.requests.get(&rid) else { return };
         let owner = *owner;
-        if self.in_flight(owner).map(|f| f.rid) != Some(rid) {
+        if self.in_flight(owner).map(|f| (f.rid, f.attempt)) != Some((rid, attempt)) {
+            return;
+        }
+        if self.retry(owner, rid, None) {
             return;
         }
         self.take_in_flight(owner);
@@ -969,8 +1116,15 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         outcome.ops_ok = self.ops[Verdict::Ok as usize];
         outcome.ops_fail = self.ops[Verdict::Fail as usize];
         outcome.ops_info = self.ops[Verdict::Info as usize];
-        outcome.split_brain =
-            quorum_check::consensus::split_brain(&self.leadership, &self.acked_writes).len() as u64;
+        // A deposed leader of a consensus log may rightly acknowledge an
+        // entry committed in its term after a successor was elected (the
+        // successor holds it: leader completeness), so overlapping acks are
+        // no evidence there; log safety, election safety and linearizability
+        // judge such protocols. Split-brain judges the others.
+        if !self.replicated_log {
+            outcome.split_brain =
+                quorum_check::consensus::split_brain(&self.leadership, &self.acked_writes).len() as u64;
+        }
         outcome.converged = quorum_check::convergence::converged(&self.digests);
         let finished =
             self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
@@ -986,6 +1140,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             }
         }
         outcome.cluster_invariant = self.cluster_invariant.take();
+        outcome.acked_updates = self.acked_writes.len() as u64;
         outcome.messages_sent = self.messages_sent;
         outcome.outcome_acks_sent = self.outcome_acks_sent;
         outcome.messages_delivered = self.messages_delivered;
@@ -995,6 +1150,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         outcome.update_latency_us = Percentiles::of_sorted(&self.update_latencies_us);
         outcome.writes_failed = self.writes_failed;
         outcome.events = self.events;
+        outcome.failover_us = std::mem::take(&mut self.failover_us);
         outcome.sim_time_ms = self.now.as_millis();
         outcome.trace = self.trace.take();
         self.workload.judge(&mut outcome);

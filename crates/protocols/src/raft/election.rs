@@ -72,6 +72,7 @@ impl<S: StateMachine> Raft<S> {
             out.observe(Observation::Role { role: CoreRole::Follower, term: self.term });
         }
         out.cancel_timer(Timer::Heartbeat);
+        out.cancel_timer(Timer::VoteRetry);
         self.reset_election_timer(out);
     }
 
@@ -132,19 +133,34 @@ impl<S: StateMachine> Raft<S> {
         self.role = Role::Candidate;
         self.leader = None;
         self.votes = BTreeSet::from([self.id]);
+        self.vote_answers = BTreeSet::from([self.id]);
+        self.campaign_transfer = transfer;
         out.observe(Observation::Role { role: CoreRole::Candidate, term: self.term });
+        self.request_votes(out);
+        self.reset_election_timer(out);
+        if self.votes.len() >= self.membership.majority() {
+            self.become_leader(out);
+        }
+    }
+
+    /// Send RequestVote to every voter that has not answered in this term,
+    /// and come back in a heartbeat interval for those that still have not.
+    fn request_votes(&self, out: &mut Out<'_, Self>) {
         let msg = Msg::RequestVote {
             term: self.term,
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
-            transfer,
+            transfer: self.campaign_transfer,
         };
-        for voter in self.membership.voters.iter().filter(|v| **v != self.id) {
+        for voter in self.membership.voters.iter().filter(|v| !self.vote_answers.contains(v)) {
             out.send(*voter, msg.clone());
         }
-        self.reset_election_timer(out);
-        if self.votes.len() >= self.membership.majority() {
-            self.become_leader(out);
+        out.set_timer(Timer::VoteRetry, self.config.heartbeat_interval);
+    }
+
+    pub(super) fn handle_vote_retry(&mut self, out: &mut Out<'_, Self>) {
+        if self.role == Role::Candidate {
+            self.request_votes(out);
         }
     }
 
@@ -204,7 +220,11 @@ impl<S: StateMachine> Raft<S> {
     }
 
     pub(super) fn handle_vote_response(&mut self, from: NodeId, granted: bool, out: &mut Out<'_, Self>) {
-        if self.role != Role::Candidate || !granted || !self.membership.voters.contains(&from) {
+        if self.role != Role::Candidate || !self.membership.voters.contains(&from) {
+            return;
+        }
+        self.vote_answers.insert(from);
+        if !granted {
             return;
         }
         self.votes.insert(from);
@@ -225,6 +245,7 @@ impl<S: StateMachine> Raft<S> {
         self.round_sent = VecDeque::new();
         out.observe(Observation::Role { role: CoreRole::Leader, term: self.term });
         out.cancel_timer(Timer::Election);
+        out.cancel_timer(Timer::VoteRetry);
         self.sync_progress(out.now());
         if !self.config.has(Bug::CommitOldTerm) {
             self.append_as_leader(Payload::Noop, out);

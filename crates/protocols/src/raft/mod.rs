@@ -87,6 +87,10 @@ pub enum Bug {
     /// Answer reads from the local state at any node, without ReadIndex:
     /// stale reads from deposed leaders and lagging followers (diss. §6.4).
     StaleRead,
+    /// No client sessions: a command retried with the same request id is
+    /// applied again (diss. §6.3), so a retried write can overwrite a later
+    /// one.
+    NoSessions,
 }
 
 /// Settings. `Default` suits the simulator's networks (one-way latency of
@@ -306,6 +310,10 @@ pub enum Timer {
     Heartbeat,
     /// Leader: give up a leadership transfer that did not complete.
     TransferTimeout,
+    /// Candidate: ask again the voters that have not answered (§5.1:
+    /// "servers retry RPCs if they do not receive a response in a timely
+    /// manner"), so one lost RequestVote does not cost a whole election.
+    VoteRetry,
 }
 
 /// A server's role (§5.1), with the pre-vote phase (diss. §9.6).
@@ -385,6 +393,10 @@ pub struct Raft<S: StateMachine> {
     leader_contact: Option<Time>,
     /// Pre-votes or votes granted to this node in the current campaign.
     votes: BTreeSet<NodeId>,
+    /// Voters that answered this node's RequestVote in the current term
+    /// (granted or not), and whether the campaign is a leadership transfer.
+    vote_answers: BTreeSet<NodeId>,
+    campaign_transfer: bool,
     // Leader state.
     progress: BTreeMap<NodeId, Progress>,
     /// Proposals this node received: log index -> (request, term).
@@ -553,7 +565,7 @@ impl<S: StateMachine> Raft<S> {
         if self.transfer.is_some() {
             return self.reject(id, "leadership transfer in progress", out);
         }
-        if let Some(output) = self.sessions.duplicate(id) {
+        if let Some(output) = self.sessions.duplicate(id).filter(|_| !self.config.has(Bug::NoSessions)) {
             // Already applied: answer with the original output (diss. §6.3).
             return out.reply(id, output);
         }
@@ -605,6 +617,8 @@ impl<S: StateMachine> Protocol for Raft<S> {
             // have acknowledged that leader's lease just before it crashed.
             leader_contact: (config.lease_reads && !durable.is_empty()).then_some(out.now()),
             votes: BTreeSet::new(),
+            vote_answers: BTreeSet::new(),
+            campaign_transfer: false,
             progress: BTreeMap::new(),
             proposals: BTreeMap::new(),
             reads: VecDeque::new(),
@@ -632,6 +646,7 @@ impl<S: StateMachine> Protocol for Raft<S> {
             Timer::Election => self.handle_election_timeout(out),
             Timer::Heartbeat => self.handle_heartbeat_tick(out),
             Timer::TransferTimeout => self.handle_transfer_timeout(out),
+            Timer::VoteRetry => self.handle_vote_retry(out),
         }
     }
 

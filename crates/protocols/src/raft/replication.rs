@@ -298,6 +298,9 @@ impl<S: StateMachine> Raft<S> {
             self.applied_index = index;
             out.observe(Observation::Apply { index, term: entry.term, command: entry_digest(&entry) });
             let output = match &entry.payload {
+                Payload::Command { id, command } if self.config.has(Bug::NoSessions) => {
+                    Some((*id, Some(self.state.apply(command))))
+                }
                 Payload::Command { id, command } => {
                     let output =
                         self.sessions.apply(&mut self.state, *id, command, index, self.config.sessions_max);

@@ -125,6 +125,7 @@ impl<S: StateMachine> Zab<S> {
     pub(super) fn handle_sync(
         &mut self,
         from: NodeId,
+        sync_session: u64,
         epoch: u64,
         sync: Sync<S, S::Command>,
         commit: Zxid,
@@ -133,7 +134,13 @@ impl<S: StateMachine> Zab<S> {
         let Some(session) = self.session_with(from) else { return };
         self.leader_alive(out);
         match (session.stage, sync) {
-            (Stage::AckedEpoch { epoch: acked, .. }, sync) if acked == epoch => {
+            // Only the sync computed from this session's ACKEPOCH: one
+            // delayed from an earlier session of the same epoch describes a
+            // history this node has since extended (and applied), and
+            // truncating to it would drop committed proposals.
+            (Stage::AckedEpoch { epoch: acked, .. }, sync)
+                if acked == epoch && sync_session == session.session =>
+            {
                 self.handle_new_leader(epoch, sync, commit, out)
             }
             // Already synced: only what extends the history is taken (a

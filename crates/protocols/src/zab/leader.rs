@@ -246,7 +246,9 @@ impl<S: StateMachine> Zab<S> {
     fn send_sync(&mut self, to: NodeId, out: &mut Out<'_, Self>) {
         let leader = self.leading().expect("leading");
         let epoch = leader.epoch.expect("syncing has an epoch");
-        let Some((_, _, summary)) = leader.peers.get(&to).and_then(|p| p.acked_epoch.clone()) else { return };
+        let Some(peer) = leader.peers.get(&to) else { return };
+        let session = peer.session;
+        let Some((_, _, summary)) = peer.acked_epoch.clone() else { return };
         let commit = self.applied_zxid();
         let theirs = *summary.last().expect("non-empty");
         let msg = match self.history.sync_point(&summary) {
@@ -254,12 +256,12 @@ impl<S: StateMachine> Zab<S> {
                 let index = self.history.index_of(point).expect("the sync point is held");
                 let proposals = self.history.after_index(index, usize::MAX);
                 if theirs > point {
-                    Msg::Trunc { epoch, to: point, proposals, commit }
+                    Msg::Trunc { session, epoch, to: point, proposals, commit }
                 } else {
-                    Msg::Diff { epoch, after: point, proposals, commit }
+                    Msg::Diff { session, epoch, after: point, proposals, commit }
                 }
             }
-            None => self.snap_message(epoch),
+            None => self.snap_message(session, epoch),
         };
         let now = out.now();
         let peer = self.leading_mut().peers.get_mut(&to).expect("known peer");
@@ -268,9 +270,9 @@ impl<S: StateMachine> Zab<S> {
         out.send(to, msg);
     }
 
-    fn snap_message(&self, epoch: u64) -> Msg<S, S::Command> {
+    fn snap_message(&self, session: u64, epoch: u64) -> Msg<S, S::Command> {
         let proposals = self.history.after_index(self.applied_index, usize::MAX);
-        Msg::Snap { epoch, snap: self.snap(), proposals, commit: self.applied_zxid() }
+        Msg::Snap { session, epoch, snap: self.snap(), proposals, commit: self.applied_zxid() }
     }
 
     pub(super) fn handle_ack_new_leader(
@@ -541,7 +543,7 @@ impl<S: StateMachine> Zab<S> {
                     commit: self.applied_zxid(),
                 },
                 // Behind our snapshot: it needs the state itself.
-                None => self.snap_message(epoch),
+                None => self.snap_message(0, epoch),
             };
             out.send(peer, msg);
         }

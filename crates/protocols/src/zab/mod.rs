@@ -219,12 +219,16 @@ pub enum Msg<S, C> {
     /// Discovery: the follower accepted `epoch` (`counted`: for the first
     /// time, so it counts toward the leader's quorum), with its credentials.
     AckEpoch { session: u64, epoch: u64, counted: bool, current_epoch: u64, summary: Vec<Zxid> },
-    /// Sync + NEWLEADER: you hold my history up to `after`; append these.
-    Diff { epoch: u64, after: Zxid, proposals: Vec<Proposal<C>>, commit: Zxid },
-    /// Sync + NEWLEADER: drop everything after `to`, then append these.
-    Trunc { epoch: u64, to: Zxid, proposals: Vec<Proposal<C>>, commit: Zxid },
-    /// Sync + NEWLEADER: replace everything with this state and these.
-    Snap { epoch: u64, snap: Snap<S>, proposals: Vec<Proposal<C>>, commit: Zxid },
+    /// Sync + NEWLEADER for the follower's `session` (the one its ACKEPOCH
+    /// named; a sync computed for an earlier session of the same epoch is
+    /// stale): you hold my history up to `after`; append these.
+    Diff { session: u64, epoch: u64, after: Zxid, proposals: Vec<Proposal<C>>, commit: Zxid },
+    /// Sync + NEWLEADER for `session`: drop everything after `to`, then
+    /// append these.
+    Trunc { session: u64, epoch: u64, to: Zxid, proposals: Vec<Proposal<C>>, commit: Zxid },
+    /// Sync + NEWLEADER for `session`: replace everything with this state
+    /// and these (`session` 0: a catch-up of a synced follower).
+    Snap { session: u64, epoch: u64, snap: Snap<S>, proposals: Vec<Proposal<C>>, commit: Zxid },
     /// The follower holds the leader's history up to `last`, in `epoch`.
     AckNewLeader { session: u64, epoch: u64, last: Zxid },
     /// The leader is established; everything up to `commit` is committed.
@@ -571,14 +575,14 @@ impl<S: StateMachine> Protocol for Zab<S> {
             Msg::AckEpoch { session, epoch, counted, current_epoch, summary } => {
                 self.handle_ack_epoch(from, session, epoch, counted, current_epoch, summary, out)
             }
-            Msg::Diff { epoch, after, proposals, commit } => {
-                self.handle_sync(from, epoch, follower::Sync::Diff { after, proposals }, commit, out)
+            Msg::Diff { session, epoch, after, proposals, commit } => {
+                self.handle_sync(from, session, epoch, follower::Sync::Diff { after, proposals }, commit, out)
             }
-            Msg::Trunc { epoch, to, proposals, commit } => {
-                self.handle_sync(from, epoch, follower::Sync::Trunc { to, proposals }, commit, out)
+            Msg::Trunc { session, epoch, to, proposals, commit } => {
+                self.handle_sync(from, session, epoch, follower::Sync::Trunc { to, proposals }, commit, out)
             }
-            Msg::Snap { epoch, snap, proposals, commit } => {
-                self.handle_sync(from, epoch, follower::Sync::Snap { snap, proposals }, commit, out)
+            Msg::Snap { session, epoch, snap, proposals, commit } => {
+                self.handle_sync(from, session, epoch, follower::Sync::Snap { snap, proposals }, commit, out)
             }
             Msg::AckNewLeader { session, epoch, last } => {
                 self.handle_ack_new_leader(from, session, epoch, last, out)
