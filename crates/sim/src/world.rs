@@ -994,7 +994,9 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         }
         let sent = self.take_in_flight(owner).at;
         let (_, request) = self.requests.remove(&rid).expect("the request is known");
-        if owner < self.clients.len() && response.as_ref().is_some_and(|r| W::acknowledges_update(&request, r)) {
+        if owner < self.clients.len()
+            && response.as_ref().is_some_and(|r| W::acknowledges_update(&request, r))
+        {
             self.update_latencies_us.push(self.now.saturating_sub(sent).0);
         }
         let node = response.is_some().then_some(node);
