@@ -14,11 +14,15 @@ impl<S: StateMachine> Raft<S> {
         let entry = Entry { index: self.log.last_index() + 1, term: self.term, payload };
         let index = entry.index;
         self.log.append(entry.clone());
-        out.persist(Record::Append { entries: vec![entry] });
         if is_membership {
             self.refresh_membership(out.now());
         }
+        // Replicate before the local append (diss. §10.2.1): the followers'
+        // writes overlap the leader's, and nothing that depends on the entry
+        // (a commit, a reply) is emitted until after the persist below, so
+        // the driver holds it back until the entry is durable here too.
         self.broadcast_append(out);
+        out.persist(Record::Append { entries: vec![entry] });
         self.maybe_commit(out);
         index
     }
