@@ -361,6 +361,15 @@ pub struct BenchArgs {
     /// Seconds of load before measuring starts.
     #[arg(long, default_value_t = 0.0)]
     warmup_seconds: f64,
+    /// Before measuring, write every key of the keyspace once (unmeasured), so reads find values.
+    #[arg(long)]
+    preload: bool,
+    /// Seed of the clients' key and operation choices (same seed, same request sequence per client).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seconds an operation may stay unanswered before it counts as an error and its connection is replaced.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -395,7 +404,9 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, UsageError> {
         password: args.password,
         wait_replicas: args.wait_replicas,
         warmup_seconds: args.warmup_seconds,
-        ..Default::default()
+        preload: args.preload,
+        seed: args.seed,
+        op_timeout_seconds: args.timeout,
     };
     let rt = runtime()?;
     let report = rt.block_on(run(&config)).map_err(|e| UsageError(format!("{e}")))?;

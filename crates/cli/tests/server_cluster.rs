@@ -20,6 +20,7 @@ const SECRET: &str = "integration-test-secret";
 
 struct Node {
     id: u32,
+    protocol: &'static str,
     client_port: u16,
     peer_port: u16,
     dir: PathBuf,
@@ -38,11 +39,16 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 impl Cluster {
     fn start(n: u32) -> Cluster {
+        Cluster::start_with(n, "raft")
+    }
+
+    fn start_with(n: u32, protocol: &'static str) -> Cluster {
         let root = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n as usize);
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
                 id: i,
+                protocol,
                 client_port: ports[2 * i as usize],
                 peer_port: ports[2 * i as usize + 1],
                 dir: root.path().join(format!("node-{i}")),
@@ -92,7 +98,7 @@ impl Node {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_quorum"))
-            .args(["serve", "--id", &self.id.to_string()])
+            .args(["serve", "--id", &self.id.to_string(), "--protocol", self.protocol])
             .args(["--listen", &format!("127.0.0.1:{}", self.client_port)])
             .args(["--peer-listen", &format!("127.0.0.1:{}", self.peer_port)])
             .args(["--peers", &others.join(",")])
@@ -282,8 +288,17 @@ fn log_tail(dir: &Path) -> String {
 }
 
 #[test]
-fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizable() {
-    let mut cluster = Cluster::start(3);
+fn raft_leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizable() {
+    leader_killed_mid_load("raft");
+}
+
+#[test]
+fn zab_leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizable() {
+    leader_killed_mid_load("zab");
+}
+
+fn leader_killed_mid_load(protocol: &'static str) {
+    let mut cluster = Cluster::start_with(3, protocol);
     let first = cluster.leader(Duration::from_secs(10)).expect("a leader is elected");
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.client_port).collect();
     let live = Arc::new(Mutex::new(vec![true; ports.len()]));
@@ -328,6 +343,7 @@ fn leader_killed_mid_load_loses_no_acknowledged_write_and_history_is_linearizabl
     let lost = lost_acked_writes(&history, &finals);
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert!(acked > 50, "the cluster acknowledged only {acked} writes");
+    checks_catch_a_doctored_copy(&history, &finals);
 
     // Stale local reads on the recovered node converge to the leader's state.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -372,4 +388,70 @@ fn bad_input_gets_errors_and_the_connection_survives() {
     assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
     // The server is still up.
     assert_eq!(redis::cmd("PING").query::<String>(&mut connect(port).unwrap()).unwrap(), "PONG");
+}
+
+/// Negative control for the two checks above, on this run's own history: a
+/// copy with one acknowledged read changed to a value nobody wrote is not
+/// linearizable, and a final state missing the last acknowledged write of a
+/// key reports that write lost.
+fn checks_catch_a_doctored_copy(history: &History, finals: &BTreeMap<u64, Option<u64>>) {
+    let mut bad = history.clone();
+    let read = bad
+        .ops
+        .iter_mut()
+        .find(|op| op.kind == OpType::Ok && op.f == F::Read)
+        .expect("the run has an acknowledged read");
+    read.value = OpValue::One(u64::MAX);
+    assert_ne!(
+        check(&bad, Model::Kv).outcome,
+        Outcome::Linearizable,
+        "a read of a value never written passed"
+    );
+
+    let (key, _) = finals.iter().find(|(_, v)| v.is_some()).expect("some key was written");
+    let mut missing = finals.clone();
+    missing.insert(*key, Some(u64::MAX));
+    assert!(
+        !lost_acked_writes(history, &missing).is_empty(),
+        "a final state without key {key}'s last write passed"
+    );
+}
+
+#[test]
+fn a_data_dir_of_another_cluster_or_node_is_refused_at_start() {
+    let mut cluster = Cluster::start(1);
+    cluster.leader(Duration::from_secs(10)).expect("a single node elects itself");
+    let port = cluster.nodes[0].client_port;
+    redis::cmd("SET").arg("kept").arg("1").query::<String>(&mut connect(port).unwrap()).unwrap();
+    cluster.nodes[0].kill();
+    let dir = cluster.nodes[0].dir.to_str().unwrap().to_string();
+    let ports = free_ports(2);
+    let serve = |id: &str, cluster_id: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
+        cmd.args(["serve", "--id", id, "--data-dir", &dir, "--cluster-secret", SECRET])
+            .args(["--listen", &format!("127.0.0.1:{}", ports[0])])
+            .args(["--peer-listen", &format!("127.0.0.1:{}", ports[1])])
+            .args(["--peers", "9=127.0.0.1:1"]);
+        if let Some(c) = cluster_id {
+            cmd.args(["--cluster-id", c]);
+        }
+        cmd.output().expect("quorum serve runs")
+    };
+    for (id, cluster_id) in [("0", Some("another-cluster")), ("1", None)] {
+        let out = serve(id, cluster_id);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "node {id} cluster {cluster_id:?} started on a foreign dir: {stderr}"
+        );
+        assert!(stderr.contains("does not belong to this node") && stderr.contains(&dir), "{stderr}");
+    }
+    // The refusals changed nothing: the rightful node resumes with its data.
+    let peers = cluster.peers();
+    cluster.nodes[0].spawn(&peers);
+    wait_for_ping(port);
+    cluster.leader(Duration::from_secs(10)).expect("the node elects itself again");
+    let kept: Option<String> = redis::cmd("GET").arg("kept").query(&mut connect(port).unwrap()).unwrap();
+    assert_eq!(kept.as_deref(), Some("1"));
 }
