@@ -37,9 +37,21 @@ impl<S: StateMachine> Raft<S> {
         }
         let index = self.committed_in_term().then_some(self.commit_index);
         let leased = self.config.lease_reads && out.now() < self.lease_until && index.is_some();
-        let round = if leased { 0 } else { self.broadcast_heartbeat(out) };
+        // The read needs a round sent after it arrived: the next one. Rounds
+        // are pipelined one at a time, so reads that arrive while a round is
+        // in flight share the next round (etcd batches ReadIndex the same
+        // way): under load, one heartbeat round confirms many reads.
+        let round = if leased { 0 } else { self.round + 1 };
         self.reads.push_back(PendingRead { id, command, index, round });
+        if !leased && !self.round_in_flight() {
+            self.broadcast_heartbeat(out);
+        }
         self.process_reads(out);
+    }
+
+    /// Whether a majority has yet to acknowledge the newest round.
+    fn round_in_flight(&self) -> bool {
+        self.quorum_value(self.round, |pr| pr.acked_round) < self.round
     }
 
     /// A new heartbeat round to every other member; returns its number.
@@ -94,5 +106,10 @@ impl<S: StateMachine> Raft<S> {
             !ready
         });
         self.reads = waiting;
+        // Reads that arrived while the last round was in flight wait for the
+        // next one: send it once the last is confirmed.
+        if confirmed == self.round && self.reads.iter().any(|read| read.round > self.round) {
+            self.broadcast_heartbeat(out);
+        }
     }
 }

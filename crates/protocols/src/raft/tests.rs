@@ -216,6 +216,32 @@ fn read_index_keeps_a_partitioned_leader_from_answering_reads() {
     assert_eq!(kit.reply(r), Some(&KvResponse::Read(None)));
 }
 
+/// Reads that arrive while a heartbeat round is in flight share the next
+/// round: ten reads cost two rounds, not ten, and each is confirmed by a
+/// round sent after it arrived.
+#[test]
+fn reads_arriving_during_a_round_share_the_next_round() {
+    let mut kit = cluster(3, Config::default());
+    assert!(elect(&mut kit, N0, 1));
+    let w = kit.request(N0, write(1, 10));
+    kit.deliver_all(100);
+    assert_eq!(kit.reply(w), Some(&KvResponse::Done));
+    let heartbeats =
+        |kit: &Kit<R>| kit.network.iter().filter(|(_, _, m)| matches!(m, Msg::Heartbeat { .. })).count();
+    let first = kit.request(N0, read(1));
+    assert_eq!(heartbeats(&kit), 2, "the first read starts a round at once");
+    let rest: Vec<_> = (0..9).map(|_| kit.request(N0, read(1))).collect();
+    assert_eq!(heartbeats(&kit), 2, "reads during a round wait for the next");
+    // Deliver the first round and its acknowledgements: the first read is
+    // answered, the next round goes out for the other nine.
+    kit.deliver_all(4);
+    assert_eq!(kit.reply(first), Some(&KvResponse::Read(Some(10))));
+    assert!(rest.iter().all(|r| kit.reply(*r).is_none()), "the first round predates them");
+    assert_eq!(heartbeats(&kit), 2, "one round for the nine waiting reads");
+    kit.deliver_all(100);
+    assert!(rest.iter().all(|r| kit.reply(*r) == Some(&KvResponse::Read(Some(10)))));
+}
+
 /// diss. §6.4.1: with leases a leader answers reads without a round trip
 /// while its lease lasts.
 #[test]
