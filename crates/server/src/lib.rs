@@ -155,7 +155,16 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     match config.protocol {
         ProtocolKind::Raft => {
             let c: quorum_protocols::raft::Config = protocol_config(
-                serde_json::json!({ "snapshot_entries": 20000, "sessions_max": 65536 }),
+                // Timeouts as etcd's defaults (heartbeat 100 ms, election
+                // 1 s): a real disk stalls for tens of ms under load, and
+                // check-quorum must not depose a healthy leader for it.
+                serde_json::json!({
+                    "snapshot_entries": 20000,
+                    "sessions_max": 65536,
+                    "heartbeat_interval": 100_000,
+                    "election_timeout_min": 1_000_000,
+                    "election_timeout_max": 2_000_000,
+                }),
                 &config.protocol_config,
             )?;
             c.validate().map_err(|e| anyhow::anyhow!("bad raft config: {e}"))?;
@@ -163,7 +172,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         }
         ProtocolKind::Zab => {
             let c: quorum_protocols::zab::Config = protocol_config(
-                serde_json::json!({ "checkpoint_records_max": 20000 }),
+                // Slower than the simulator's defaults for the same reason.
+                serde_json::json!({
+                    "checkpoint_records_max": 20000,
+                    "tick_interval": 100_000,
+                    "election_round_timeout": 500_000,
+                    "follower_timeout": 1_500_000,
+                }),
                 &config.protocol_config,
             )?;
             start_with::<Zab<KvMap>>(config, c).await

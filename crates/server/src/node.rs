@@ -19,7 +19,8 @@
 //! effect never overtakes one emitted before it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{self, Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -174,6 +175,11 @@ where
     metrics: Arc<Metrics>,
     to_writer: std::sync::mpsc::Sender<Batch<P::Msg>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Batches handed to the writer, and (shared with it) how many it has
+    /// fully released: when equal, nothing is waiting on an fsync.
+    batches_sent: u64,
+    batches_done: Arc<AtomicU64>,
+    peers: PeerQueues,
     last_sweep: Instant,
 }
 
@@ -200,9 +206,12 @@ where
         metrics.node_id.store(u64::from(id.0), Relaxed);
         let (to_writer, from_node) = std::sync::mpsc::channel();
         let writer_metrics = metrics.clone();
+        let batches_done = Arc::new(AtomicU64::new(0));
+        let writer_peers = peers.clone();
+        let writer_done = batches_done.clone();
         let writer = std::thread::Builder::new()
             .name(format!("log-writer-{}", id.0))
-            .spawn(move || writer(log, from_node, peers, myself, writer_metrics, on_fatal))
+            .spawn(move || writer(log, from_node, writer_peers, myself, writer_metrics, writer_done, on_fatal))
             .expect("spawn the log writer thread");
         let mut rng = Rng::stream(seed, u64::from(id.0));
         let epoch = Instant::now();
@@ -220,6 +229,9 @@ where
             metrics,
             to_writer,
             writer: Some(writer),
+            batches_sent: 0,
+            batches_done,
+            peers,
             last_sweep: epoch,
         };
         let mut batch = Batch::new();
@@ -425,8 +437,28 @@ where
         }
     }
 
-    fn flush(&mut self, batch: Batch<P::Msg>) {
-        if !batch.is_empty() && self.to_writer.send(batch).is_err() {
+    /// Hand the batch to the log writer; or, when the writer has released
+    /// every earlier batch, release what precedes the batch's first durable
+    /// record here, saving the hop through the writer thread (a follower's
+    /// heartbeat answer, a leader's AppendEntries, a read's reply).
+    fn flush(&mut self, mut batch: Batch<P::Msg>) {
+        if batch.is_empty() {
+            return;
+        }
+        let idle = self.batches_done.load(Ordering::Acquire) == self.batches_sent;
+        let to_myself = batch.releases.iter().any(|r| matches!(r, Release::Myself(_)));
+        if idle && !to_myself {
+            let ready = if batch.durable.is_empty() { batch.releases.len() } else { batch.ahead_of_durable };
+            for r in batch.releases.drain(..ready) {
+                release_now(r, &self.peers, &self.metrics);
+            }
+            batch.ahead_of_durable = 0;
+            if batch.is_empty() {
+                return;
+            }
+        }
+        self.batches_sent += 1;
+        if self.to_writer.send(batch).is_err() {
             warn!(node = self.id.0, "the log writer has stopped; effects dropped");
         }
     }
@@ -458,16 +490,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// leave before the fsync: the rule only holds back effects emitted *after*
 /// a persist. A storage error is fatal: the node stops rather than
 /// acknowledge anything it could not make durable.
-fn writer<M: Send + 'static>(
-    mut log: Box<dyn Log>,
-    batches: std::sync::mpsc::Receiver<Batch<M>>,
-    peers: PeerQueues,
-    myself: mpsc::Sender<Input<M>>,
-    metrics: Arc<Metrics>,
-    on_fatal: oneshot::Sender<String>,
-) {
-    let id = NodeId(metrics.node_id.load(Relaxed) as u32);
-    let release = |release: Release<M>| match release {
+/// Release a peer frame or a local reply (never a self-send: those may block).
+fn release_now<M>(release: Release<M>, peers: &PeerQueues, metrics: &Metrics) {
+    match release {
         Release::Peer { to, frame } => match peers.get(&to).map(|queue| queue.try_send(frame)) {
             Some(Ok(())) => {
                 metrics.peer_frames_sent.fetch_add(1, Relaxed);
@@ -479,10 +504,26 @@ fn writer<M: Send + 'static>(
         Release::Local { reply, output } => {
             let _ = reply.send(output);
         }
+        Release::Myself(_) => unreachable!("self-sends are released by the writer"),
+    }
+}
+
+fn writer<M: Send + 'static>(
+    mut log: Box<dyn Log>,
+    batches: std::sync::mpsc::Receiver<Batch<M>>,
+    peers: PeerQueues,
+    myself: mpsc::Sender<Input<M>>,
+    metrics: Arc<Metrics>,
+    done: Arc<AtomicU64>,
+    on_fatal: oneshot::Sender<String>,
+) {
+    let id = NodeId(metrics.node_id.load(Relaxed) as u32);
+    let release = |release: Release<M>| match release {
         Release::Myself(frame) => {
             // Blocking is fine here: this is the writer's own thread.
             let _ = myself.blocking_send(Input::Peer { from: id, frame });
         }
+        other => release_now(other, &peers, &metrics),
     };
     let mut group: Vec<Batch<M>> = Vec::new();
     while let Ok(first) = batches.recv() {
@@ -540,6 +581,7 @@ fn writer<M: Send + 'static>(
             for r in batch.releases {
                 release(r);
             }
+            done.fetch_add(1, Ordering::Release);
         }
     }
 }
