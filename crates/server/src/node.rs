@@ -19,8 +19,8 @@
 //! effect never overtakes one emitted before it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -211,7 +211,9 @@ where
         let writer_done = batches_done.clone();
         let writer = std::thread::Builder::new()
             .name(format!("log-writer-{}", id.0))
-            .spawn(move || writer(log, from_node, writer_peers, myself, writer_metrics, writer_done, on_fatal))
+            .spawn(move || {
+                writer(log, from_node, writer_peers, myself, writer_metrics, writer_done, on_fatal)
+            })
             .expect("spawn the log writer thread");
         let mut rng = Rng::stream(seed, u64::from(id.0));
         let epoch = Instant::now();

@@ -667,6 +667,7 @@ impl<S: StateMachine> Protocol for Raft<S> {
         assert!(self.applied_index >= self.log.snapshot_index(), "snapshot ahead of the state machine");
         assert_eq!(self.snapshot.index, self.log.snapshot_index());
         assert!(self.sessions.len() <= self.config.sessions_max);
+        self.sessions.check();
         match self.role {
             Role::Leader => {
                 assert_eq!(self.vote, Some(self.id), "a leader voted for itself");

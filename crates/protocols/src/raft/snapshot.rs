@@ -29,13 +29,36 @@ pub struct Session<O> {
 /// Client sessions: part of the replicated state, so every replica dedupes
 /// alike.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SessionsData<O>", into = "SessionsData<O>", bound(serialize = "O: Clone + Serialize"))]
 pub struct Sessions<O> {
     clients: BTreeMap<u64, Session<O>>,
+    /// Each session's apply index → its client: the least recently used
+    /// session is the first entry, so eviction is O(log n), not a scan.
+    by_index: BTreeMap<u64, u64>,
+}
+
+/// What a snapshot stores of the sessions (the index is derived).
+#[derive(Serialize, Deserialize)]
+struct SessionsData<O> {
+    clients: BTreeMap<u64, Session<O>>,
+}
+
+impl<O> From<SessionsData<O>> for Sessions<O> {
+    fn from(data: SessionsData<O>) -> Self {
+        let by_index = data.clients.iter().map(|(client, s)| (s.index, *client)).collect();
+        Sessions { clients: data.clients, by_index }
+    }
+}
+
+impl<O> From<Sessions<O>> for SessionsData<O> {
+    fn from(sessions: Sessions<O>) -> Self {
+        SessionsData { clients: sessions.clients }
+    }
 }
 
 impl<O> Default for Sessions<O> {
     fn default() -> Self {
-        Sessions { clients: BTreeMap::new() }
+        Sessions { clients: BTreeMap::new(), by_index: BTreeMap::new() }
     }
 }
 
@@ -46,6 +69,14 @@ impl<O: Clone> Sessions<O> {
 
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+
+    /// The eviction index names every session exactly once, at its index.
+    pub fn check(&self) {
+        assert_eq!(self.by_index.len(), self.clients.len(), "one index entry per session");
+        for (index, client) in &self.by_index {
+            assert_eq!(self.clients.get(client).map(|s| s.index), Some(*index), "session index out of date");
+        }
     }
 
     /// The original output if request `id` was already applied.
@@ -71,10 +102,14 @@ impl<O: Clone> Sessions<O> {
             _ => {}
         }
         let output = state.apply(command);
-        self.clients.insert(id.client, Session { seq: id.seq, output: output.clone(), index });
+        let session = Session { seq: id.seq, output: output.clone(), index };
+        if let Some(previous) = self.clients.insert(id.client, session) {
+            self.by_index.remove(&previous.index);
+        }
+        self.by_index.insert(index, id.client);
         if self.clients.len() > sessions_max {
-            let oldest = self.clients.iter().min_by_key(|(_, s)| s.index).map(|(c, _)| *c);
-            self.clients.remove(&oldest.expect("not empty"));
+            let (_, oldest) = self.by_index.pop_first().expect("not empty");
+            self.clients.remove(&oldest);
         }
         Some(output)
     }
