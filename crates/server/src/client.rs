@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorum_core::{NodeId, RequestId};
-use quorum_resp::codec::{encode, parse_command, Limits, Value};
+use quorum_resp::codec::{encode, CommandDecoder, Limits, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -99,6 +99,9 @@ async fn connection<M: Send + 'static>(
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    // Incremental: a large value arriving in many reads is scanned once.
+    // Each call sees the buffer from the start of the next command.
+    let mut decoder = CommandDecoder::new();
     loop {
         let read = stream.read(&mut chunk).await?;
         if read == 0 {
@@ -111,7 +114,7 @@ async fn connection<M: Send + 'static>(
             let mut answers = Vec::new();
             let mut fatal = None;
             while answers.len() < MAX_PIPELINE && !session.quit {
-                match parse_command(&input[consumed..], &front.limits) {
+                match decoder.decode(&input[consumed..], &front.limits) {
                     Ok(Some((args, used))) => {
                         consumed += used;
                         if !args.is_empty() {
