@@ -106,6 +106,7 @@ mod error;
 pub mod format;
 mod fsutil;
 mod meta;
+mod spare;
 mod wal;
 
 pub use error::StoreError;

@@ -28,7 +28,7 @@ const CHECKPOINT_PADDING_BYTES: usize = 64 << 10;
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(20);
 
 fn options() -> WalOptions {
-    WalOptions { segment_bytes: 16 << 10, fsync: FsyncPolicy::Always }
+    WalOptions { segment_bytes: 16 << 10, fsync: FsyncPolicy::Always, preallocate: true }
 }
 
 /// splitmix64: a seeded generator, enough for choosing kill points.
