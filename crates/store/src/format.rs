@@ -252,10 +252,11 @@ fn last_nonzero(bytes: &[u8]) -> Option<usize> {
     bytes.iter().rposition(|&b| b != 0)
 }
 
-/// Do the bytes of `range` inside some sector all read as zero? That is what
-/// a sector the disk never wrote looks like in a preallocated segment: its
-/// old contents, zeros. Only the part of each sector inside `range` counts.
-fn has_zero_sector_part(bytes: &[u8], range: Range<usize>) -> bool {
+/// Does a sector holding a byte of `range` read, from `bad_at` (or its
+/// start, if later) to its end, as all zeros? That is what a sector the disk
+/// never wrote looks like in a preallocated segment: its old contents, which
+/// are zeros from where the torn write began (at or before `bad_at`) on.
+fn has_lost_sector(bytes: &[u8], bad_at: usize, range: Range<usize>) -> bool {
     let end = range.end.min(bytes.len());
     if range.start >= end {
         return false;
@@ -263,27 +264,30 @@ fn has_zero_sector_part(bytes: &[u8], range: Range<usize>) -> bool {
     let first_sector = range.start / SECTOR_BYTES;
     let last_sector = (end - 1) / SECTOR_BYTES;
     (first_sector..=last_sector).any(|sector| {
-        let lo = (sector * SECTOR_BYTES).max(range.start);
-        let hi = ((sector + 1) * SECTOR_BYTES).min(end);
+        let lo = (sector * SECTOR_BYTES).max(bad_at);
+        let hi = ((sector + 1) * SECTOR_BYTES).min(bytes.len());
         all_zero(&bytes[lo..hi])
     })
 }
 
 /// Could a torn write have left the bad frame at `bad_at` of a preallocated
-/// segment the way it is? Every byte of a write that reached the disk is
-/// right, every sector that did not reads as its old contents, zeros. So a
-/// torn frame is one whose header verifies but whose payload holds a sector
-/// part of zeros (or runs past the end of the file), or whose header itself
-/// holds a sector part of zeros. A frame with a bad checksum and no such
-/// zeros (a flipped bit, garbage) was not torn: it is damage.
+/// segment the way it is? Every sector of the write that reached the disk
+/// holds the right bytes; every sector that did not holds its old contents,
+/// zeros from where the write began. So a torn frame either has a header
+/// that verifies and a payload with a byte in such a lost sector (or running
+/// past the end of the file), or a header with a byte in one. A frame that
+/// fails its checksum with no lost sector in it (a flipped bit, garbage, a
+/// stray zero byte) was not torn: it is damage.
 fn torn_frame_explains(bytes: &[u8], bad_at: usize, bad: &BadFrame) -> bool {
     match bad {
-        BadFrame::Unwritten | BadFrame::ShortHeader { .. } | BadFrame::PastEnd { .. } => true,
-        BadFrame::HeaderChecksum => has_zero_sector_part(bytes, bad_at..bad_at + FRAME_HEADER_LEN),
+        BadFrame::ShortHeader { .. } | BadFrame::PastEnd { .. } => true,
+        BadFrame::Unwritten | BadFrame::HeaderChecksum => {
+            has_lost_sector(bytes, bad_at, bad_at..bad_at + FRAME_HEADER_LEN)
+        }
         BadFrame::PayloadChecksum => {
             let len = le_u32(&bytes[bad_at..bad_at + 4]) as usize;
             let payload = bad_at + FRAME_HEADER_LEN;
-            has_zero_sector_part(bytes, payload..payload + len)
+            has_lost_sector(bytes, bad_at, payload..payload + len)
         }
         // The header verified, so the writer wrote these fields: no torn
         // write produces them.
@@ -532,4 +536,94 @@ fn le_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     buf.copy_from_slice(bytes);
     u64::from_le_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "segment.log";
+
+    fn preallocated(batches: &[Vec<Vec<u8>>], len: usize) -> Vec<u8> {
+        let mut bytes = encode_segment(&SegmentHeader { seq: 3, salt: 77, preallocated: true }, batches);
+        assert!(bytes.len() <= len);
+        bytes.resize(len, 0);
+        bytes
+    }
+
+    fn read(bytes: &[u8], role: SegmentRole) -> Result<SegmentContents, StoreError> {
+        read_segment(Path::new(FILE), bytes, role)
+    }
+
+    #[test]
+    fn empty_records_before_the_zero_tail_are_records() {
+        let batches = vec![vec![Vec::new(), Vec::new()], vec![Vec::new()]];
+        let bytes = preallocated(&batches, 4096);
+        let contents = read(&bytes, SegmentRole::Last).unwrap();
+        assert_eq!(contents.records, vec![Vec::<u8>::new(); 3]);
+        assert_eq!(contents.valid_bytes as usize, SEGMENT_HEADER_LEN + 3 * FRAME_HEADER_LEN);
+        assert_eq!(contents.torn_bytes, 0);
+        assert!(contents.preallocated);
+    }
+
+    #[test]
+    fn a_zero_length_field_with_anything_else_is_not_the_end_of_the_log() {
+        let batches = vec![vec![b"one".to_vec()]];
+        let mut bytes = preallocated(&batches, 4096);
+        let at = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3;
+        // Length 0, batch delta 0, but checksums that do not verify.
+        bytes[at + 8..at + 16].copy_from_slice(&[9, 9, 9, 9, 9, 9, 9, 9]);
+        match read(&bytes, SegmentRole::Last) {
+            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("expected Corrupt at {at}, got {other:?}"),
+        }
+        // Negative control: without those bytes it is the clean end.
+        bytes[at + 8..at + 16].fill(0);
+        assert_eq!(read(&bytes, SegmentRole::Last).unwrap().records, vec![b"one".to_vec()]);
+    }
+
+    /// A zero header is a lost sector only if the rest of its sector is zero
+    /// too: a stray byte next to it is damage, one a sector further is taken
+    /// for the surviving part of a torn write (and removed, reported).
+    #[test]
+    fn a_stray_byte_after_the_records_is_damage_only_within_the_sector() {
+        let batches = vec![vec![b"one".to_vec()]];
+        let at = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3;
+        let mut bytes = preallocated(&batches, 4096);
+        bytes[at + 100] = 1;
+        match read(&bytes, SegmentRole::Last) {
+            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("expected Corrupt at {at}, got {other:?}"),
+        }
+        let mut bytes = preallocated(&batches, 4096);
+        bytes[SECTOR_BYTES + 100] = 1;
+        let contents = read(&bytes, SegmentRole::Last).unwrap();
+        assert_eq!(contents.records, vec![b"one".to_vec()]);
+        assert_eq!(
+            (contents.valid_bytes as usize, contents.torn_bytes as usize),
+            (at, SECTOR_BYTES + 101 - at)
+        );
+    }
+
+    #[test]
+    fn a_sealed_segment_has_no_zero_tail() {
+        let bytes = preallocated(&[vec![b"one".to_vec()]], 4096);
+        let error = read(&bytes, SegmentRole::Sealed).unwrap_err().to_string();
+        assert!(error.contains("sealed"), "{error}");
+        let exact = preallocated(&[vec![b"one".to_vec()]], SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3);
+        assert_eq!(read(&exact, SegmentRole::Sealed).unwrap().records, vec![b"one".to_vec()]);
+    }
+
+    #[test]
+    fn the_preallocated_flag_round_trips_and_unknown_flags_are_refused() {
+        for preallocated in [false, true] {
+            let header = SegmentHeader { seq: 5, salt: 1, preallocated };
+            assert_eq!(SegmentHeader::decode(&header.encode()), Ok(header));
+        }
+        let mut encoded = SegmentHeader { seq: 5, salt: 1, preallocated: true }.encode();
+        encoded[12] = 0b11;
+        let crc = crc32c::crc32c(&encoded[0..28]);
+        encoded[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&encoded), Err("unknown segment flags 0x3".to_string()));
+    }
 }

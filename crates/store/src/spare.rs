@@ -133,8 +133,14 @@ fn prepare_spares(
 
 /// Writes `bytes` zeros to `path` (replacing any leftover) and syncs it.
 /// `Ok(None)` when told to stop first.
-fn prepare_spare(path: &Path, bytes: u64, sync: bool, stop: &AtomicBool) -> Result<Option<Spare>, StoreError> {
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
+fn prepare_spare(
+    path: &Path,
+    bytes: u64,
+    sync: bool,
+    stop: &AtomicBool,
+) -> Result<Option<Spare>, StoreError> {
+    let mut file =
+        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
     let zeros = vec![0u8; ZERO_CHUNK_BYTES];
     let mut left = bytes;
     while left > 0 {

@@ -214,7 +214,9 @@ impl Wal {
         }
         // Recovery succeeded: only now is it worth preparing spares.
         let mut spares = match options.preallocate {
-            true => Some(SparePipeline::start(dir, spare_bytes(&options), options.fsync == FsyncPolicy::Always)?),
+            true => {
+                Some(SparePipeline::start(dir, spare_bytes(&options), options.fsync == FsyncPolicy::Always)?)
+            }
             false => None,
         };
         let current = match tail {
@@ -534,7 +536,11 @@ struct OpenSegment {
 
 /// Opens the recovered last segment (its torn tail already repaired) for
 /// appending after its last record.
-fn reopen_segment(path: PathBuf, contents: &SegmentContents, file_bytes: u64) -> Result<OpenSegment, StoreError> {
+fn reopen_segment(
+    path: PathBuf,
+    contents: &SegmentContents,
+    file_bytes: u64,
+) -> Result<OpenSegment, StoreError> {
     let mut file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     std::io::Read::read_exact(&mut file, &mut header).at(&path)?;
@@ -584,7 +590,14 @@ fn activate_spare(dir: &Path, spare: Spare, seq: u64, fsync: FsyncPolicy) -> Res
     if sync {
         fsutil::fsync_dir(dir)?;
     }
-    Ok(OpenSegment { file, path, seq, seed: header.seed(), end: SEGMENT_HEADER_LEN as u64, file_bytes: bytes })
+    Ok(OpenSegment {
+        file,
+        path,
+        seq,
+        seed: header.seed(),
+        end: SEGMENT_HEADER_LEN as u64,
+        file_bytes: bytes,
+    })
 }
 
 /// Creates segment `seq` holding only its header, atomically (temp file,

@@ -179,8 +179,11 @@ fn tear_the_last_record_everywhere(written: &Written) {
         let recovered = open_as(copy.path(), written.mode).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         let kept = written.records.len() - 1;
         assert_eq!(recovered.records, written.records[..kept], "cut at {cut}");
-        let expected_tail =
-            (reaches > last).then(|| TornTail { file: file.clone(), offset: last, bytes_dropped: reaches - last });
+        let expected_tail = (reaches > last).then(|| TornTail {
+            file: file.clone(),
+            offset: last,
+            bytes_dropped: reaches - last,
+        });
         assert_eq!(recovered.torn_tail, expected_tail, "cut at {cut}");
         let expected_len = if written.mode == Mode::Plain { last } else { written.file_len };
         assert_eq!(fs::metadata(&file).unwrap().len(), expected_len, "cut at {cut}");

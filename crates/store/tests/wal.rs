@@ -139,6 +139,121 @@ fn many_records_across_segment_rolls() {
     assert_eq!(recovered.records.last().unwrap(), b"after reopen");
 }
 
+fn spares(dir: &Path) -> Vec<String> {
+    let mut spares: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("spare-segment-"))
+        .collect();
+    spares.sort();
+    spares
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("wal-{seq:020}.log"))
+}
+
+/// Rolls take the spare the background thread prepared: every new segment
+/// is preallocated from its first byte, the one it replaces is cut back to
+/// its last record, and a dropped log leaves no spare behind.
+#[test]
+fn rollover_installs_the_prepared_spare_and_seals_the_old_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(1024);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(fs::metadata(segment_path(dir.path(), 1)).unwrap().len(), 1024, "the first segment too");
+    let records: Vec<Vec<u8>> = (0..200).map(|i| record(i + 40)).collect();
+    let mut seen_segments = 1;
+    for r in &records {
+        wal.append(r).unwrap();
+        wal.sync().unwrap();
+        let segments = wal.stats().segments;
+        if segments > seen_segments {
+            seen_segments = segments;
+            let current = segment_path(dir.path(), segments);
+            let bytes = fs::read(&current).unwrap();
+            assert_eq!(bytes.len(), 1024, "a fresh segment is the whole preallocated spare");
+            let contents = read_segment(&current, &bytes, SegmentRole::Last).unwrap();
+            assert!(contents.preallocated);
+            assert!(contents.records.is_empty());
+            let sealed = segment_path(dir.path(), segments - 1);
+            let sealed_bytes = fs::read(&sealed).unwrap();
+            let sealed_contents = read_segment(&sealed, &sealed_bytes, SegmentRole::Sealed).unwrap();
+            assert_eq!(
+                sealed_contents.valid_bytes,
+                sealed_bytes.len() as u64,
+                "sealed: cut to its last record"
+            );
+            assert!(spares(dir.path()).len() <= 1, "{:?}", spares(dir.path()));
+        }
+    }
+    assert!(seen_segments > 4, "rolled {seen_segments} times");
+    drop(wal);
+    assert_eq!(spares(dir.path()), Vec::<String>::new(), "dropping the log removes its spare");
+    let (_, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records, records);
+}
+
+/// A spare left by a crash, whatever it holds (here: a whole valid segment),
+/// is never read as part of the log, and is deleted on open.
+#[test]
+fn a_leftover_spare_is_never_part_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(4096);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    wal.append(b"kept").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let other = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(other.path(), opts).unwrap();
+    wal.append(b"from a spare").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    for slot in ["spare-segment-0.tmp", "spare-segment-1.tmp"] {
+        fs::copy(segment_path(other.path(), 1), dir.path().join(slot)).unwrap();
+    }
+    let (wal, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records, vec![b"kept".to_vec()]);
+    drop(wal);
+    assert_eq!(names(dir.path()), vec!["wal-00000000000000000001.log"]);
+    assert_eq!(spares(dir.path()), Vec::<String>::new());
+}
+
+/// Logs are read whichever way they were written: a plain log opened with
+/// preallocation on continues in its plain segment and rolls into
+/// preallocated ones, and back.
+#[test]
+fn plain_and_preallocated_segments_read_and_continue_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = WalOptions { preallocate: false, ..options(2048) };
+    let preallocated = options(2048);
+    let mut expected = Vec::new();
+    let mut kinds = Vec::new();
+    for (round, opts) in [plain, preallocated, plain, preallocated].into_iter().enumerate() {
+        let (mut wal, recovered) = reopen(dir.path(), opts);
+        assert_eq!(recovered.records, expected, "round {round}");
+        assert_eq!(recovered.torn_tail, None, "round {round}");
+        for i in 0..60 {
+            let r = record(round * 100 + i);
+            wal.append(&r).unwrap();
+            if i % 3 == 2 {
+                wal.sync().unwrap();
+            }
+            expected.push(r);
+        }
+        wal.sync().unwrap();
+        drop(wal);
+    }
+    for name in names(dir.path()) {
+        let path = dir.path().join(&name);
+        let bytes = fs::read(&path).unwrap();
+        kinds.push(read_segment(&path, &bytes, SegmentRole::Last).unwrap().preallocated);
+    }
+    assert!(kinds.contains(&true) && kinds.contains(&false), "both kinds of segment in one log: {kinds:?}");
+    let (_, recovered) = reopen(dir.path(), plain);
+    assert_eq!(recovered.records, expected);
+}
+
 #[test]
 fn checkpoint_then_appends_then_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,7 +430,9 @@ enum Op {
     Checkpoint(Vec<u8>),
     /// Reopen, with preallocation on or off from now on: each mode must
     /// read (and continue) a log the other wrote.
-    Reopen { preallocate: bool },
+    Reopen {
+        preallocate: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
