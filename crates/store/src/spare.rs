@@ -25,7 +25,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -55,6 +55,9 @@ pub(crate) struct Spare {
 pub(crate) struct SparePipeline {
     spares: Option<Receiver<Result<Spare, StoreError>>>,
     stop: Arc<AtomicBool>,
+    /// Spares the thread completed; one more than `taken` when one is ready.
+    prepared: Arc<AtomicU64>,
+    taken: u64,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
 }
@@ -64,20 +67,35 @@ impl SparePipeline {
     pub(crate) fn start(dir: &Path, bytes: u64, sync: bool) -> Result<SparePipeline, StoreError> {
         let (sender, spares) = mpsc::sync_channel(0);
         let stop = Arc::new(AtomicBool::new(false));
+        let prepared = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (thread_dir, thread_stop) = (dir.to_path_buf(), Arc::clone(&stop));
+            let thread_dir = dir.to_path_buf();
+            let flags = Flags { stop: Arc::clone(&stop), prepared: Arc::clone(&prepared) };
             std::thread::Builder::new()
                 .name("quorum-wal-spare".to_string())
-                .spawn(move || prepare_spares(&thread_dir, bytes, sync, &thread_stop, &sender))
+                .spawn(move || prepare_spares(&thread_dir, bytes, sync, &flags, &sender))
                 .at(dir)?
         };
-        Ok(SparePipeline { spares: Some(spares), stop, thread: Some(thread), dir: dir.to_path_buf() })
+        Ok(SparePipeline {
+            spares: Some(spares),
+            stop,
+            prepared,
+            taken: 0,
+            thread: Some(thread),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Is a spare complete and waiting to be taken?
+    pub(crate) fn ready(&self) -> bool {
+        self.prepared.load(Ordering::Acquire) > self.taken
     }
 
     /// The next spare, waiting for the thread if it is not ready yet (only
     /// when segments fill faster than the disk writes zeros).
     pub(crate) fn take(&mut self) -> Result<Spare, StoreError> {
         let received = self.spares.as_ref().map(Receiver::recv);
+        self.taken += 1;
         match received {
             Some(Ok(spare)) => spare,
             // The thread sends its error before it exits, so the writer has
@@ -103,6 +121,14 @@ impl Drop for SparePipeline {
     }
 }
 
+/// What the thread shares with the writer.
+struct Flags {
+    /// Set by the writer when the log is dropped.
+    stop: Arc<AtomicBool>,
+    /// Counted up by the thread when a spare is complete, before it is handed over.
+    prepared: Arc<AtomicU64>,
+}
+
 /// The thread: prepare a spare, hand it over, repeat, until stopped or
 /// failed. A failure is sent to the writer (which fails its roll and
 /// poisons the log) and ends the thread.
@@ -110,12 +136,12 @@ fn prepare_spares(
     dir: &Path,
     bytes: u64,
     sync: bool,
-    stop: &AtomicBool,
+    flags: &Flags,
     sender: &SyncSender<Result<Spare, StoreError>>,
 ) {
     for slot in 0.. {
         let path = dir.join(fsutil::spare_name(slot));
-        let spare = match prepare_spare(&path, bytes, sync, stop) {
+        let spare = match prepare_spare(&path, bytes, sync, &flags.stop) {
             Ok(Some(spare)) => spare,
             Ok(None) => return remove_unused(&path),
             Err(error) => {
@@ -124,6 +150,7 @@ fn prepare_spares(
                 return;
             }
         };
+        flags.prepared.fetch_add(1, Ordering::Release);
         if let Err(mpsc::SendError(unused)) = sender.send(Ok(spare)) {
             drop(unused);
             return remove_unused(&path);

@@ -99,6 +99,9 @@ pub struct WalStats {
     pub syncs: u64,
     /// Time spent writing and fdatasyncing in those calls.
     pub sync_time_total: Duration,
+    /// A preallocated segment is ready, so the next roll will not wait for
+    /// one to be zero-filled (always false without preallocation).
+    pub spare_ready: bool,
 }
 
 /// A segmented, checksummed, group-committed write-ahead log in one directory.
@@ -331,6 +334,7 @@ impl Wal {
             records_since_checkpoint: self.records_since_checkpoint,
             syncs: self.syncs,
             sync_time_total: self.sync_time_total,
+            spare_ready: self.spares.as_ref().is_some_and(SparePipeline::ready),
         }
     }
 
