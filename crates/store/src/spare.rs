@@ -16,18 +16,26 @@
 //! writer only pays for the roll itself: one 32-byte header write, an
 //! fdatasync, a rename and a directory fsync.
 //!
-//! The thread hands spares over a rendezvous channel: it prepares one, blocks
-//! until the writer takes it, then prepares the next. Spares are named
-//! `spare-segment-{0,1}.tmp` (see [`fsutil::spare_name`]): never a segment
-//! name, so recovery cannot mistake one for part of the log, and deleted as
-//! leftovers by the next open.
+//! Why recycling: protocols checkpoint every few hundred records, and each
+//! checkpoint starts a new segment. Zero-filling a fresh 64 MiB file for
+//! every 50 KiB of log would write a thousand times more zeros than records
+//! and keep the disk busy under the very fsyncs this is meant to speed up.
+//! So the segment a checkpoint made obsolete is handed back to the thread,
+//! which zeroes only its used part and renames it into the next spare.
+//! That is safe because the checkpoint's snapshot is durable first: from
+//! then on recovery ignores (and deletes) that segment, whatever state a
+//! crash leaves it in.
+//!
+//! Spares are named `spare-segment-{0,1}.tmp` (see [`fsutil::spare_name`]):
+//! never a segment name, so recovery cannot mistake one for part of the
+//! log, and deleted as leftovers by the next open.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::error::{IoContext, StoreError};
@@ -38,6 +46,12 @@ use crate::fsutil;
 /// the final fsync of a spare that was already complete).
 const ZERO_CHUNK_BYTES: usize = 1 << 20;
 
+/// Obsolete segments waiting to be recycled, at most. Two keep the pair of
+/// files that checkpoints alternate between (the current segment and the
+/// spare) in circulation even when the thread falls one checkpoint behind;
+/// more would only hold disk space.
+const RECYCLABLE_MAX: usize = 2;
+
 /// A file of `bytes` zeros, synced (data and size) under `FsyncPolicy::Always`.
 #[derive(Debug)]
 pub(crate) struct Spare {
@@ -46,18 +60,53 @@ pub(crate) struct Spare {
     pub(crate) bytes: u64,
 }
 
-/// The background thread and the end of the channel it hands spares over.
+/// A preallocated segment that a durable checkpoint made obsolete: zeros
+/// after `used_bytes`, old records (and header) before.
+#[derive(Debug)]
+pub(crate) struct Recyclable {
+    pub(crate) file: File,
+    pub(crate) path: PathBuf,
+    pub(crate) used_bytes: u64,
+}
+
+/// What the writer and the thread share, under one mutex.
+#[derive(Debug, Default)]
+struct State {
+    /// The spare (or the thread's error) waiting for the writer.
+    ready: Option<Result<Spare, StoreError>>,
+    /// Segments to turn into the next spares instead of zero-filling new
+    /// files, oldest first; at most [`RECYCLABLE_MAX`].
+    recyclable: VecDeque<Recyclable>,
+    /// Set by the writer's drop.
+    stop: bool,
+    /// Set by the thread when it exits (stopped or failed).
+    finished: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// `state.stop`, readable without the lock between chunks of zeros.
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// The state; a panic elsewhere while holding the lock leaves it usable
+    /// (every field is valid on its own).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The background thread and the state it shares with the writer.
 ///
-/// Dropping it stops the thread, waits for it and removes the spare it held,
-/// so that no thread of a dropped log writes into a directory that a new log
-/// may have opened since.
+/// Dropping it stops the thread, waits for it and removes the spare and any
+/// recyclable segment it held, so that no thread of a dropped log writes
+/// into a directory that a new log may have opened since.
 #[derive(Debug)]
 pub(crate) struct SparePipeline {
-    spares: Option<Receiver<Result<Spare, StoreError>>>,
-    stop: Arc<AtomicBool>,
-    /// Spares the thread completed; one more than `taken` when one is ready.
-    prepared: Arc<AtomicU64>,
-    taken: u64,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
 }
@@ -65,97 +114,119 @@ pub(crate) struct SparePipeline {
 impl SparePipeline {
     /// Starts the thread, which begins preparing the first spare at once.
     pub(crate) fn start(dir: &Path, bytes: u64, sync: bool) -> Result<SparePipeline, StoreError> {
-        let (sender, spares) = mpsc::sync_channel(0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let prepared = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::default());
         let thread = {
-            let thread_dir = dir.to_path_buf();
-            let flags = Flags { stop: Arc::clone(&stop), prepared: Arc::clone(&prepared) };
+            let (thread_dir, thread_shared) = (dir.to_path_buf(), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("quorum-wal-spare".to_string())
-                .spawn(move || prepare_spares(&thread_dir, bytes, sync, &flags, &sender))
+                .spawn(move || prepare_spares(&thread_dir, bytes, sync, &thread_shared))
                 .at(dir)?
         };
-        Ok(SparePipeline {
-            spares: Some(spares),
-            stop,
-            prepared,
-            taken: 0,
-            thread: Some(thread),
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    /// Is a spare complete and waiting to be taken?
-    pub(crate) fn ready(&self) -> bool {
-        self.prepared.load(Ordering::Acquire) > self.taken
+        Ok(SparePipeline { shared, thread: Some(thread), dir: dir.to_path_buf() })
     }
 
     /// The next spare, waiting for the thread if it is not ready yet (only
     /// when segments fill faster than the disk writes zeros).
-    pub(crate) fn take(&mut self) -> Result<Spare, StoreError> {
-        let received = self.spares.as_ref().map(Receiver::recv);
-        self.taken += 1;
-        match received {
-            Some(Ok(spare)) => spare,
-            // The thread sends its error before it exits, so the writer has
-            // already been told why; this only answers a caller that asks again.
-            _ => Err(StoreError::io(
-                &self.dir,
-                std::io::Error::other("the thread preparing spare segments has stopped after an error"),
-            )),
+    ///
+    /// `recycle` is an obsolete preallocated segment for the thread to turn
+    /// into a later spare. It is queued in the same step as the spare is
+    /// taken, so the thread, woken by the take, recycles it rather than
+    /// starting a fresh file. Past [`RECYCLABLE_MAX`] waiting, the oldest is deleted.
+    pub(crate) fn take(&mut self, recycle: Option<Recyclable>) -> Result<Spare, StoreError> {
+        let mut state = self.shared.lock();
+        if let Some(segment) = recycle {
+            state.recyclable.push_back(segment);
+            while state.recyclable.len() > RECYCLABLE_MAX || (state.finished && !state.recyclable.is_empty())
+            {
+                if let Some(unused) = state.recyclable.pop_front() {
+                    remove_unused(&unused.path);
+                }
+            }
         }
+        loop {
+            if let Some(spare) = state.ready.take() {
+                self.shared.changed.notify_all();
+                return spare;
+            }
+            if state.finished {
+                // The thread sent its error before it exited, so the writer
+                // has already been told why; this answers a caller that asks again.
+                return Err(StoreError::io(
+                    &self.dir,
+                    std::io::Error::other("the thread preparing spare segments has stopped after an error"),
+                ));
+            }
+            state = self.shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Is a spare complete and waiting to be taken?
+    pub(crate) fn ready(&self) -> bool {
+        self.shared.lock().ready.as_ref().is_some_and(Result::is_ok)
     }
 }
 
 impl Drop for SparePipeline {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Unblocks a thread waiting to hand over a spare: its send fails.
-        drop(self.spares.take());
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!(dir = %self.dir.display(), "the spare-segment thread panicked");
             }
         }
-    }
-}
-
-/// What the thread shares with the writer.
-struct Flags {
-    /// Set by the writer when the log is dropped.
-    stop: Arc<AtomicBool>,
-    /// Counted up by the thread when a spare is complete, before it is handed over.
-    prepared: Arc<AtomicU64>,
-}
-
-/// The thread: prepare a spare, hand it over, repeat, until stopped or
-/// failed. A failure is sent to the writer (which fails its roll and
-/// poisons the log) and ends the thread.
-fn prepare_spares(
-    dir: &Path,
-    bytes: u64,
-    sync: bool,
-    flags: &Flags,
-    sender: &SyncSender<Result<Spare, StoreError>>,
-) {
-    for slot in 0.. {
-        let path = dir.join(fsutil::spare_name(slot));
-        let spare = match prepare_spare(&path, bytes, sync, &flags.stop) {
-            Ok(Some(spare)) => spare,
-            Ok(None) => return remove_unused(&path),
-            Err(error) => {
-                tracing::error!(%error, "could not prepare a spare write-ahead log segment");
-                let _ = sender.send(Err(error));
-                return;
-            }
-        };
-        flags.prepared.fetch_add(1, Ordering::Release);
-        if let Err(mpsc::SendError(unused)) = sender.send(Ok(spare)) {
-            drop(unused);
-            return remove_unused(&path);
+        // The thread is gone: whatever it left is ours to clean up.
+        let mut state = self.shared.lock();
+        if let Some(Ok(spare)) = state.ready.take() {
+            drop(spare.file);
+            remove_unused(&spare.path);
+        }
+        for segment in state.recyclable.drain(..) {
+            drop(segment.file);
+            remove_unused(&segment.path);
         }
     }
+}
+
+/// The thread: while no spare waits for the writer, make one (from a
+/// recyclable segment if there is one, else from scratch), until stopped or
+/// failed. A failure is handed to the writer (which fails its roll and
+/// poisons the log) and ends the thread.
+fn prepare_spares(dir: &Path, bytes: u64, sync: bool, shared: &Shared) {
+    for slot in 0.. {
+        let recyclable = {
+            let mut state = shared.lock();
+            while !state.stop && state.ready.is_some() {
+                state = shared.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if state.stop {
+                break;
+            }
+            state.recyclable.pop_front()
+        };
+        let path = dir.join(fsutil::spare_name(slot));
+        let made = match recyclable {
+            Some(segment) => recycle_spare(segment, &path, sync, &shared.stop),
+            None => prepare_spare(&path, bytes, sync, &shared.stop),
+        };
+        let mut state = shared.lock();
+        match made {
+            Ok(Some(spare)) => state.ready = Some(Ok(spare)),
+            Ok(None) => {
+                remove_unused(&path);
+                break;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not prepare a spare write-ahead log segment");
+                state.ready = Some(Err(error));
+                break;
+            }
+        }
+        shared.changed.notify_all();
+    }
+    shared.lock().finished = true;
+    shared.changed.notify_all();
 }
 
 /// Writes `bytes` zeros to `path` (replacing any leftover) and syncs it.
@@ -168,15 +239,8 @@ fn prepare_spare(
 ) -> Result<Option<Spare>, StoreError> {
     let mut file =
         OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).at(path)?;
-    let zeros = vec![0u8; ZERO_CHUNK_BYTES];
-    let mut left = bytes;
-    while left > 0 {
-        if stop.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        let chunk = left.min(ZERO_CHUNK_BYTES as u64) as usize;
-        file.write_all(&zeros[..chunk]).at(path)?;
-        left -= chunk as u64;
+    if !write_zeros(&mut file, path, bytes, stop)? {
+        return Ok(None);
     }
     if sync {
         // sync_all, not sync_data: the file's size is what the writer must
@@ -186,9 +250,58 @@ fn prepare_spare(
     Ok(Some(Spare { file, path: path.to_path_buf(), bytes }))
 }
 
-/// Best effort: a spare left behind is deleted by the next open anyway.
+/// Zeroes the used part of an obsolete segment, syncs it and renames it to
+/// `spare_path`. `Ok(None)` when told to stop first (the half-zeroed
+/// segment is deleted by the caller or by the next open: it is obsolete).
+fn recycle_spare(
+    segment: Recyclable,
+    spare_path: &Path,
+    sync: bool,
+    stop: &AtomicBool,
+) -> Result<Option<Spare>, StoreError> {
+    let Recyclable { mut file, path, used_bytes } = segment;
+    let bytes = file.metadata().at(&path)?.len();
+    file.seek(SeekFrom::Start(0)).at(&path)?;
+    if !write_zeros(&mut file, &path, used_bytes.min(bytes), stop)? {
+        remove_unused(&path);
+        return Ok(None);
+    }
+    if sync {
+        // Only data changed: the length is the one it was preallocated with.
+        file.sync_data().at(&path)?;
+    }
+    // Not made durable here: if a crash loses the rename, the obsolete
+    // segment is deleted on open; the rename into a segment name syncs the
+    // directory anyway.
+    fs::rename(&path, spare_path).at(spare_path)?;
+    Ok(Some(Spare { file, path: spare_path.to_path_buf(), bytes }))
+}
+
+/// Writes `bytes` zeros at the file's position, checking `stop` between
+/// chunks; false if stopped.
+fn write_zeros(file: &mut File, path: &Path, bytes: u64, stop: &AtomicBool) -> Result<bool, StoreError> {
+    let zeros = vec![0u8; bytes.min(ZERO_CHUNK_BYTES as u64) as usize];
+    let mut left = bytes;
+    while left > 0 {
+        if stop.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let chunk = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..chunk]).at(path)?;
+        left -= chunk as u64;
+    }
+    Ok(true)
+}
+
+/// Best effort: a spare or obsolete segment left behind is deleted by the
+/// next open anyway.
 fn remove_unused(path: &Path) {
-    if let Err(error) = fsutil::remove(path) {
-        tracing::warn!(%error, "could not delete an unused spare segment");
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            let error = StoreError::io(path, error);
+            tracing::warn!(%error, "could not delete an unused spare or obsolete segment");
+        }
     }
 }

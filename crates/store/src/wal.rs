@@ -14,7 +14,7 @@ use crate::format::{
     SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
 };
 use crate::fsutil::{self, Entry};
-use crate::spare::{Spare, SparePipeline};
+use crate::spare::{Recyclable, Spare, SparePipeline};
 
 /// Buffered bytes past which [`Wal::append`] syncs before buffering more.
 /// Bounds the writer's memory and keeps a frame's batch delta well inside
@@ -429,7 +429,24 @@ impl Wal {
         }
         // Committed: from here on recovery reads this snapshot and ignores
         // every older file.
-        let next = new_segment(&self.dir, snapshot_seq + 1, self.options.fsync, self.spares.as_mut())?;
+        // The current segment is now obsolete and, if preallocated, becomes
+        // a later spare at the cost of zeroing what was written to it (the
+        // thread does that), rather than being deleted.
+        let recyclable = match self.spares {
+            Some(_) if self.segment_file_bytes >= spare_bytes(&self.options) => Some(Recyclable {
+                file: self.segment.try_clone().at(&self.segment_path)?,
+                path: self.segment_path.clone(),
+                used_bytes: self.segment_end,
+            }),
+            _ => None,
+        };
+        let recycled = recyclable.as_ref().map(|_| self.segment_seq);
+        let next = match self.spares.as_mut() {
+            Some(spares) => {
+                activate_spare(&self.dir, spares.take(recyclable)?, snapshot_seq + 1, self.options.fsync)?
+            }
+            None => create_segment(&self.dir, snapshot_seq + 1, self.options.fsync)?,
+        };
         let old_segments = self.first_segment_seq..=self.segment_seq;
         let old_snapshot = self.snapshot_seq.replace(snapshot_seq);
         self.install_segment(next);
@@ -438,6 +455,7 @@ impl Wal {
         self.snapshot_bytes = (SNAPSHOT_HEADER_LEN + record.len()) as u64;
         self.records_since_checkpoint = 0;
         let stale = old_segments
+            .filter(|&seq| Some(seq) != recycled)
             .map(|seq| self.dir.join(fsutil::segment_name(seq)))
             .chain(old_snapshot.map(|seq| self.dir.join(fsutil::snapshot_name(seq))));
         for stale_path in stale {
@@ -570,7 +588,7 @@ fn new_segment(
     spares: Option<&mut SparePipeline>,
 ) -> Result<OpenSegment, StoreError> {
     match spares {
-        Some(spares) => activate_spare(dir, spares.take()?, seq, fsync),
+        Some(spares) => activate_spare(dir, spares.take(None)?, seq, fsync),
         None => create_segment(dir, seq, fsync),
     }
 }
