@@ -194,6 +194,16 @@ impl Drop for SparePipeline {
 /// failed. A failure is handed to the writer (which fails its roll and
 /// poisons the log) and ends the thread.
 fn prepare_spares(dir: &Path, bytes: u64, sync: bool, shared: &Shared) {
+    /// Marks the thread finished however it ends, a panic included, so that
+    /// a writer waiting in `take` gets an error instead of waiting forever.
+    struct Finished<'a>(&'a Shared);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.lock().finished = true;
+            self.0.changed.notify_all();
+        }
+    }
+    let _finished = Finished(shared);
     for slot in 0.. {
         let recyclable = {
             let mut state = shared.lock();
@@ -225,8 +235,6 @@ fn prepare_spares(dir: &Path, bytes: u64, sync: bool, shared: &Shared) {
         }
         shared.changed.notify_all();
     }
-    shared.lock().finished = true;
-    shared.changed.notify_all();
 }
 
 /// Writes `bytes` zeros to `path` (replacing any leftover) and syncs it.
@@ -303,5 +311,43 @@ fn remove_unused(path: &Path) {
             let error = StoreError::io(path, error);
             tracing::warn!(%error, "could not delete an unused spare or obsolete segment");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reaches_the_writer_and_later_takes_fail_too() {
+        let missing = Path::new("/nonexistent-quorum-store-dir/for-a-spare");
+        let mut pipeline = SparePipeline::start(missing, 4096, false).unwrap();
+        match pipeline.take(None) {
+            Err(StoreError::Io { path, .. }) => assert!(path.starts_with(missing), "{}", path.display()),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let again = pipeline.take(None).unwrap_err().to_string();
+        assert!(again.contains("has stopped"), "{again}");
+    }
+
+    #[test]
+    fn spares_are_zeros_of_the_asked_length_and_dropping_removes_the_unused_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pipeline = SparePipeline::start(dir.path(), 10_000, true).unwrap();
+        let spare = pipeline.take(None).unwrap();
+        assert_eq!(spare.bytes, 10_000);
+        assert_eq!(fs::read(&spare.path).unwrap(), vec![0u8; 10_000]);
+        // Let the thread finish the next spare (bounded: a broken thread
+        // fails the assertion below rather than hanging the test).
+        for _ in 0..10_000 {
+            if pipeline.ready() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(pipeline.ready(), "the next spare was prepared");
+        drop(pipeline);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![spare.path.file_name().unwrap().to_owned()], "only the spare taken remains");
     }
 }
