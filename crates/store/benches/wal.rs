@@ -10,7 +10,9 @@
 //! configuration a JSON line gives the WAL's own counters (every iteration,
 //! warm-up included): syncs, time inside `sync`, the rates they imply, and
 //! the mean, median, 99th percentile and maximum of one append+sync round as
-//! timed by the bench (a segment roll shows up in the maximum).
+//! timed by the bench (a segment roll shows up in the maximum), plus how
+//! long opening the log took (`open_ms`: with preallocation, zero-filling
+//! the first segment) and waiting for the first spare (`spare_wait_ms`).
 //!
 //! A preallocated log is measured only once its spare segment is ready, as
 //! in a server that has been up for more than a moment: otherwise the first
@@ -54,10 +56,16 @@ fn append_sync(c: &mut Criterion) {
                 let layout = if preallocate { "prealloc" } else { "plain" };
                 let dir = tempfile::tempdir().expect("a temp dir for the benchmark");
                 let options = WalOptions { segment_bytes: 64 << 20, fsync, preallocate };
+                let opening = Instant::now();
                 let (mut wal, _) = Wal::open(dir.path(), options).expect("open a fresh log");
+                // With preallocation: zero-filling the first segment, inline.
+                let open_ms = opening.elapsed().as_secs_f64() * 1e3;
+                let spare_waiting = Instant::now();
                 if preallocate {
                     wait_for_spare(&wal);
                 }
+                // The thread zero-filling the spare, in the background.
+                let spare_ms = spare_waiting.elapsed().as_secs_f64() * 1e3;
                 let mut rounds = Vec::new();
                 group.throughput(Throughput::Elements(records_per_sync));
                 group.bench_function(
@@ -89,7 +97,7 @@ fn append_sync(c: &mut Criterion) {
                 println!(
                     "{{\"bench\":\"wal_append_sync\",\"fsync\":\"{policy}\",\"preallocate\":{preallocate},\
                      \"records_per_sync\":{records_per_sync},\"record_bytes\":{RECORD_BYTES},\"syncs\":{},\
-                     \"segments\":{},\"sync_seconds\":{seconds:.3},\"syncs_per_s\":{:.0},\"records_per_s\":{:.0},\
+                     \"segments\":{},\"open_ms\":{open_ms:.1},\"spare_wait_ms\":{spare_ms:.1},\"sync_seconds\":{seconds:.3},\"syncs_per_s\":{:.0},\"records_per_s\":{:.0},\
                      \"round_us\":{{\"mean\":{mean_us:.1},\"p50\":{:.1},\"p99\":{:.1},\"max\":{:.1}}}}}",
                     stats.syncs,
                     stats.segments,
