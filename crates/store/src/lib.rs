@@ -48,7 +48,11 @@
 //! its first bytes and fdatasynced, then the file is renamed into place and
 //! the directory fsynced. When a segment is sealed its unused zero tail is
 //! cut off (ftruncate + fsync) *before* the next segment exists, so a sealed
-//! segment ends at its last record whichever way it was written.
+//! segment ends at its last record whichever way it was written. The
+//! segment a checkpoint makes obsolete is recycled: once the snapshot is
+//! durable, the thread zeroes the part of it that was written and renames
+//! it into the next spare, so frequent checkpoints cost zeros in proportion
+//! to the records written, not a whole segment each.
 //!
 //! **Record frame** (16-byte header + payload), starting right after the
 //! segment header, back to back:
