@@ -27,6 +27,14 @@ pub const SNAPSHOT_HEADER_LEN: usize = 40;
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
 /// The unit a disk writes atomically; a torn write loses whole sectors.
 pub const SECTOR_BYTES: usize = 512;
+/// Segment header flag: the file was zero-filled to its full length and
+/// synced before its first record, so the zeros after the last record are
+/// unused space (a clean end), not a torn write. A version-1 reader that
+/// predates the flag refuses such a segment ("unknown segment flags") rather
+/// than misreading it, so the flag needs no version bump.
+pub const FLAG_PREALLOCATED: u32 = 1;
+/// Every flag this build understands.
+const FLAGS_KNOWN: u32 = FLAG_PREALLOCATED;
 
 /// The identity of a segment file. Its CRC seeds every record CRC in the
 /// segment, so a record is only valid inside the segment (and, see
@@ -38,6 +46,8 @@ pub struct SegmentHeader {
     /// Random per segment: a frame copied from another segment, another node
     /// or a record payload never verifies here.
     pub salt: u32,
+    /// [`FLAG_PREALLOCATED`]: the segment was zero-filled before its first record.
+    pub preallocated: bool,
 }
 
 impl SegmentHeader {
@@ -45,7 +55,8 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[0..8].copy_from_slice(&SEGMENT_MAGIC);
         out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        // [12, 16): flags, zero in version 1.
+        let flags = if self.preallocated { FLAG_PREALLOCATED } else { 0 };
+        out[12..16].copy_from_slice(&flags.to_le_bytes());
         out[16..24].copy_from_slice(&self.seq.to_le_bytes());
         out[24..28].copy_from_slice(&self.salt.to_le_bytes());
         let crc = crc32c::crc32c(&out[0..28]);
@@ -78,10 +89,14 @@ impl SegmentHeader {
             ));
         }
         let flags = le_u32(&header[12..16]);
-        if flags != 0 {
+        if flags & !FLAGS_KNOWN != 0 {
             return Err(format!("unknown segment flags {flags:#x}"));
         }
-        Ok(SegmentHeader { seq: le_u64(&header[16..24]), salt: le_u32(&header[24..28]) })
+        Ok(SegmentHeader {
+            seq: le_u64(&header[16..24]),
+            salt: le_u32(&header[24..28]),
+            preallocated: flags & FLAG_PREALLOCATED != 0,
+        })
     }
 
     /// The CRC seed of every frame in this segment: the header's own CRC.
@@ -217,10 +232,67 @@ fn decode_frame(bytes: &[u8], at: usize, seed: u32) -> Result<Frame, BadFrame> {
 ///
 /// Cost: one header CRC per non-zero candidate offset (payload CRCs only
 /// behind a verified header), so a scan of a whole 64 MiB segment stays well
-/// under a second. It only runs when recovery meets a bad frame.
-fn find_frame(bytes: &[u8], from: usize, seed: u32) -> Option<(usize, Frame)> {
-    let last_start = bytes.len().checked_sub(FRAME_HEADER_LEN)?;
+/// under a second. It only runs when recovery meets a bad frame. Offsets
+/// past `last_nonzero` (the last non-zero byte of `bytes`) are skipped: a
+/// frame header there would be all zeros, which is never a frame. That keeps
+/// the scan short in a preallocated segment, whose tail is zeros.
+fn find_frame(bytes: &[u8], from: usize, seed: u32, last_nonzero: usize) -> Option<(usize, Frame)> {
+    let last_start = bytes.len().checked_sub(FRAME_HEADER_LEN)?.min(last_nonzero);
     (from..=last_start).find_map(|at| decode_frame(bytes, at, seed).ok().map(|frame| (at, frame)))
+}
+
+/// Are all of `bytes` zero? (Chunked so that the compiler vectorizes it: it
+/// runs over the whole unused tail of a preallocated segment on every open.)
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.chunks(4096).all(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// The offset of the last non-zero byte of `bytes`, if any.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().rposition(|&b| b != 0)
+}
+
+/// Does a sector holding a byte of `range` read, from `bad_at` (or its
+/// start, if later) to its end, as all zeros? That is what a sector the disk
+/// never wrote looks like in a preallocated segment: its old contents, which
+/// are zeros from where the torn write began (at or before `bad_at`) on.
+fn has_lost_sector(bytes: &[u8], bad_at: usize, range: Range<usize>) -> bool {
+    let end = range.end.min(bytes.len());
+    if range.start >= end {
+        return false;
+    }
+    let first_sector = range.start / SECTOR_BYTES;
+    let last_sector = (end - 1) / SECTOR_BYTES;
+    (first_sector..=last_sector).any(|sector| {
+        let lo = (sector * SECTOR_BYTES).max(bad_at);
+        let hi = ((sector + 1) * SECTOR_BYTES).min(bytes.len());
+        all_zero(&bytes[lo..hi])
+    })
+}
+
+/// Could a torn write have left the bad frame at `bad_at` of a preallocated
+/// segment the way it is? Every sector of the write that reached the disk
+/// holds the right bytes; every sector that did not holds its old contents,
+/// zeros from where the write began. So a torn frame either has a header
+/// that verifies and a payload with a byte in such a lost sector (or running
+/// past the end of the file), or a header with a byte in one. A frame that
+/// fails its checksum with no lost sector in it (a flipped bit, garbage, a
+/// stray zero byte) was not torn: it is damage.
+fn torn_frame_explains(bytes: &[u8], bad_at: usize, bad: &BadFrame) -> bool {
+    match bad {
+        BadFrame::ShortHeader { .. } | BadFrame::PastEnd { .. } => true,
+        BadFrame::Unwritten | BadFrame::HeaderChecksum => {
+            has_lost_sector(bytes, bad_at, bad_at..bad_at + FRAME_HEADER_LEN)
+        }
+        BadFrame::PayloadChecksum => {
+            let len = le_u32(&bytes[bad_at..bad_at + 4]) as usize;
+            let payload = bad_at + FRAME_HEADER_LEN;
+            has_lost_sector(bytes, bad_at, payload..payload + len)
+        }
+        // The header verified, so the writer wrote these fields: no torn
+        // write produces them.
+        BadFrame::TooLong { .. } | BadFrame::BatchOffset { .. } => false,
+    }
 }
 
 /// Did a sector between the first bad frame and the next surviving one read
@@ -263,9 +335,12 @@ fn judge_bad_frame(
     batch_start: usize,
     bad: &BadFrame,
 ) -> Result<(), String> {
+    let Some(last_nonzero) = last_nonzero(bytes) else {
+        return Ok(());
+    };
     let mut at = bad_at + 1;
     let mut first_survivor = true;
-    while let Some((found, frame)) = find_frame(bytes, at, seed) {
+    while let Some((found, frame)) = find_frame(bytes, at, seed, last_nonzero) {
         if frame.batch_start > bad_at {
             return Err(format!(
                 "{bad}, and a valid record at byte {found} follows it that was written by a later sync, \
@@ -305,11 +380,16 @@ pub enum SegmentRole {
 #[derive(Debug, PartialEq, Eq)]
 pub struct SegmentContents {
     pub seq: u64,
+    /// The header's [`FLAG_PREALLOCATED`]: the zeros after the records are
+    /// unused space, and a torn tail is repaired by zeroing, not truncating.
+    pub preallocated: bool,
     /// Every record that verified, in order.
     pub records: Vec<Vec<u8>>,
     /// End of the last verifying frame: where the next append goes.
     pub valid_bytes: u64,
-    /// Bytes after `valid_bytes` judged a torn tail (always 0 for a sealed segment).
+    /// Bytes after `valid_bytes` judged a torn tail (always 0 for a sealed
+    /// segment). In a preallocated segment, up to the last non-zero byte:
+    /// the zeros after it are the unused space, not part of the damage.
     pub torn_bytes: u64,
 }
 
@@ -317,6 +397,11 @@ pub struct SegmentContents {
 ///
 /// A bad header, or a bad frame anywhere but a torn tail of the last segment,
 /// is a [`StoreError::Corrupt`] naming `file` and the byte offset.
+///
+/// In a preallocated segment the records end where the bytes from the next
+/// frame position to the end of the file are all zeros: exactly that, never
+/// "a zero length field", because a frame with length 0 is a valid empty
+/// record and a damaged length field must not end the log quietly.
 pub fn read_segment(file: &Path, bytes: &[u8], role: SegmentRole) -> Result<SegmentContents, StoreError> {
     let header = SegmentHeader::decode(bytes).map_err(|reason| StoreError::corrupt(file, 0, reason))?;
     let seed = header.seed();
@@ -324,9 +409,20 @@ pub fn read_segment(file: &Path, bytes: &[u8], role: SegmentRole) -> Result<Segm
     let mut at = SEGMENT_HEADER_LEN;
     // Invariant: `batch_start` is where the batch holding the last verified frame began.
     let mut batch_start = SEGMENT_HEADER_LEN;
+    let contents = |records, valid_bytes: usize, torn_bytes: usize| SegmentContents {
+        seq: header.seq,
+        preallocated: header.preallocated,
+        records,
+        valid_bytes: valid_bytes as u64,
+        torn_bytes: torn_bytes as u64,
+    };
     while at < bytes.len() {
         let frame = match decode_frame(bytes, at, seed) {
             Ok(frame) => frame,
+            // The unused, zero-filled rest of a preallocated segment.
+            Err(_) if header.preallocated && role == SegmentRole::Last && all_zero(&bytes[at..]) => {
+                return Ok(contents(records, at, 0));
+            }
             Err(bad) if role == SegmentRole::Sealed => {
                 return Err(StoreError::corrupt(
                     file,
@@ -337,12 +433,22 @@ pub fn read_segment(file: &Path, bytes: &[u8], role: SegmentRole) -> Result<Segm
             Err(bad) => {
                 judge_bad_frame(bytes, seed, at, batch_start, &bad)
                     .map_err(|reason| StoreError::corrupt(file, at as u64, reason))?;
-                return Ok(SegmentContents {
-                    seq: header.seq,
-                    records,
-                    valid_bytes: at as u64,
-                    torn_bytes: (bytes.len() - at) as u64,
-                });
+                if !header.preallocated {
+                    return Ok(contents(records, at, bytes.len() - at));
+                }
+                if !torn_frame_explains(bytes, at, &bad) {
+                    return Err(StoreError::corrupt(
+                        file,
+                        at as u64,
+                        format!(
+                            "{bad} in a preallocated segment, with no unwritten (zero) sector in the record \
+                             that a torn write would leave: damage, not a torn write"
+                        ),
+                    ));
+                }
+                // Not all zero (checked above), so a last non-zero byte exists at or after `at`.
+                let damaged_end = last_nonzero(bytes).map_or(at, |last| last + 1);
+                return Ok(contents(records, at, damaged_end - at));
             }
         };
         if frame.batch_start != at && frame.batch_start != batch_start {
@@ -359,7 +465,7 @@ pub fn read_segment(file: &Path, bytes: &[u8], role: SegmentRole) -> Result<Segm
         records.push(bytes[frame.payload.clone()].to_vec());
         at = frame.end();
     }
-    Ok(SegmentContents { seq: header.seq, records, valid_bytes: at as u64, torn_bytes: 0 })
+    Ok(contents(records, at, 0))
 }
 
 /// Encodes a snapshot file's header for `record`; the file is the header
@@ -430,4 +536,94 @@ fn le_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
     buf.copy_from_slice(bytes);
     u64::from_le_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "segment.log";
+
+    fn preallocated(batches: &[Vec<Vec<u8>>], len: usize) -> Vec<u8> {
+        let mut bytes = encode_segment(&SegmentHeader { seq: 3, salt: 77, preallocated: true }, batches);
+        assert!(bytes.len() <= len);
+        bytes.resize(len, 0);
+        bytes
+    }
+
+    fn read(bytes: &[u8], role: SegmentRole) -> Result<SegmentContents, StoreError> {
+        read_segment(Path::new(FILE), bytes, role)
+    }
+
+    #[test]
+    fn empty_records_before_the_zero_tail_are_records() {
+        let batches = vec![vec![Vec::new(), Vec::new()], vec![Vec::new()]];
+        let bytes = preallocated(&batches, 4096);
+        let contents = read(&bytes, SegmentRole::Last).unwrap();
+        assert_eq!(contents.records, vec![Vec::<u8>::new(); 3]);
+        assert_eq!(contents.valid_bytes as usize, SEGMENT_HEADER_LEN + 3 * FRAME_HEADER_LEN);
+        assert_eq!(contents.torn_bytes, 0);
+        assert!(contents.preallocated);
+    }
+
+    #[test]
+    fn a_zero_length_field_with_anything_else_is_not_the_end_of_the_log() {
+        let batches = vec![vec![b"one".to_vec()]];
+        let mut bytes = preallocated(&batches, 4096);
+        let at = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3;
+        // Length 0, batch delta 0, but checksums that do not verify.
+        bytes[at + 8..at + 16].copy_from_slice(&[9, 9, 9, 9, 9, 9, 9, 9]);
+        match read(&bytes, SegmentRole::Last) {
+            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("expected Corrupt at {at}, got {other:?}"),
+        }
+        // Negative control: without those bytes it is the clean end.
+        bytes[at + 8..at + 16].fill(0);
+        assert_eq!(read(&bytes, SegmentRole::Last).unwrap().records, vec![b"one".to_vec()]);
+    }
+
+    /// A zero header is a lost sector only if the rest of its sector is zero
+    /// too: a stray byte next to it is damage, one a sector further is taken
+    /// for the surviving part of a torn write (and removed, reported).
+    #[test]
+    fn a_stray_byte_after_the_records_is_damage_only_within_the_sector() {
+        let batches = vec![vec![b"one".to_vec()]];
+        let at = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3;
+        let mut bytes = preallocated(&batches, 4096);
+        bytes[at + 100] = 1;
+        match read(&bytes, SegmentRole::Last) {
+            Err(StoreError::Corrupt { offset, .. }) => assert_eq!(offset as usize, at),
+            other => panic!("expected Corrupt at {at}, got {other:?}"),
+        }
+        let mut bytes = preallocated(&batches, 4096);
+        bytes[SECTOR_BYTES + 100] = 1;
+        let contents = read(&bytes, SegmentRole::Last).unwrap();
+        assert_eq!(contents.records, vec![b"one".to_vec()]);
+        assert_eq!(
+            (contents.valid_bytes as usize, contents.torn_bytes as usize),
+            (at, SECTOR_BYTES + 101 - at)
+        );
+    }
+
+    #[test]
+    fn a_sealed_segment_has_no_zero_tail() {
+        let bytes = preallocated(&[vec![b"one".to_vec()]], 4096);
+        let error = read(&bytes, SegmentRole::Sealed).unwrap_err().to_string();
+        assert!(error.contains("sealed"), "{error}");
+        let exact = preallocated(&[vec![b"one".to_vec()]], SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 3);
+        assert_eq!(read(&exact, SegmentRole::Sealed).unwrap().records, vec![b"one".to_vec()]);
+    }
+
+    #[test]
+    fn the_preallocated_flag_round_trips_and_unknown_flags_are_refused() {
+        for preallocated in [false, true] {
+            let header = SegmentHeader { seq: 5, salt: 1, preallocated };
+            assert_eq!(SegmentHeader::decode(&header.encode()), Ok(header));
+        }
+        let mut encoded = SegmentHeader { seq: 5, salt: 1, preallocated: true }.encode();
+        encoded[12] = 0b11;
+        let crc = crc32c::crc32c(&encoded[0..28]);
+        encoded[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&encoded), Err("unknown segment flags 0x3".to_string()));
+    }
 }

@@ -15,6 +15,9 @@ const SEGMENT_SUFFIX: &str = ".log";
 const SNAPSHOT_PREFIX: &str = "snap-";
 const SNAPSHOT_SUFFIX: &str = ".bin";
 const TMP_SUFFIX: &str = ".tmp";
+/// Zero-filled files waiting to become segments. Not `wal-*.log`, so no
+/// reader can take one for a segment; `.tmp`, so an open deletes leftovers.
+const SPARE_PREFIX: &str = "spare-segment-";
 
 /// `wal-00000000000000000007.log`: zero-padded so `ls` sorts by sequence.
 pub(crate) fn segment_name(seq: u64) -> String {
@@ -25,12 +28,20 @@ pub(crate) fn snapshot_name(seq: u64) -> String {
     format!("{SNAPSHOT_PREFIX}{seq:020}{SNAPSHOT_SUFFIX}")
 }
 
+/// `spare-segment-1.tmp`: a preallocated file not yet renamed into a segment.
+/// Two names alternate, so the next spare is written while the previous one
+/// is still being renamed into place.
+pub(crate) fn spare_name(slot: u64) -> String {
+    format!("{SPARE_PREFIX}{}{TMP_SUFFIX}", slot % 2)
+}
+
 /// What a directory entry is to the log.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
     Segment(u64),
     Snapshot(u64),
-    /// A `wal-*.tmp` or `snap-*.tmp` left by a crash before its rename.
+    /// A `wal-*.tmp` or `snap-*.tmp` left by a crash before its rename, or
+    /// a `spare-segment-*.tmp` that never became a segment.
     Temp,
     /// Anything else (meta.json, an operator's notes): left alone.
     Other,
@@ -49,7 +60,9 @@ pub(crate) fn classify(name: &str) -> Entry {
         Entry::Segment(seq)
     } else if let Some(seq) = seq_of(SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX) {
         Entry::Snapshot(seq)
-    } else if (name.starts_with(SEGMENT_PREFIX) || name.starts_with(SNAPSHOT_PREFIX))
+    } else if (name.starts_with(SEGMENT_PREFIX)
+        || name.starts_with(SNAPSHOT_PREFIX)
+        || name.starts_with(SPARE_PREFIX))
         && name.ends_with(TMP_SUFFIX)
     {
         Entry::Temp
@@ -120,6 +133,9 @@ mod tests {
         assert_eq!(classify(&segment_name(7)), Entry::Segment(7));
         assert_eq!(classify(&snapshot_name(u64::MAX)), Entry::Snapshot(u64::MAX));
         assert_eq!(classify(&format!("{}.tmp", segment_name(3))), Entry::Temp);
+        assert_eq!(classify(&spare_name(0)), Entry::Temp);
+        assert_eq!(classify(&spare_name(7)), Entry::Temp);
+        assert_ne!(spare_name(0), spare_name(1));
         assert_eq!(classify("meta.json"), Entry::Other);
         assert_eq!(classify("meta.json.tmp"), Entry::Other);
         assert_eq!(classify("wal-7.log"), Entry::Other);

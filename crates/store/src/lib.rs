@@ -10,6 +10,12 @@
 //! makes everything buffered durable with one `write` and one `fdatasync`
 //! (group commit), [`Wal::checkpoint`] compacts, [`Wal::open`] recovers.
 //!
+//! By default ([`WalOptions::preallocate`]) every segment is zero-filled to
+//! its full size and synced before its first record, by a background thread
+//! that keeps the next one ready (etcd's WAL file pipeline), so that an
+//! append's fdatasync overwrites existing blocks and has no file size or
+//! extents to journal.
+//!
 //! # On-disk layout
 //!
 //! A data dir holds, besides the node identity `meta.json` ([`check_or_init_meta`]):
@@ -18,7 +24,8 @@
 //! snap-00000000000000000004.bin   the latest checkpoint (at most one after recovery)
 //! wal-00000000000000000005.log    segments after it, sequence numbers contiguous
 //! wal-00000000000000000006.log    the last segment: the only one appended to
-//! *.tmp                           a crash before a rename; deleted on open
+//! spare-segment-{0,1}.tmp         zeros, waiting to become the next segment
+//! *.tmp                           a crash before a rename, or a spare; deleted on open
 //! ```
 //!
 //! Segments and snapshots share one sequence: a checkpoint taken while
@@ -30,9 +37,22 @@
 //! All integers are little-endian. CRCs are CRC32C (Castagnoli), unmasked.
 //!
 //! **Segment header** (32 bytes): `magic "QUORUMWL"` (8) · `version = 1` (u32) ·
-//! `flags = 0` (u32) · `seq` (u64, must match the file name) · `salt` (u32,
+//! `flags` (u32) · `seq` (u64, must match the file name) · `salt` (u32,
 //! random per segment) · `crc` (u32, over the 28 bytes before it). A file with
-//! the wrong magic, version, flags or CRC is refused.
+//! the wrong magic, version, flags or CRC is refused. The one flag is bit 0,
+//! [`FLAG_PREALLOCATED`](format::FLAG_PREALLOCATED): the file was zero-filled
+//! and synced before its first record (a reader that predates it refuses the
+//! segment as having unknown flags; records are framed the same either way).
+//!
+//! A preallocated segment is made from a spare: the header is written over
+//! its first bytes and fdatasynced, then the file is renamed into place and
+//! the directory fsynced. When a segment is sealed its unused zero tail is
+//! cut off (ftruncate + fsync) *before* the next segment exists, so a sealed
+//! segment ends at its last record whichever way it was written. The
+//! segment a checkpoint makes obsolete is recycled: once the snapshot is
+//! durable, the thread zeroes the part of it that was written and renames
+//! it into the next spare, so frequent checkpoints cost zeros in proportion
+//! to the records written, not a whole segment each.
 //!
 //! **Record frame** (16-byte header + payload), starting right after the
 //! segment header, back to back:
@@ -80,13 +100,33 @@
 //!   is torn and truncated; if none does, it is a flipped bit in a synced
 //!   batch: [`StoreError::Corrupt`] at `o`.
 //!
+//! In the last segment of a preallocated log, the records end where the bytes
+//! from the next frame position to the end of the file are **all zeros**: the
+//! unused space, a clean end, nothing to report. (Exactly that: a zero length
+//! field alone never ends the log, since a frame of length 0 is a valid empty
+//! record.) Otherwise the same three cases apply, with one more condition for
+//! a torn tail: every sector a torn write did not reach still holds its old
+//! contents, zeros from where the write began. So the bad frame must have a
+//! header or payload byte in a sector that reads as zeros from the frame's
+//! start (or the sector's) to the sector's end; if it has none (a flipped
+//! bit, garbage where only zeros were synced), it is [`StoreError::Corrupt`]
+//! at `o`. A torn tail is zeroed rather than truncated (the file keeps its
+//! preallocated length) and reported with `bytes_dropped` up to its last
+//! non-zero byte. Non-zero bytes in later sectors, after a bad frame whose
+//! own sector reads as lost, are taken for the surviving sectors of the torn
+//! write (zeroed and reported): a single torn write may reach that far.
+//!
 //! This is etcd's "a torn entry holds a zeroed sector" rule made exact by
 //! the batch delta, with a bad record followed by a record of a *later* write
 //! always meaning corruption, as in RocksDB's point-in-time recovery.
 //! Residual ambiguity, shared by every log of this kind: damage to the
 //! *last* frame of the log (or to a frame of the final batch holding a
 //! sector-aligned kilobyte of zeros) cannot be told from a torn write; it is
-//! truncated and reported, never dropped silently. With [`FsyncPolicy::Never`]
+//! truncated and reported, never dropped silently. A preallocated segment
+//! narrows it: damage to its last frame reads as torn only if it zeroes a
+//! sector of the frame to the sector's end; a flipped bit there is refused.
+//! Neither kind can tell a last segment cut (plain) or zeroed (preallocated)
+//! exactly at a frame boundary from a shorter log. With [`FsyncPolicy::Never`]
 //! the ordering argument does not hold across a machine crash and recovery
 //! may refuse the log.
 //!
@@ -106,6 +146,7 @@ mod error;
 pub mod format;
 mod fsutil;
 mod meta;
+mod spare;
 mod wal;
 
 pub use error::StoreError;

@@ -14,6 +14,7 @@ use crate::format::{
     SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
 };
 use crate::fsutil::{self, Entry};
+use crate::spare::{Recyclable, Spare, SparePipeline};
 
 /// Buffered bytes past which [`Wal::append`] syncs before buffering more.
 /// Bounds the writer's memory and keeps a frame's batch delta well inside
@@ -47,11 +48,23 @@ pub struct WalOptions {
     /// so segments overshoot by up to one batch).
     pub segment_bytes: u64,
     pub fsync: FsyncPolicy,
+    /// Zero-fill every new segment to `segment_bytes` and sync it before its
+    /// first record, so that appends overwrite blocks that already exist and
+    /// their fdatasync has no file size or extents to journal (on ext4 about
+    /// 200 µs instead of 275 µs per 100-byte fdatasync, measured on an idle
+    /// disk). A background thread keeps the next segment ready and recycles
+    /// the segment each checkpoint makes obsolete; the log holds up to about
+    /// three segments' worth of disk beyond its records (the current
+    /// segment's unused tail, the spare, a segment waiting to be recycled).
+    /// Opening an empty log zero-fills its first segment inline. Logs
+    /// written either way are read either way. Pointless with
+    /// [`FsyncPolicy::Never`], which never fdatasyncs.
+    pub preallocate: bool,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { segment_bytes: 64 << 20, fsync: FsyncPolicy::Always }
+        WalOptions { segment_bytes: 64 << 20, fsync: FsyncPolicy::Always, preallocate: true }
     }
 }
 
@@ -81,7 +94,8 @@ pub struct TornTail {
 pub struct WalStats {
     /// Live segment files (the one being appended to included).
     pub segments: u64,
-    /// Segments and snapshot, as written (buffered records excluded).
+    /// Segments and snapshot, as written (buffered records excluded; the
+    /// unused zero tail of a preallocated segment and the spare excluded).
     pub bytes_on_disk: u64,
     /// Records in the log after the latest checkpoint: recovered plus synced since.
     pub records_since_checkpoint: u64,
@@ -89,6 +103,9 @@ pub struct WalStats {
     pub syncs: u64,
     /// Time spent writing and fdatasyncing in those calls.
     pub sync_time_total: Duration,
+    /// A preallocated segment is ready, so the next roll will not wait for
+    /// one to be zero-filled (always false without preallocation).
+    pub spare_ready: bool,
 }
 
 /// A segmented, checksummed, group-committed write-ahead log in one directory.
@@ -107,6 +124,11 @@ pub struct Wal {
     seed: u32,
     /// Bytes of the current segment written so far (durable under `Always`).
     segment_end: u64,
+    /// Length of the current segment's file: past `segment_end` when it was
+    /// preallocated. Sealing truncates the file back to `segment_end`.
+    segment_file_bytes: u64,
+    /// Prepares preallocated segments; `None` unless `options.preallocate`.
+    spares: Option<SparePipeline>,
     /// First live segment: segments `[first_segment_seq, segment_seq]` hold
     /// the records after the checkpoint.
     first_segment_seq: u64,
@@ -189,28 +211,27 @@ impl Wal {
             }
             expected_seq += 1;
             let role = if index + 1 == live_count { SegmentRole::Last } else { SegmentRole::Sealed };
-            let contents = read_segment_file(seq, &path, role)?;
-            recovered.records.extend(contents.records);
+            let (mut contents, file_bytes) = read_segment_file(seq, &path, role)?;
+            recovered.records.append(&mut contents.records);
             if role == SegmentRole::Sealed {
                 sealed_bytes += contents.valid_bytes;
             } else {
-                tail = Some((seq, path, contents.valid_bytes, contents.torn_bytes));
+                tail = Some((path, contents, file_bytes));
             }
         }
-        let (segment, segment_path, segment_seq, seed, segment_end) = match tail {
-            Some((seq, path, valid_bytes, torn_bytes)) => {
-                if torn_bytes > 0 {
-                    truncate_torn_tail(&path, valid_bytes, torn_bytes, options.fsync)?;
-                    recovered.torn_tail =
-                        Some(TornTail { file: path.clone(), offset: valid_bytes, bytes_dropped: torn_bytes });
-                }
-                let (file, seed) = reopen_segment(&path, valid_bytes)?;
-                (file, path, seq, seed, valid_bytes)
+        // Recovery succeeded: only now is it worth preparing spares.
+        let mut spares = match options.preallocate {
+            true => {
+                Some(SparePipeline::start(dir, spare_bytes(&options), options.fsync == FsyncPolicy::Always)?)
             }
-            None => {
-                let (file, path, seed) = create_segment(dir, expected_seq, options.fsync)?;
-                (file, path, expected_seq, seed, SEGMENT_HEADER_LEN as u64)
+            false => None,
+        };
+        let current = match tail {
+            Some((path, contents, file_bytes)) => {
+                recovered.torn_tail = repair_torn_tail(&path, &contents, options.fsync)?;
+                reopen_segment(path, &contents, file_bytes)?
             }
+            None => new_segment(dir, expected_seq, options.fsync, spares.as_mut())?,
         };
         // Superseded files: recovery ignores them, so deleting them need not
         // be durable; the next directory fsync persists it.
@@ -226,11 +247,13 @@ impl Wal {
         let wal = Wal {
             dir: dir.to_path_buf(),
             options,
-            segment,
-            segment_path,
-            segment_seq,
-            seed,
-            segment_end,
+            segment: current.file,
+            segment_path: current.path,
+            segment_seq: current.seq,
+            seed: current.seed,
+            segment_end: current.end,
+            segment_file_bytes: current.file_bytes,
+            spares,
             first_segment_seq,
             snapshot_seq,
             buffer: Vec::new(),
@@ -246,7 +269,7 @@ impl Wal {
             dir = %dir.display(),
             checkpoint_bytes = recovered.checkpoint.as_ref().map_or(0, Vec::len),
             records = recovered.records.len(),
-            segments = segment_seq + 1 - first_segment_seq,
+            segments = wal.segment_seq + 1 - first_segment_seq,
             torn_tail = recovered.torn_tail.is_some(),
             "write-ahead log recovered"
         );
@@ -315,6 +338,7 @@ impl Wal {
             records_since_checkpoint: self.records_since_checkpoint,
             syncs: self.syncs,
             sync_time_total: self.sync_time_total,
+            spare_ready: self.spares.as_ref().is_some_and(SparePipeline::ready),
         }
     }
 
@@ -350,6 +374,7 @@ impl Wal {
         self.sync_time_total += started.elapsed();
         self.syncs += 1;
         self.segment_end += self.buffer.len() as u64;
+        self.segment_file_bytes = self.segment_file_bytes.max(self.segment_end);
         self.records_since_checkpoint += self.buffered_records;
         self.buffer.clear();
         self.buffered_records = 0;
@@ -358,20 +383,41 @@ impl Wal {
 
     /// Seals the current segment (already synced to its last byte) and starts the next.
     fn roll(&mut self) -> Result<(), StoreError> {
+        self.seal()?;
         let seq = self.segment_seq + 1;
-        let (file, path, seed) = create_segment(&self.dir, seq, self.options.fsync)?;
-        tracing::debug!(sealed = %self.segment_path.display(), bytes = self.segment_end, next = %path.display(), "segment rolled");
+        let next = new_segment(&self.dir, seq, self.options.fsync, self.spares.as_mut())?;
+        tracing::debug!(sealed = %self.segment_path.display(), bytes = self.segment_end, next = %next.path.display(), "segment rolled");
         self.sealed_bytes += self.segment_end;
-        self.install_segment(file, path, seq, seed);
+        self.install_segment(next);
         Ok(())
     }
 
-    fn install_segment(&mut self, file: File, path: PathBuf, seq: u64, seed: u32) {
-        self.segment = file;
-        self.segment_path = path;
-        self.segment_seq = seq;
-        self.seed = seed;
-        self.segment_end = SEGMENT_HEADER_LEN as u64;
+    /// Cuts the unused zero tail off the current segment, durably, before
+    /// the next segment exists (etcd's WAL does the same at a cut).
+    ///
+    /// Besides returning the space, this keeps the rule that every byte of a
+    /// sealed segment is a synced record: once segment `n + 1` exists, segment
+    /// `n` ends at its last record, so recovery still refuses a sealed segment
+    /// whose last records were zeroed instead of reading it as a shorter one.
+    fn seal(&mut self) -> Result<(), StoreError> {
+        if self.segment_file_bytes > self.segment_end {
+            self.segment.set_len(self.segment_end).at(&self.segment_path)?;
+            if self.options.fsync == FsyncPolicy::Always {
+                self.segment.sync_all().at(&self.segment_path)?;
+            }
+            self.segment_file_bytes = self.segment_end;
+        }
+        Ok(())
+    }
+
+    fn install_segment(&mut self, next: OpenSegment) {
+        debug_assert_eq!(next.end, SEGMENT_HEADER_LEN as u64, "a new segment holds only its header");
+        self.segment = next.file;
+        self.segment_path = next.path;
+        self.segment_seq = next.seq;
+        self.seed = next.seed;
+        self.segment_end = next.end;
+        self.segment_file_bytes = next.file_bytes;
     }
 
     fn write_checkpoint(&mut self, record: &[u8]) -> Result<(), StoreError> {
@@ -387,15 +433,33 @@ impl Wal {
         }
         // Committed: from here on recovery reads this snapshot and ignores
         // every older file.
-        let (file, segment_path, seed) = create_segment(&self.dir, snapshot_seq + 1, self.options.fsync)?;
+        // The current segment is now obsolete and, if preallocated, becomes
+        // a later spare at the cost of zeroing what was written to it (the
+        // thread does that), rather than being deleted.
+        let recyclable = match self.spares {
+            Some(_) if self.segment_file_bytes >= spare_bytes(&self.options) => Some(Recyclable {
+                file: self.segment.try_clone().at(&self.segment_path)?,
+                path: self.segment_path.clone(),
+                used_bytes: self.segment_end,
+            }),
+            _ => None,
+        };
+        let recycled = recyclable.as_ref().map(|_| self.segment_seq);
+        let next = match self.spares.as_mut() {
+            Some(spares) => {
+                activate_spare(&self.dir, spares.take(recyclable)?, snapshot_seq + 1, self.options.fsync)?
+            }
+            None => create_segment(&self.dir, snapshot_seq + 1, self.options.fsync)?,
+        };
         let old_segments = self.first_segment_seq..=self.segment_seq;
         let old_snapshot = self.snapshot_seq.replace(snapshot_seq);
-        self.install_segment(file, segment_path, snapshot_seq + 1, seed);
+        self.install_segment(next);
         self.first_segment_seq = snapshot_seq + 1;
         self.sealed_bytes = 0;
         self.snapshot_bytes = (SNAPSHOT_HEADER_LEN + record.len()) as u64;
         self.records_since_checkpoint = 0;
         let stale = old_segments
+            .filter(|&seq| Some(seq) != recycled)
             .map(|seq| self.dir.join(fsutil::segment_name(seq)))
             .chain(old_snapshot.map(|seq| self.dir.join(fsutil::snapshot_name(seq))));
         for stale_path in stale {
@@ -430,7 +494,8 @@ fn load_snapshot(seq: u64, path: &Path) -> Result<(u64, u64, Vec<u8>), StoreErro
     Ok((seq, bytes.len() as u64, record.to_vec()))
 }
 
-fn read_segment_file(seq: u64, path: &Path, role: SegmentRole) -> Result<SegmentContents, StoreError> {
+/// Reads and verifies segment `seq`: its contents and the file's length.
+fn read_segment_file(seq: u64, path: &Path, role: SegmentRole) -> Result<(SegmentContents, u64), StoreError> {
     let bytes = fs::read(path).at(path)?;
     let contents = format::read_segment(path, &bytes, role)?;
     if contents.seq != seq {
@@ -440,44 +505,132 @@ fn read_segment_file(seq: u64, path: &Path, role: SegmentRole) -> Result<Segment
             format!("segment header says sequence {}, the file name says {seq}", contents.seq),
         ));
     }
-    Ok(contents)
+    Ok((contents, bytes.len() as u64))
 }
 
-fn truncate_torn_tail(
+/// Removes the torn tail that [`format::read_segment`] found in the last
+/// segment, durably, and says what was dropped. A plain segment is
+/// truncated; a preallocated one is zeroed instead, so that it keeps its
+/// length and appends go on overwriting existing blocks.
+fn repair_torn_tail(
     path: &Path,
-    valid_bytes: u64,
-    torn_bytes: u64,
+    contents: &SegmentContents,
     fsync: FsyncPolicy,
-) -> Result<(), StoreError> {
+) -> Result<Option<TornTail>, StoreError> {
+    let (offset, bytes_dropped) = (contents.valid_bytes, contents.torn_bytes);
+    if bytes_dropped == 0 {
+        return Ok(None);
+    }
+    let action = if contents.preallocated { "zeroing" } else { "truncating" };
     tracing::warn!(
         file = %path.display(),
-        offset = valid_bytes,
-        bytes_dropped = torn_bytes,
-        "truncating a torn write at the end of the write-ahead log (records never acknowledged as synced)"
+        offset,
+        bytes_dropped,
+        "{action} a torn write at the end of the write-ahead log (records never acknowledged as synced)"
     );
-    let file = OpenOptions::new().write(true).open(path).at(path)?;
-    file.set_len(valid_bytes).at(path)?;
+    let mut file = OpenOptions::new().write(true).open(path).at(path)?;
+    if contents.preallocated {
+        file.seek(SeekFrom::Start(offset)).at(path)?;
+        let zeros = vec![0u8; bytes_dropped.min(1 << 20) as usize];
+        let mut left = bytes_dropped;
+        while left > 0 {
+            let chunk = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..chunk]).at(path)?;
+            left -= chunk as u64;
+        }
+    } else {
+        file.set_len(offset).at(path)?;
+    }
     if fsync == FsyncPolicy::Always {
         file.sync_all().at(path)?;
     }
-    Ok(())
+    Ok(Some(TornTail { file: path.to_path_buf(), offset, bytes_dropped }))
 }
 
-/// Opens an existing segment for appending at `end`; returns it and its seed.
-fn reopen_segment(path: &Path, end: u64) -> Result<(File, u32), StoreError> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+/// A segment open for appending.
+struct OpenSegment {
+    /// Positioned at `end`.
+    file: File,
+    path: PathBuf,
+    seq: u64,
+    seed: u32,
+    /// Where the next frame goes.
+    end: u64,
+    /// The file's length: past `end` when preallocated.
+    file_bytes: u64,
+}
+
+/// Opens the recovered last segment (its torn tail already repaired) for
+/// appending after its last record.
+fn reopen_segment(
+    path: PathBuf,
+    contents: &SegmentContents,
+    file_bytes: u64,
+) -> Result<OpenSegment, StoreError> {
+    let mut file = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
     let mut header = [0u8; SEGMENT_HEADER_LEN];
-    std::io::Read::read_exact(&mut file, &mut header).at(path)?;
-    let seed = SegmentHeader::decode(&header).map_err(|reason| StoreError::corrupt(path, 0, reason))?.seed();
-    file.seek(SeekFrom::Start(end)).at(path)?;
-    Ok((file, seed))
+    std::io::Read::read_exact(&mut file, &mut header).at(&path)?;
+    let seed = SegmentHeader::decode(&header).map_err(|reason| StoreError::corrupt(&path, 0, reason))?.seed();
+    let end = contents.valid_bytes;
+    file.seek(SeekFrom::Start(end)).at(&path)?;
+    // A plain segment's torn tail was truncated away.
+    let file_bytes = if contents.preallocated { file_bytes } else { end };
+    Ok(OpenSegment { file, path, seq: contents.seq, seed, end, file_bytes })
+}
+
+/// How long a spare is: a whole segment, and never shorter than a header.
+fn spare_bytes(options: &WalOptions) -> u64 {
+    options.segment_bytes.max(SEGMENT_HEADER_LEN as u64)
+}
+
+/// Creates segment `seq`: from the next spare when preallocating, else as a
+/// file holding only its header.
+fn new_segment(
+    dir: &Path,
+    seq: u64,
+    fsync: FsyncPolicy,
+    spares: Option<&mut SparePipeline>,
+) -> Result<OpenSegment, StoreError> {
+    match spares {
+        Some(spares) => activate_spare(dir, spares.take(None)?, seq, fsync),
+        None => create_segment(dir, seq, fsync),
+    }
+}
+
+/// Turns a spare (zeros, synced) into segment `seq`: writes the header in
+/// place and syncs it, then renames the file into place and syncs the
+/// directory. The header is durable before the name is, so a segment file
+/// never exists without a whole header.
+fn activate_spare(dir: &Path, spare: Spare, seq: u64, fsync: FsyncPolicy) -> Result<OpenSegment, StoreError> {
+    let Spare { mut file, path: spare_path, bytes } = spare;
+    debug_assert!(bytes >= SEGMENT_HEADER_LEN as u64);
+    let header = SegmentHeader { seq, salt: fresh_salt(seq), preallocated: true };
+    let sync = fsync == FsyncPolicy::Always;
+    file.seek(SeekFrom::Start(0)).at(&spare_path)?;
+    file.write_all(&header.encode()).at(&spare_path)?;
+    if sync {
+        file.sync_data().at(&spare_path)?;
+    }
+    let path = dir.join(fsutil::segment_name(seq));
+    fs::rename(&spare_path, &path).at(&path)?;
+    if sync {
+        fsutil::fsync_dir(dir)?;
+    }
+    Ok(OpenSegment {
+        file,
+        path,
+        seq,
+        seed: header.seed(),
+        end: SEGMENT_HEADER_LEN as u64,
+        file_bytes: bytes,
+    })
 }
 
 /// Creates segment `seq` holding only its header, atomically (temp file,
 /// fsync, rename, directory fsync), so a segment file never exists without a
 /// whole header. Returns the file positioned after the header.
-fn create_segment(dir: &Path, seq: u64, fsync: FsyncPolicy) -> Result<(File, PathBuf, u32), StoreError> {
-    let header = SegmentHeader { seq, salt: fresh_salt(seq) };
+fn create_segment(dir: &Path, seq: u64, fsync: FsyncPolicy) -> Result<OpenSegment, StoreError> {
+    let header = SegmentHeader { seq, salt: fresh_salt(seq), preallocated: false };
     let name = fsutil::segment_name(seq);
     let sync = fsync == FsyncPolicy::Always;
     let (file, tmp) = fsutil::write_temp(dir, &name, &[&header.encode()], sync)?;
@@ -486,7 +639,8 @@ fn create_segment(dir: &Path, seq: u64, fsync: FsyncPolicy) -> Result<(File, Pat
     if sync {
         fsutil::fsync_dir(dir)?;
     }
-    Ok((file, path, header.seed()))
+    let end = SEGMENT_HEADER_LEN as u64;
+    Ok(OpenSegment { file, path, seq, seed: header.seed(), end, file_bytes: end })
 }
 
 /// A salt no other segment (of this node or any other) is likely to share.

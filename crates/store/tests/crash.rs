@@ -7,6 +7,9 @@
 //!
 //! The child is this test binary itself, re-executed with
 //! `CHILD_DIR_ENV` set, running only the `crash_child` test.
+//!
+//! It runs with preallocated segments (the default) and, fewer rounds, with
+//! plain ones; segments are small, so kills also land in segment rolls.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -19,6 +22,8 @@ const CHILD_DIR_ENV: &str = "QUORUM_STORE_CRASH_CHILD_DIR";
 const CHILD_SEED_ENV: &str = "QUORUM_STORE_CRASH_CHILD_SEED";
 /// Set for the negative control: the child acknowledges before it syncs.
 const CHILD_LIES_ENV: &str = "QUORUM_STORE_CRASH_CHILD_LIES";
+/// Set when the child must write plain (not preallocated) segments.
+const CHILD_PLAIN_ENV: &str = "QUORUM_STORE_CRASH_CHILD_PLAIN";
 const SEED: u64 = 0x5EED_CAFE;
 const ROUNDS: u64 = 12;
 const CHECKPOINT_EVERY_RECORDS: u64 = 40;
@@ -27,8 +32,9 @@ const CHECKPOINT_PADDING_BYTES: usize = 64 << 10;
 /// A child that is never killed (the parent died) stops by itself.
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(20);
 
-fn options() -> WalOptions {
-    WalOptions { segment_bytes: 16 << 10, fsync: FsyncPolicy::Always }
+/// About 25 records a segment: several rolls between two checkpoints.
+fn options(preallocate: bool) -> WalOptions {
+    WalOptions { segment_bytes: 4 << 10, fsync: FsyncPolicy::Always, preallocate }
 }
 
 /// splitmix64: a seeded generator, enough for choosing kill points.
@@ -107,12 +113,13 @@ fn crash_child() {
         return;
     };
     let seed: u64 = std::env::var(CHILD_SEED_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    run_child(Path::new(&dir), seed, std::env::var_os(CHILD_LIES_ENV).is_some());
+    let preallocate = std::env::var_os(CHILD_PLAIN_ENV).is_none();
+    run_child(Path::new(&dir), seed, std::env::var_os(CHILD_LIES_ENV).is_some(), preallocate);
 }
 
-fn run_child(dir: &Path, seed: u64, lies: bool) {
+fn run_child(dir: &Path, seed: u64, lies: bool, preallocate: bool) {
     let mut rng = Rng(seed);
-    let (mut wal, recovered) = Wal::open(dir, options()).expect("child: open");
+    let (mut wal, recovered) = Wal::open(dir, options(preallocate)).expect("child: open");
     let mut last = check_recovery(&recovered, 0, 0).expect("child: recovered log is consistent");
     let started = Instant::now();
     let mut out = std::io::stdout().lock();
@@ -175,15 +182,18 @@ struct Summary {
     acks: Acks,
     killed_in_checkpoint: u64,
     torn_tails: u64,
+    /// Segment files seen after the last recovery: proof that rolls happened.
+    segments_max: u64,
 }
 
 /// Runs `rounds` child lives in one directory, killing each and checking the
 /// recovered log; the first problem found ends the run as an error.
-fn kill_rounds(rounds: u64, seed: u64, lying_child: bool) -> Result<Summary, String> {
+fn kill_rounds(rounds: u64, seed: u64, lying_child: bool, preallocate: bool) -> Result<Summary, String> {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(seed);
-    let mut summary = Summary { acks: Acks::default(), killed_in_checkpoint: 0, torn_tails: 0 };
+    let mut summary =
+        Summary { acks: Acks::default(), killed_in_checkpoint: 0, torn_tails: 0, segments_max: 0 };
     for round in 0..rounds {
         let mut command = Command::new(&exe);
         command
@@ -194,6 +204,9 @@ fn kill_rounds(rounds: u64, seed: u64, lying_child: bool) -> Result<Summary, Str
             .stderr(Stdio::null());
         if lying_child {
             command.env(CHILD_LIES_ENV, "1");
+        }
+        if !preallocate {
+            command.env(CHILD_PLAIN_ENV, "1");
         }
         let mut child = command.spawn().expect("spawn the child");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -219,33 +232,49 @@ fn kill_rounds(rounds: u64, seed: u64, lying_child: bool) -> Result<Summary, Str
         }
         summary.killed_in_checkpoint += u64::from(summary.acks.in_checkpoint);
 
-        let (_, recovered) = Wal::open(dir.path(), options())
+        let (wal, recovered) = Wal::open(dir.path(), options(preallocate))
             .map_err(|error| format!("round {round}: recovery failed: {error}"))?;
         summary.torn_tails += u64::from(recovered.torn_tail.is_some());
+        summary.segments_max = summary.segments_max.max(wal.stats().segments);
+        drop(wal);
         check_recovery(&recovered, summary.acks.record_max, summary.acks.checkpoint_max)
             .map_err(|problem| format!("round {round} (seed {seed:#x}): {problem}"))?;
     }
     Ok(summary)
 }
 
+fn sigkill_rounds(rounds: u64, preallocate: bool) {
+    let summary = kill_rounds(rounds, SEED, false, preallocate).unwrap_or_else(|problem| panic!("{problem}"));
+    let acks = &summary.acks;
+    assert!(acks.record_max > rounds, "the children made progress: {} records acknowledged", acks.record_max);
+    assert!(acks.checkpoint_max > 0, "the children checkpointed");
+    assert!(summary.segments_max > 1, "the children rolled segments");
+    eprintln!(
+        "crash test (preallocate {preallocate}): {rounds} kills, {} records and checkpoint {} acknowledged, \
+         {} kills inside a checkpoint, {} torn tails removed, up to {} live segments",
+        acks.record_max,
+        acks.checkpoint_max,
+        summary.killed_in_checkpoint,
+        summary.torn_tails,
+        summary.segments_max
+    );
+}
+
 #[test]
 fn sigkill_at_random_points_loses_no_acknowledged_record() {
-    let summary = kill_rounds(ROUNDS, SEED, false).unwrap_or_else(|problem| panic!("{problem}"));
-    let acks = &summary.acks;
-    assert!(acks.record_max > ROUNDS, "the children made progress: {} records acknowledged", acks.record_max);
-    assert!(acks.checkpoint_max > 0, "the children checkpointed");
-    eprintln!(
-        "crash test: {ROUNDS} kills, {} records and checkpoint {} acknowledged, {} kills inside a checkpoint, \
-         {} torn tails truncated",
-        acks.record_max, acks.checkpoint_max, summary.killed_in_checkpoint, summary.torn_tails
-    );
+    sigkill_rounds(ROUNDS, true);
+}
+
+#[test]
+fn sigkill_at_random_points_loses_no_acknowledged_record_without_preallocation() {
+    sigkill_rounds(ROUNDS / 2, false);
 }
 
 /// Negative control of the whole harness: a child that acknowledges records
 /// before syncing them is caught losing one.
 #[test]
 fn a_child_that_acknowledges_before_syncing_is_caught() {
-    match kill_rounds(4, SEED, true) {
+    match kill_rounds(4, SEED, true, true) {
         Err(problem) => assert!(problem.contains("was acknowledged"), "{problem}"),
         Ok(summary) => panic!("the lying child went unnoticed: {summary:?}"),
     }

@@ -6,10 +6,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use quorum_store::{FsyncPolicy, Recovered, StoreError, Wal, WalOptions, RECORD_BYTES_MAX};
+use quorum_store::{
+    read_segment, FsyncPolicy, Recovered, SegmentRole, StoreError, Wal, WalOptions, RECORD_BYTES_MAX,
+};
 
 fn options(segment_bytes: u64) -> WalOptions {
-    WalOptions { segment_bytes, fsync: FsyncPolicy::Always }
+    WalOptions { segment_bytes, fsync: FsyncPolicy::Always, preallocate: true }
+}
+
+/// The defaults (preallocation on, fsync always) with segments small enough
+/// that every open does not zero-fill 2 x 64 MiB; none of these tests rolls.
+fn defaults() -> WalOptions {
+    WalOptions { segment_bytes: 256 << 10, ..WalOptions::default() }
 }
 
 fn record(i: usize) -> Vec<u8> {
@@ -17,10 +25,13 @@ fn record(i: usize) -> Vec<u8> {
     format!("record-{i}-{}", "x".repeat(i % 37)).into_bytes().into_iter().take(i % 50).collect()
 }
 
+/// The files of the log in `dir`, sorted. The spare segment that an open
+/// log keeps ready (`spare-segment-*.tmp`) is not part of the log.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("spare-segment-"))
         .collect();
     names.sort();
     names
@@ -33,7 +44,7 @@ fn reopen(dir: &Path, options: WalOptions) -> (Wal, Recovered) {
 #[test]
 fn records_round_trip_and_an_empty_log_opens_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, recovered) = Wal::open(dir.path(), defaults()).unwrap();
     assert_eq!(recovered, Recovered::default());
     let records: Vec<Vec<u8>> = vec![b"one".to_vec(), Vec::new(), vec![0u8; 5000], b"four".to_vec()];
     for r in &records {
@@ -44,7 +55,7 @@ fn records_round_trip_and_an_empty_log_opens_empty() {
     assert_eq!(wal.stats().records_since_checkpoint, 4);
     drop(wal);
 
-    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    let (wal, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.checkpoint, None);
     assert_eq!(recovered.records, records);
     assert_eq!(recovered.torn_tail, None);
@@ -55,7 +66,7 @@ fn records_round_trip_and_an_empty_log_opens_empty() {
 #[test]
 fn sync_with_nothing_buffered_does_no_io() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.sync().unwrap();
     wal.sync().unwrap();
     assert_eq!(wal.stats().syncs, 0);
@@ -68,13 +79,13 @@ fn sync_with_nothing_buffered_does_no_io() {
 #[test]
 fn unsynced_records_are_not_recovered() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.append(b"synced").unwrap();
     wal.sync().unwrap();
     wal.append(b"buffered only").unwrap();
     let before = wal.stats().bytes_on_disk;
     drop(wal);
-    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    let (wal, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.records, vec![b"synced".to_vec()]);
     assert_eq!(wal.stats().bytes_on_disk, before);
 }
@@ -97,8 +108,23 @@ fn many_records_across_segment_rolls() {
     let segment_files: Vec<String> =
         names(dir.path()).into_iter().filter(|n| n.starts_with("wal-")).collect();
     assert_eq!(segment_files.len() as u64, stats.segments);
-    let disk_bytes: u64 = segment_files.iter().map(|n| fs::metadata(dir.path().join(n)).unwrap().len()).sum();
-    assert_eq!(disk_bytes, stats.bytes_on_disk);
+    // Sealed segments were cut back to their last record; the current one is
+    // preallocated, and only its records count as log bytes.
+    let (last, sealed) = segment_files.split_last().unwrap();
+    let sealed_bytes: u64 = sealed.iter().map(|n| fs::metadata(dir.path().join(n)).unwrap().len()).sum();
+    let last_path = dir.path().join(last);
+    let last_bytes = fs::read(&last_path).unwrap();
+    assert!(last_bytes.len() as u64 >= opts.segment_bytes, "the current segment is preallocated");
+    let last_records = read_segment(&last_path, &last_bytes, SegmentRole::Last).unwrap();
+    assert!(last_records.preallocated);
+    assert_eq!(last_records.torn_bytes, 0);
+    assert_eq!(sealed_bytes + last_records.valid_bytes, stats.bytes_on_disk);
+    for name in sealed {
+        let path = dir.path().join(name);
+        let bytes = fs::read(&path).unwrap();
+        let contents = read_segment(&path, &bytes, SegmentRole::Sealed).unwrap();
+        assert_eq!(contents.valid_bytes, bytes.len() as u64, "{name} ends at its last record");
+    }
     drop(wal);
 
     let (mut wal, recovered) = reopen(dir.path(), opts);
@@ -111,6 +137,175 @@ fn many_records_across_segment_rolls() {
     let (_, recovered) = reopen(dir.path(), opts);
     assert_eq!(recovered.records.len(), records.len() + 1);
     assert_eq!(recovered.records.last().unwrap(), b"after reopen");
+}
+
+fn spares(dir: &Path) -> Vec<String> {
+    let mut spares: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("spare-segment-"))
+        .collect();
+    spares.sort();
+    spares
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("wal-{seq:020}.log"))
+}
+
+/// Rolls take the spare the background thread prepared: every new segment
+/// is preallocated from its first byte, the one it replaces is cut back to
+/// its last record, and a dropped log leaves no spare behind.
+#[test]
+fn rollover_installs_the_prepared_spare_and_seals_the_old_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(1024);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    assert_eq!(fs::metadata(segment_path(dir.path(), 1)).unwrap().len(), 1024, "the first segment too");
+    let records: Vec<Vec<u8>> = (0..200).map(|i| record(i + 40)).collect();
+    let mut seen_segments = 1;
+    for r in &records {
+        wal.append(r).unwrap();
+        wal.sync().unwrap();
+        let segments = wal.stats().segments;
+        if segments > seen_segments {
+            seen_segments = segments;
+            let current = segment_path(dir.path(), segments);
+            let bytes = fs::read(&current).unwrap();
+            assert_eq!(bytes.len(), 1024, "a fresh segment is the whole preallocated spare");
+            let contents = read_segment(&current, &bytes, SegmentRole::Last).unwrap();
+            assert!(contents.preallocated);
+            assert!(contents.records.is_empty());
+            let sealed = segment_path(dir.path(), segments - 1);
+            let sealed_bytes = fs::read(&sealed).unwrap();
+            let sealed_contents = read_segment(&sealed, &sealed_bytes, SegmentRole::Sealed).unwrap();
+            assert_eq!(
+                sealed_contents.valid_bytes,
+                sealed_bytes.len() as u64,
+                "sealed: cut to its last record"
+            );
+            assert!(spares(dir.path()).len() <= 1, "{:?}", spares(dir.path()));
+        }
+    }
+    assert!(seen_segments > 4, "rolled {seen_segments} times");
+    drop(wal);
+    assert_eq!(spares(dir.path()), Vec::<String>::new(), "dropping the log removes its spare");
+    let (_, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records, records);
+}
+
+/// A checkpoint hands the segment it made obsolete back to the spare
+/// thread, which zeroes only its used part: checkpoints every few hundred
+/// records must not zero-fill a whole new segment each. The recycled file
+/// (same inode) becomes a later segment, and none of its old records
+/// survive there.
+#[test]
+fn checkpoints_recycle_the_obsolete_segment_as_the_next_spare() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(64 << 10);
+    // A file's identity: inode number and birth time (an inode number alone
+    // may be reused by a new file after a deletion).
+    let inode = |seq| {
+        let metadata = fs::metadata(segment_path(dir.path(), seq)).unwrap();
+        (metadata.ino(), metadata.created().ok())
+    };
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    let mut inodes = vec![inode(1)];
+    let mut last = Vec::new();
+    for round in 0..4 {
+        // A long round, then short ones: a recycled segment holds more old
+        // records than the new ones written over its start.
+        let count = if round == 0 { 300 } else { 5 };
+        last = (0..count).map(|i| record(round * 1000 + i + 1)).collect::<Vec<_>>();
+        for r in &last {
+            wal.append(r).unwrap();
+            wal.sync().unwrap();
+        }
+        wal.checkpoint(format!("state {round}").as_bytes()).unwrap();
+        let seq = 2 * round as u64 + 3;
+        inodes.push(inode(seq));
+        let bytes = fs::read(segment_path(dir.path(), seq)).unwrap();
+        assert_eq!(bytes.len() as u64, opts.segment_bytes);
+        assert!(bytes[32..].iter().all(|&b| b == 0), "segment {seq} starts empty");
+    }
+    // Two files take turns: the current segment and the spare. (Which is
+    // which depends on how fast the thread wakes; a fresh file per
+    // checkpoint would make five.)
+    let mut distinct = inodes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "{inodes:?}");
+    for r in &last {
+        wal.append(r).unwrap();
+    }
+    wal.sync().unwrap();
+    drop(wal);
+    assert_eq!(spares(dir.path()), Vec::<String>::new());
+    assert_eq!(names(dir.path()), vec!["snap-00000000000000000008.bin", "wal-00000000000000000009.log"]);
+    let (_, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.checkpoint.as_deref(), Some(&b"state 3"[..]));
+    assert_eq!(recovered.records, last);
+}
+
+/// A spare left by a crash, whatever it holds (here: a whole valid segment),
+/// is never read as part of the log, and is deleted on open.
+#[test]
+fn a_leftover_spare_is_never_part_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(4096);
+    let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
+    wal.append(b"kept").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let other = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(other.path(), opts).unwrap();
+    wal.append(b"from a spare").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    for slot in ["spare-segment-0.tmp", "spare-segment-1.tmp"] {
+        fs::copy(segment_path(other.path(), 1), dir.path().join(slot)).unwrap();
+    }
+    let (wal, recovered) = reopen(dir.path(), opts);
+    assert_eq!(recovered.records, vec![b"kept".to_vec()]);
+    drop(wal);
+    assert_eq!(names(dir.path()), vec!["wal-00000000000000000001.log"]);
+    assert_eq!(spares(dir.path()), Vec::<String>::new());
+}
+
+/// Logs are read whichever way they were written: a plain log opened with
+/// preallocation on continues in its plain segment and rolls into
+/// preallocated ones, and back.
+#[test]
+fn plain_and_preallocated_segments_read_and_continue_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = WalOptions { preallocate: false, ..options(2048) };
+    let preallocated = options(2048);
+    let mut expected = Vec::new();
+    let mut kinds = Vec::new();
+    for (round, opts) in [plain, preallocated, plain, preallocated].into_iter().enumerate() {
+        let (mut wal, recovered) = reopen(dir.path(), opts);
+        assert_eq!(recovered.records, expected, "round {round}");
+        assert_eq!(recovered.torn_tail, None, "round {round}");
+        for i in 0..60 {
+            let r = record(round * 100 + i);
+            wal.append(&r).unwrap();
+            if i % 3 == 2 {
+                wal.sync().unwrap();
+            }
+            expected.push(r);
+        }
+        wal.sync().unwrap();
+        drop(wal);
+    }
+    for name in names(dir.path()) {
+        let path = dir.path().join(&name);
+        let bytes = fs::read(&path).unwrap();
+        kinds.push(read_segment(&path, &bytes, SegmentRole::Last).unwrap().preallocated);
+    }
+    assert!(kinds.contains(&true) && kinds.contains(&false), "both kinds of segment in one log: {kinds:?}");
+    let (_, recovered) = reopen(dir.path(), plain);
+    assert_eq!(recovered.records, expected);
 }
 
 #[test]
@@ -146,14 +341,14 @@ fn checkpoint_then_appends_then_reopen() {
 #[test]
 fn reopen_after_checkpoint_without_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.append(b"old").unwrap();
     wal.sync().unwrap();
     wal.checkpoint(b"first").unwrap();
     wal.checkpoint(b"second").unwrap();
     let bytes_on_disk = wal.stats().bytes_on_disk;
     drop(wal);
-    let (wal, recovered) = reopen(dir.path(), WalOptions::default());
+    let (wal, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.checkpoint.as_deref(), Some(&b"second"[..]));
     assert!(recovered.records.is_empty());
     assert_eq!(wal.stats().bytes_on_disk, bytes_on_disk);
@@ -164,7 +359,7 @@ fn reopen_after_checkpoint_without_appends() {
 #[test]
 fn crash_between_snapshot_rename_and_new_segment_recovers_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.append(b"old").unwrap();
     wal.sync().unwrap();
     wal.checkpoint(b"state").unwrap();
@@ -174,26 +369,26 @@ fn crash_between_snapshot_rename_and_new_segment_recovers_the_checkpoint() {
     fs::remove_file(dir.path().join("wal-00000000000000000003.log")).unwrap();
     fs::write(dir.path().join("wal-00000000000000000001.log"), b"stale, superseded, never read").unwrap();
     fs::write(dir.path().join("wal-00000000000000000003.log.tmp"), b"half-made segment").unwrap();
-    let (mut wal, recovered) = reopen(dir.path(), WalOptions::default());
+    let (mut wal, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.checkpoint.as_deref(), Some(&b"state"[..]));
     assert!(recovered.records.is_empty());
     assert_eq!(names(dir.path()), vec!["snap-00000000000000000002.bin", "wal-00000000000000000003.log"]);
     wal.append(b"new").unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let (_, recovered) = reopen(dir.path(), WalOptions::default());
+    let (_, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.records, vec![b"new".to_vec()]);
 }
 
 #[test]
 fn crash_before_snapshot_rename_keeps_the_old_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.append(b"kept").unwrap();
     wal.sync().unwrap();
     drop(wal);
     fs::write(dir.path().join("snap-00000000000000000002.bin.tmp"), b"a snapshot never renamed").unwrap();
-    let (_, recovered) = reopen(dir.path(), WalOptions::default());
+    let (_, recovered) = reopen(dir.path(), defaults());
     assert_eq!(recovered.checkpoint, None);
     assert_eq!(recovered.records, vec![b"kept".to_vec()]);
     assert_eq!(names(dir.path()), vec!["wal-00000000000000000001.log"]);
@@ -236,7 +431,7 @@ fn a_log_without_its_first_segment_is_refused() {
 #[test]
 fn an_absurd_sequence_number_is_refused_not_overflowed() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     wal.checkpoint(b"state").unwrap();
     drop(wal);
     fs::rename(
@@ -244,13 +439,13 @@ fn an_absurd_sequence_number_is_refused_not_overflowed() {
         dir.path().join(format!("snap-{}.bin", u64::MAX)),
     )
     .unwrap();
-    assert!(matches!(Wal::open(dir.path(), WalOptions::default()), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(Wal::open(dir.path(), defaults()), Err(StoreError::Corrupt { .. })));
 }
 
 #[test]
 fn oversized_records_are_refused_and_the_log_stays_usable() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     let huge = vec![0u8; RECORD_BYTES_MAX + 1];
     assert!(matches!(wal.append(&huge), Err(StoreError::TooLarge { .. })));
     assert!(matches!(wal.checkpoint(&huge), Err(StoreError::TooLarge { .. })));
@@ -266,7 +461,7 @@ fn oversized_records_are_refused_and_the_log_stays_usable() {
 #[test]
 fn fsync_never_still_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = WalOptions { segment_bytes: 256, fsync: FsyncPolicy::Never };
+    let opts = WalOptions { segment_bytes: 256, fsync: FsyncPolicy::Never, preallocate: true };
     let (mut wal, _) = Wal::open(dir.path(), opts).unwrap();
     let records: Vec<Vec<u8>> = (0..50).map(record).collect();
     for r in &records {
@@ -287,7 +482,11 @@ enum Op {
     Append(Vec<u8>),
     Sync,
     Checkpoint(Vec<u8>),
-    Reopen,
+    /// Reopen, with preallocation on or off from now on: each mode must
+    /// read (and continue) a log the other wrote.
+    Reopen {
+        preallocate: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -295,7 +494,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => prop::collection::vec(any::<u8>(), 0..200).prop_map(Op::Append),
         4 => Just(Op::Sync),
         1 => prop::collection::vec(any::<u8>(), 0..120).prop_map(Op::Checkpoint),
-        2 => Just(Op::Reopen),
+        2 => any::<bool>().prop_map(|preallocate| Op::Reopen { preallocate }),
     ]
 }
 
@@ -337,9 +536,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operations_match_the_model(segment_bytes in 48u64..2048, ops in prop::collection::vec(op(), 1..80)) {
+    fn random_operations_match_the_model(segment_bytes in 48u64..2048, preallocate in any::<bool>(), ops in prop::collection::vec(op(), 1..80)) {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions { segment_bytes, fsync: FsyncPolicy::Never };
+        let mut opts = WalOptions { segment_bytes, fsync: FsyncPolicy::Never, preallocate };
         let mut model = Model::default();
         let mut wal = check_reopen(dir.path(), opts, &mut model)?;
         for op in ops {
@@ -360,8 +559,9 @@ proptest! {
                     model.buffered.clear();
                     prop_assert_eq!(wal.stats().records_since_checkpoint, 0);
                 }
-                Op::Reopen => {
+                Op::Reopen { preallocate } => {
                     drop(wal);
+                    opts.preallocate = preallocate;
                     wal = check_reopen(dir.path(), opts, &mut model)?;
                 }
             }

@@ -1,10 +1,11 @@
 //! Feeds arbitrary bytes to the WAL's recovery reader.
 //!
 //! Three ways: the raw input as a segment (and snapshot) file; the input as
-//! the body behind a well-formed segment header, so it gets past the header
-//! check; and a well-formed segment built from the input and then damaged
-//! as a crash or a disk would (a cut, a bit flip, a lost sector), where the
-//! outcome is known and asserted. Any panic is a finding.
+//! the body behind a well-formed segment header (plain and preallocated), so
+//! it gets past the header check; and a well-formed segment, plain or
+//! preallocated (zero-padded), built from the input and then damaged as a
+//! crash or a disk would (a cut or zeroed tail, a bit flip, a lost sector),
+//! where the outcome is known and asserted. Any panic is a finding.
 //!
 //! Run: `cd crates/store/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run wal_read`.
 
@@ -25,10 +26,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = read_snapshot(file, data);
 
-    let mut body = SegmentHeader { seq: 1, salt: 0x5A17 }.encode().to_vec();
-    body.extend_from_slice(data);
-    for role in [SegmentRole::Sealed, SegmentRole::Last] {
-        let _ = read_segment(file, &body, role);
+    for preallocated in [false, true] {
+        let mut body = SegmentHeader { seq: 1, salt: 0x5A17, preallocated }.encode().to_vec();
+        body.extend_from_slice(data);
+        for role in [SegmentRole::Sealed, SegmentRole::Last] {
+            let _ = read_segment(file, &body, role);
+        }
     }
 
     damaged_segment(data);
@@ -69,8 +72,14 @@ fn damaged_segment(data: &[u8]) {
         offset += FRAME_HEADER_LEN + len;
     }
     let records: Vec<Vec<u8>> = batches.iter().flatten().cloned().collect();
-    let mut bytes = encode_segment(&SegmentHeader { seq: 9, salt: u32::from(input.byte()) }, &batches);
+    let salt = u32::from(input.byte());
+    let padding = input.u16() % 2048;
+    let preallocated = padding % 2 == 1;
+    let mut bytes = encode_segment(&SegmentHeader { seq: 9, salt, preallocated }, &batches);
     assert_eq!(bytes.len(), offset);
+    if preallocated {
+        bytes.resize(offset + padding, 0);
+    }
     let file = Path::new("damaged.log");
     let read = |bytes: &[u8]| read_segment(file, bytes, SegmentRole::Last);
 
@@ -78,12 +87,25 @@ fn damaged_segment(data: &[u8]) {
     let whole = read(&bytes).expect("an undamaged segment reads");
     assert_eq!(whole.records, records);
     assert_eq!(whole.torn_bytes, 0);
+    assert_eq!(whole.valid_bytes as usize, offset);
 
     let final_batch = batches.len() - 1;
     let final_batch_start = frames[batch_of.iter().position(|&b| b == final_batch).unwrap()].0;
     let records_before_final_batch = batch_of.iter().filter(|&&b| b < final_batch).count();
-    let body_len = bytes.len() - SEGMENT_HEADER_LEN;
-    match input.byte() % 4 {
+    let body_len = offset - SEGMENT_HEADER_LEN;
+    match input.byte() % 5 {
+        0 if preallocated => {
+            // A torn final write of a preallocated segment: from where the
+            // write began or a later sector boundary on, zeros.
+            let boundary = (SEGMENT_HEADER_LEN + input.u16() % (body_len + 1)) / SECTOR_BYTES * SECTOR_BYTES;
+            let zero_from = boundary.max(final_batch_start);
+            bytes[zero_from.min(offset)..offset].fill(0);
+            let contents = read(&bytes).expect("a torn final write is a torn tail");
+            let whole_frames = frames.iter().filter(|(_, end)| *end <= zero_from).count();
+            // The frame across the boundary survives if its zeroed bytes were zeros.
+            assert!(contents.records.len() == whole_frames || contents.records.len() == whole_frames + 1);
+            assert_eq!(contents.records, records[..contents.records.len()]);
+        }
         0 => {
             // A crash cut the file: exactly the whole frames before the cut survive.
             let cut = SEGMENT_HEADER_LEN + input.u16() % (body_len + 1);
@@ -125,6 +147,19 @@ fn damaged_segment(data: &[u8]) {
             let contents = read(&bytes).expect("a lost sector in the final batch is a torn write");
             assert!(contents.records.len() >= records_before_final_batch);
             assert_eq!(contents.records, records[..contents.records.len()]);
+        }
+        3 => {
+            // One flipped bit in the unused tail of a preallocated segment:
+            // refused, or removed as a torn tail; never a changed record.
+            if !preallocated || padding == 0 {
+                return;
+            }
+            let at = offset + input.u16() % padding;
+            bytes[at] ^= 1 << (input.byte() % 8);
+            if let Ok(contents) = read(&bytes) {
+                assert_eq!(contents.records, records);
+                assert!(contents.torn_bytes > 0, "a flipped bit read as a clean end");
+            }
         }
         _ => {
             // Arbitrary overwrite of a range with input bytes. Only "no
