@@ -58,6 +58,9 @@ pub struct Tuning {
     /// Do not fsync the log (acknowledged writes can be lost in a crash; for experiments only).
     #[arg(long)]
     no_fsync: bool,
+    /// Do not zero-fill log segments ahead of use (each fdatasync then also journals the file's growth).
+    #[arg(long)]
+    no_preallocate: bool,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_bulk_bytes: usize,
@@ -158,6 +161,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
         password: args.password,
         metrics_listen: args.metrics_listen,
         fsync: !args.tuning.no_fsync,
+        preallocate: !args.tuning.no_preallocate,
         max_bulk: args.tuning.max_bulk_bytes,
         request_timeout: Duration::from_millis(args.tuning.request_timeout_ms),
         forward: !args.tuning.no_forward,
@@ -286,6 +290,7 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
             password: args.password.clone(),
             metrics_listen: Some(port(20_000, i)),
             fsync: !args.tuning.no_fsync,
+            preallocate: !args.tuning.no_preallocate,
             max_bulk: args.tuning.max_bulk_bytes,
             request_timeout: Duration::from_millis(args.tuning.request_timeout_ms),
             forward: !args.tuning.no_forward,

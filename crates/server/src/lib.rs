@@ -91,6 +91,8 @@ pub struct ServeConfig {
     pub metrics_listen: Option<String>,
     /// fsync every group commit (the default). Off only for experiments.
     pub fsync: bool,
+    /// Zero-fill log segments ahead of use (see `WalOptions::preallocate`).
+    pub preallocate: bool,
     pub max_bulk: usize,
     pub request_timeout: Duration,
     pub forward: bool,

@@ -39,6 +39,8 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
     check_or_init_meta(&config.data_dir, &meta)?;
     let options = WalOptions {
         fsync: if config.fsync { FsyncPolicy::Always } else { FsyncPolicy::Never },
+        // Zero-filled segments only pay off when fdatasync runs.
+        preallocate: config.fsync && config.preallocate,
         ..Default::default()
     };
     if !config.fsync {
