@@ -96,7 +96,9 @@ struct RunArgs {
     /// Operations a key takes before it is retired for a fresh one (so a lost write is not masked by later ones).
     #[arg(long, default_value_t = 30)]
     ops_per_key: u32,
-    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, restart (kill and restart within 50 ms), all.
+    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, kill (kill as a
+    /// write finishes, restart within 50 ms), all (these seven), crash-leader (crash the leader in the middle of
+    /// its next disk write and broadcast, restart within 500 ms; only by name).
     #[arg(long, default_value = "none")]
     faults: String,
     /// Most nodes down (crashed or paused) at once [default: a minority].

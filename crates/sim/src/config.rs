@@ -27,9 +27,16 @@ pub enum FaultKind {
     /// acknowledgement) is forgotten within the same term: the persist
     /// rule, tested where it matters.
     Kill,
+    /// Crash whichever node leads, in the middle of its next step that
+    /// writes to disk (after the write, before the last message of its
+    /// broadcast), and restart it up to 500 ms later: Jepsen's
+    /// leader-targeted nemesis. Not part of `all` (asked for by name), so
+    /// the schedules of `all` stay what they were.
+    CrashLeader,
 }
 
 impl FaultKind {
+    /// The kinds `all` stands for.
     pub const ALL: [FaultKind; 7] = [
         FaultKind::Crash,
         FaultKind::Partition,
@@ -38,6 +45,18 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::Pause,
         FaultKind::Kill,
+    ];
+
+    /// Every kind, including those only asked for by name.
+    pub const KNOWN: [FaultKind; 8] = [
+        FaultKind::Crash,
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Dup,
+        FaultKind::Delay,
+        FaultKind::Pause,
+        FaultKind::Kill,
+        FaultKind::CrashLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,12 +68,13 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::Pause => "pause",
             FaultKind::Kill => "kill",
+            FaultKind::CrashLeader => "crash-leader",
         }
     }
 
     /// Whether the fault takes nodes down (and so counts against `max_down`).
     pub fn takes_nodes_down(self) -> bool {
-        matches!(self, FaultKind::Crash | FaultKind::Pause | FaultKind::Kill)
+        matches!(self, FaultKind::Crash | FaultKind::Pause | FaultKind::Kill | FaultKind::CrashLeader)
     }
 }
 
@@ -92,12 +112,12 @@ impl FromStr for FaultSet {
                 "all" => kinds.extend(FaultKind::ALL),
                 "" => return Err(ConfigError::Faults("empty fault name in list".into())),
                 other => {
-                    let kind = FaultKind::ALL
+                    let kind = FaultKind::KNOWN
                         .into_iter()
                         .find(|k| k.name() == other)
                         .ok_or_else(|| {
                             ConfigError::Faults(format!(
-                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, kill, all)"
+                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, kill, crash-leader, all)"
                             ))
                         })?;
                     kinds.push(kind);
@@ -115,10 +135,15 @@ impl fmt::Display for FaultSet {
         if self.0.is_empty() {
             return f.write_str("none");
         }
-        if self.0.len() == FaultKind::ALL.len() {
-            return f.write_str("all");
+        let (all, extra): (Vec<FaultKind>, Vec<FaultKind>) =
+            self.0.iter().partition(|k| FaultKind::ALL.contains(k));
+        let mut names: Vec<&str> = Vec::new();
+        if all.len() == FaultKind::ALL.len() {
+            names.push("all");
+        } else {
+            names.extend(all.iter().map(|k| k.name()));
         }
-        let names: Vec<&str> = self.0.iter().map(|k| k.name()).collect();
+        names.extend(extra.iter().map(|k| k.name()));
         f.write_str(&names.join(","))
     }
 }
@@ -282,6 +307,12 @@ mod tests {
         assert_eq!(some.to_string(), "crash,partition");
         assert!("none".parse::<FaultSet>().unwrap().is_empty());
         assert!("crash,flood".parse::<FaultSet>().is_err());
+        let named: FaultSet = "crash-leader,all".parse().unwrap();
+        assert_eq!(named.to_string(), "all,crash-leader");
+        assert!(
+            !all.contains(FaultKind::CrashLeader),
+            "all keeps its schedules: crash-leader is asked for by name"
+        );
     }
 
     #[test]

@@ -63,6 +63,19 @@ pub enum Fault {
     Delay {
         extra_ms: u64,
     },
+    /// Jepsen's leader-targeted nemesis, as a torn write: for the next
+    /// `armed_ms`, the first step that persists something on a node that
+    /// leads (it announced `Role::Leader` and has not stepped down) is cut
+    /// after `after_effects` of its effects, and the node restarts
+    /// `restart_after_ms` later. A leader that dies between its disk write
+    /// and the end of its broadcast leaves its newest entry on a minority:
+    /// the raw material of Raft's figure 8 (§5.4.2), which a fault aimed
+    /// at a random node almost never produces.
+    CrashLeader {
+        after_effects: u32,
+        restart_after_ms: u64,
+        armed_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +111,9 @@ impl fmt::Display for Fault {
             Fault::Loss { probability } => write!(f, "loss={probability}"),
             Fault::Dup { probability } => write!(f, "dup={probability}"),
             Fault::Delay { extra_ms } => write!(f, "delay={extra_ms}"),
+            Fault::CrashLeader { after_effects, restart_after_ms, armed_ms } => {
+                write!(f, "crash-leader={after_effects}+{restart_after_ms}~{armed_ms}")
+            }
         }
     }
 }
@@ -165,6 +181,15 @@ impl std::str::FromStr for Fault {
             "dup" => Fault::Dup { probability: parse_probability(arg)? },
             "delay" => {
                 Fault::Delay { extra_ms: arg.parse().map_err(|_| format!("'{arg}' is not a delay in ms"))? }
+            }
+            "crash-leader" => {
+                let (k, rest) = arg.split_once('+').ok_or("crash-leader needs K+D~W")?;
+                let (d, w) = rest.split_once('~').ok_or("crash-leader needs K+D~W")?;
+                Fault::CrashLeader {
+                    after_effects: k.parse().map_err(|_| format!("'{k}' is not an effect count"))?,
+                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
+                    armed_ms: w.parse().map_err(|_| format!("'{w}' is not a duration in ms"))?,
+                }
             }
             other => return Err(format!("unknown fault '{other}'")),
         })
@@ -248,10 +273,11 @@ impl Schedule {
         }
         let end_ms = config.safety_ms;
         let nodes: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
-        // Down intervals [start, end) in ms, for the max_down budget.
-        let mut down: Vec<(NodeId, u64, u64)> = Vec::new();
+        // Down intervals [start, end) in ms, for the max_down budget: the
+        // node, or `None` for a leader crash (the leader is not known yet).
+        let mut down: Vec<(Option<NodeId>, u64, u64)> = Vec::new();
         // Partition and network-mode episodes do not overlap their own kind.
-        let mut busy_until = [0u64; FaultKind::ALL.len()];
+        let mut busy_until = [0u64; FaultKind::KNOWN.len()];
         let mut t = rng.range(100, 400);
         while t < end_ms {
             let kind = kinds[rng.range(0, kinds.len() as u64) as usize];
@@ -263,27 +289,26 @@ impl Schedule {
                 FaultKind::Crash | FaultKind::Pause | FaultKind::Kill => {
                     // A kill may take its node down until its restart, after stop.
                     let until = if kind == FaultKind::Kill { stop + KILL_RESTART_MS.1 } else { stop };
-                    let overlapping = |n: Option<NodeId>| {
-                        down.iter()
-                            .filter(|(d, s, e)| n.is_none_or(|n| *d == n) && *s < until && t < *e)
-                            .count()
-                    };
-                    let candidates: Vec<NodeId> =
-                        nodes.iter().copied().filter(|n| overlapping(Some(*n)) == 0).collect();
-                    if overlapping(None) < config.max_down as usize && !candidates.is_empty() {
+                    let candidates: Vec<NodeId> = nodes
+                        .iter()
+                        .copied()
+                        .filter(|n| overlapping(&down, Some(*n), t, until) == 0)
+                        .collect();
+                    if overlapping(&down, None, t, until) < config.max_down as usize && !candidates.is_empty()
+                    {
                         let node = *rng.pick(&candidates).expect("candidates is not empty");
                         if kind == FaultKind::Kill {
                             // Armed over [t, stop); the node is down at most
                             // the restart delay after the kill, before stop + D.
                             let restart_after_ms = rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
-                            down.push((node, t, stop + restart_after_ms));
+                            down.push((Some(node), t, stop + restart_after_ms));
                             entries.push(ScheduledFault {
                                 at: at(t),
                                 fault: Fault::Kill { node, restart_after_ms },
                             });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Disarm { node } });
                         } else if kind == FaultKind::Crash {
-                            down.push((node, t, stop));
+                            down.push((Some(node), t, stop));
                             let after_effects = rng.chance(0.5).then(|| rng.range(0, 4) as u32);
                             entries.push(ScheduledFault {
                                 at: at(t),
@@ -291,10 +316,29 @@ impl Schedule {
                             });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Restart { node } });
                         } else {
-                            down.push((node, t, stop));
+                            down.push((Some(node), t, stop));
                             entries.push(ScheduledFault { at: at(t), fault: Fault::Pause { node } });
                             entries.push(ScheduledFault { at: at(stop), fault: Fault::Resume { node } });
                         }
+                    }
+                }
+                FaultKind::CrashLeader => {
+                    // Armed over [t, stop); whichever node it strikes is down
+                    // at most the restart delay after, before stop + D. Any
+                    // node may be the leader then, so it takes a slot of the
+                    // budget without naming one.
+                    let until = stop + LEADER_RESTART_MS.1;
+                    if overlapping(&down, None, t, until) < config.max_down as usize {
+                        // Cut after the disk write, with at most a minority
+                        // of the nodes (the leader included) holding it:
+                        // persist + up to nodes/2 - 1 sends.
+                        let after_effects = rng.range(1, nodes.len() as u64 / 2 + 1) as u32;
+                        let restart_after_ms = rng.range(LEADER_RESTART_MS.0, LEADER_RESTART_MS.1);
+                        down.push((None, t, stop + restart_after_ms));
+                        entries.push(ScheduledFault {
+                            at: at(t),
+                            fault: Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t },
+                        });
                     }
                 }
                 FaultKind::Partition if busy_until[slot] <= t => {
@@ -332,6 +376,17 @@ impl Schedule {
 /// How long a killed node stays down, in ms, `[lo, hi)`: a process
 /// supervisor restarting it.
 pub const KILL_RESTART_MS: (u64, u64) = (1, 51);
+
+/// How long a node struck by `crash-leader` stays down, in ms, `[lo, hi)`
+/// (as long as a `crash` episode): the cluster elects a leader without
+/// it, often more than one, before it is back with its torn entry.
+pub const LEADER_RESTART_MS: (u64, u64) = (200, 1_500);
+
+/// Down intervals in `down` that overlap `[from, until)`: all of them for
+/// `node: None`, else those of `node`.
+fn overlapping(down: &[(Option<NodeId>, u64, u64)], node: Option<NodeId>, from: u64, until: u64) -> usize {
+    down.iter().filter(|(d, s, e)| node.is_none_or(|n| *d == Some(n)) && *s < until && from < *e).count()
+}
 
 /// The label of the nemesis's random stream.
 pub(crate) const NEMESIS_STREAM: u64 = 1 << 40;
@@ -421,7 +476,56 @@ mod tests {
     }
 
     #[test]
+    fn leader_crashes_are_asked_for_by_name_and_keep_the_budget() {
+        let mut config = SimConfig::new("--protocol x");
+        config.faults = "crash-leader,crash".parse().unwrap();
+        config.max_down = 2;
+        let mut struck = 0;
+        for seed in 0..200 {
+            config.seed = seed;
+            let schedule = Schedule::generate(&config);
+            assert_eq!(schedule.to_string().parse::<Schedule>().unwrap(), schedule);
+            // Down intervals, a leader crash counting until it lapses plus
+            // its restart delay (whoever it strikes).
+            let mut windows: Vec<(u64, u64)> = Vec::new();
+            let mut crashed: std::collections::BTreeMap<NodeId, u64> = Default::default();
+            for e in &schedule.0 {
+                let ms = e.at.as_millis();
+                match e.fault {
+                    Fault::CrashLeader { after_effects, restart_after_ms, armed_ms } => {
+                        struck += 1;
+                        assert!(
+                            (1..=2).contains(&after_effects),
+                            "at most a minority of 5 holds the torn write"
+                        );
+                        assert!((LEADER_RESTART_MS.0..LEADER_RESTART_MS.1).contains(&restart_after_ms));
+                        windows.push((ms, ms + armed_ms + restart_after_ms));
+                    }
+                    Fault::Crash { node, .. } => {
+                        crashed.insert(node, ms);
+                    }
+                    Fault::Restart { node } => windows.push((crashed.remove(&node).unwrap(), ms)),
+                    _ => {}
+                }
+            }
+            for &(start, _) in &windows {
+                let down = windows.iter().filter(|(s, e)| *s <= start && start < *e).count();
+                assert!(down <= 2, "seed {seed}: {down} down at {start} ms");
+            }
+        }
+        assert!(struck > 0);
+        // `all` stays the seven kinds it was, so its schedules do not change.
+        config.faults = FaultSet::all();
+        for seed in 0..50 {
+            config.seed = seed;
+            let schedule = Schedule::generate(&config);
+            assert!(!schedule.0.iter().any(|e| matches!(e.fault, Fault::CrashLeader { .. })));
+        }
+    }
+
+    #[test]
     fn bad_schedules_are_rejected() {
+        assert!("10:crash-leader=1+20".parse::<Schedule>().is_err());
         assert!("10:explode=1".parse::<Schedule>().is_err());
         assert!("x:crash=1".parse::<Schedule>().is_err());
         let s: Schedule = "10:crash=7".parse().unwrap();

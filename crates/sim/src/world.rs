@@ -269,6 +269,14 @@ struct InFlight {
     attempt: u32,
 }
 
+/// An armed `crash-leader` fault.
+struct LeaderCrash {
+    after_effects: u32,
+    restart_after_ms: u64,
+    /// It lapses at this time if no leader persisted anything before.
+    expires: Time,
+}
+
 struct Client {
     /// The node this client sits beside: a partition cuts the client off
     /// from the nodes its home cannot reach (Jepsen binds clients to nodes).
@@ -316,6 +324,8 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     deadline: Time,
     // Observations for the checkers.
     leadership_open: BTreeMap<NodeId, (u64, Time)>,
+    /// Armed `crash-leader` faults, oldest first.
+    leader_crashes: Vec<LeaderCrash>,
     leadership: Vec<quorum_check::consensus::LeaderInterval>,
     acked_writes: Vec<(NodeId, u64)>,
     /// Whether any node reported applying a log entry: the protocol keeps
@@ -421,6 +431,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             heal_at,
             deadline: heal_at + Micros::from_millis(config.liveness_ms),
             leadership_open: BTreeMap::new(),
+            leader_crashes: Vec::new(),
             leadership: Vec::new(),
             acked_writes: Vec::new(),
             replicated_log: false,
@@ -611,25 +622,56 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     /// something: the disk write returned and the messages left, and then
     /// the process died, losing everything it had not persisted.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
-        let crash_after = self.nodes[id.0 as usize].crash_after_effects.take();
+        let mut crash_after = self.nodes[id.0 as usize].crash_after_effects.take();
+        let mut revive_after_ms = None;
+        if crash_after.is_none() {
+            if let Some(strike) = self.leader_crash_for(id, &effects) {
+                crash_after = Some(strike.after_effects);
+                revive_after_ms = Some(strike.restart_after_ms);
+            }
+        }
+        let incarnation = self.nodes[id.0 as usize].incarnation;
         let mut persisted = false;
         for (i, effect) in effects.into_iter().enumerate() {
             if crash_after == Some(i as u32) {
-                self.crash(id, "mid-step");
+                self.crash_and_revive(id, "mid-step", revive_after_ms, incarnation);
                 return;
             }
             persisted |= matches!(effect, Effect::Persist(_) | Effect::Checkpoint(_));
             self.execute_one(id, effect);
         }
         if crash_after.is_some() {
-            self.crash(id, "end of step");
+            self.crash_and_revive(id, "end of step", revive_after_ms, incarnation);
             return;
         }
         let slot = &self.nodes[id.0 as usize];
         if let (true, Some(restart_after_ms)) = (persisted && slot.state.is_some(), slot.kill_after_persist) {
-            let incarnation = slot.incarnation;
-            self.crash(id, "killed after a persist");
-            let at = self.now + Micros::from_millis(restart_after_ms);
+            self.crash_and_revive(id, "killed after a persist", Some(restart_after_ms), incarnation);
+        }
+    }
+
+    /// The armed `crash-leader` fault that strikes this step of `id`, if
+    /// any: `id` leads (it announced `Role::Leader` and nothing since) and
+    /// the step persists something. The oldest armed fault strikes first;
+    /// lapsed ones are dropped.
+    fn leader_crash_for(&mut self, id: NodeId, effects: &[Effect<P>]) -> Option<LeaderCrash> {
+        let now = self.now;
+        self.leader_crashes.retain(|armed| armed.expires > now);
+        if self.leader_crashes.is_empty() || !self.leadership_open.contains_key(&id) {
+            return None;
+        }
+        if !effects.iter().any(|e| matches!(e, Effect::Persist(_) | Effect::Checkpoint(_))) {
+            return None;
+        }
+        Some(self.leader_crashes.remove(0))
+    }
+
+    /// Crash `id`; with `revive_after_ms`, its supervisor restarts this
+    /// incarnation that much later (unless the heal restarted it first).
+    fn crash_and_revive(&mut self, id: NodeId, how: &str, revive_after_ms: Option<u64>, incarnation: u64) {
+        self.crash(id, how);
+        if let Some(ms) = revive_after_ms {
+            let at = self.now + Micros::from_millis(ms);
             self.schedule_at(at, Event::Revive { node: id, incarnation });
         }
     }
@@ -802,6 +844,13 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 }
             }
             Fault::Resume { node } => self.resume(*node),
+            Fault::CrashLeader { after_effects, restart_after_ms, armed_ms } => {
+                self.leader_crashes.push(LeaderCrash {
+                    after_effects: *after_effects,
+                    restart_after_ms: *restart_after_ms,
+                    expires: self.now + Micros::from_millis(*armed_ms),
+                });
+            }
             network_fault => self.network.apply(network_fault),
         }
     }
@@ -822,6 +871,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         self.trace("heal", None, serde_json::json!({}));
         self.phase = Phase::Liveness;
         self.network.heal_all();
+        self.leader_crashes.clear();
         for i in 0..self.config.nodes {
             let node = NodeId(i);
             self.nodes[i as usize].crash_after_effects = None;

@@ -2,12 +2,16 @@
 //! persist is durable before any later effect leaves the node, and the same
 //! seed gives the same trace.
 
-use quorum_core::{Cluster, KvCommand, KvResponse, KvStore, NodeId, Out, Protocol, RequestId};
+use quorum_core::{
+    Cluster, KvCommand, KvResponse, KvStore, NodeId, Observation, Out, Protocol, RequestId, Role,
+};
 use quorum_sim::{run_traced, SimConfig};
 use serde::{Deserialize, Serialize};
 
 /// A toy protocol: a node that receives a write persists it, then tells its
-/// neighbour, then acknowledges. Restart replays the persisted writes.
+/// neighbour, then acknowledges. Restart replays the persisted writes. The
+/// node named by the config announces itself leader when it starts (for
+/// the leader-targeted fault).
 struct Relay {
     cluster: Cluster,
     store: KvStore,
@@ -25,9 +29,17 @@ impl Protocol for Relay {
     type Response = KvResponse;
     type Record = Written;
     type Timer = u8;
-    type Config = ();
+    type Config = Option<NodeId>;
 
-    fn start(cluster: &Cluster, _: &(), durable: &[Written], _: &mut Out<'_, Self>) -> Self {
+    fn start(
+        cluster: &Cluster,
+        leader: &Option<NodeId>,
+        durable: &[Written],
+        out: &mut Out<'_, Self>,
+    ) -> Self {
+        if *leader == Some(cluster.id) {
+            out.observe(Observation::Role { role: Role::Leader, term: 1 });
+        }
         let mut store = KvStore::new();
         for w in durable {
             store.set(w.key, w.value);
@@ -79,7 +91,7 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
         config.ops = 20;
         config.clients = 1;
         config.schedule = Some("0:crash=0/1,3000:restart=0".parse().unwrap());
-        let outcome = run_traced::<Relay>(&config, &());
+        let outcome = run_traced::<Relay>(&config, &None);
         let trace = lines(outcome.trace.as_deref().unwrap());
         let Some(crash) = trace.iter().position(|l| l["ev"] == "crash" && l["node"] == 0) else { continue };
         if trace[crash]["how"] != "mid-step" {
@@ -115,11 +127,60 @@ fn same_seed_same_trace_byte_for_byte() {
     config.max_down = 1;
     config.faults = "all".parse().unwrap();
     config.seed = 11;
-    let a = run_traced::<Relay>(&config, &()).trace.unwrap();
-    let b = run_traced::<Relay>(&config, &()).trace.unwrap();
+    let a = run_traced::<Relay>(&config, &None).trace.unwrap();
+    let b = run_traced::<Relay>(&config, &None).trace.unwrap();
     assert!(a.len() > 1000);
     assert_eq!(a, b);
     config.seed = 12;
-    let c = run_traced::<Relay>(&config, &()).trace.unwrap();
+    let c = run_traced::<Relay>(&config, &None).trace.unwrap();
     assert_ne!(a, c, "a different seed gives a different run");
+}
+
+/// `crash-leader` strikes the node that leads, at its first step that
+/// persists, after the given number of effects, and its supervisor restarts
+/// it `D` ms later; a node that does not lead is never struck.
+#[test]
+fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
+    let mut struck = 0;
+    for seed in 0..20 {
+        let mut config = SimConfig::new("--protocol relay");
+        config.seed = seed;
+        config.nodes = 2;
+        config.max_down = 1;
+        config.cas = false;
+        config.ops = 20;
+        config.clients = 2;
+        config.schedule = Some("0:crash-leader=1+300~4000".parse().unwrap());
+        let outcome = run_traced::<Relay>(&config, &Some(NodeId(1)));
+        let trace = lines(outcome.trace.as_deref().unwrap());
+        let crashes: Vec<&serde_json::Value> = trace.iter().filter(|l| l["ev"] == "crash").collect();
+        assert!(crashes.len() <= 1, "one armed fault strikes once: {crashes:?}");
+        let Some(crash) = crashes.first() else { continue };
+        struck += 1;
+        assert_eq!(crash["node"], 1, "only the leader is struck");
+        let at = trace.iter().position(|l| l == *crash).unwrap();
+        let step_start = trace[..at]
+            .iter()
+            .rposition(|l| {
+                l["node"] == 1 && ["request", "deliver", "timer"].contains(&l["ev"].as_str().unwrap())
+            })
+            .unwrap();
+        let step = &trace[step_start + 1..at];
+        assert_eq!(step.len(), 1, "one effect ran before the crash: {step:?}");
+        assert_eq!(step[0]["ev"], "persist", "it strikes a step that persists");
+        let crashed_at = crash["t"].as_u64().unwrap();
+        let restart =
+            trace.iter().find(|l| l["ev"] == "start" && l["node"] == 1 && l["t"].as_u64() > Some(0)).unwrap();
+        assert_eq!(restart["t"].as_u64().unwrap(), crashed_at + 300_000, "restarted 300 ms later");
+    }
+    assert!(struck > 0, "some seed writes through the leader while the fault is armed");
+
+    // Armed for 1 ms, before any client wrote: it lapses unused.
+    let mut config = SimConfig::new("--protocol relay");
+    config.nodes = 2;
+    config.max_down = 1;
+    config.cas = false;
+    config.schedule = Some("0:crash-leader=1+300~1".parse().unwrap());
+    let trace = run_traced::<Relay>(&config, &Some(NodeId(1))).trace.unwrap();
+    assert!(!lines(&trace).iter().any(|l| l["ev"] == "crash"), "a lapsed fault strikes nobody");
 }
