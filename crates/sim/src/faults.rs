@@ -63,11 +63,11 @@ pub enum Fault {
     Delay {
         extra_ms: u64,
     },
-    /// Jepsen's leader-targeted nemesis, as a torn write: for the next
+    /// Jepsen's leader-targeted nemesis, as a torn broadcast: for the next
     /// `armed_ms`, the first step that persists something on a node that
-    /// leads (it announced `Role::Leader` and has not stepped down) is cut
-    /// after `after_effects` of its effects, and the node restarts
-    /// `restart_after_ms` later. A leader that dies between its disk write
+    /// leads (it announced `Role::Leader` and has not stepped down) dies
+    /// just after its first disk write with only `after_effects - 1` of its
+    /// messages out, and the node restarts `restart_after_ms` later. A leader that dies between its disk write
     /// and the end of its broadcast leaves its newest entry on a minority:
     /// the raw material of Raft's figure 8 (§5.4.2), which a fault aimed
     /// at a random node almost never produces.

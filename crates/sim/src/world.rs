@@ -622,12 +622,11 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     /// something: the disk write returned and the messages left, and then
     /// the process died, losing everything it had not persisted.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
-        let mut crash_after = self.nodes[id.0 as usize].crash_after_effects.take();
-        let mut revive_after_ms = None;
+        let crash_after = self.nodes[id.0 as usize].crash_after_effects.take();
+        let revive_after_ms = None;
         if crash_after.is_none() {
             if let Some(strike) = self.leader_crash_for(id, &effects) {
-                crash_after = Some(strike.after_effects);
-                revive_after_ms = Some(strike.restart_after_ms);
+                return self.execute_torn_broadcast(id, effects, strike);
             }
         }
         let incarnation = self.nodes[id.0 as usize].incarnation;
@@ -648,6 +647,38 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         if let (true, Some(restart_after_ms)) = (persisted && slot.state.is_some(), slot.kill_after_persist) {
             self.crash_and_revive(id, "killed after a persist", Some(restart_after_ms), incarnation);
         }
+    }
+
+    /// A `crash-leader` strike: the machine dies just after the step's first
+    /// disk write, and only `after_effects - 1` of the step's messages got
+    /// out (the rest were still in its send queues, lost with it). Whether
+    /// the protocol sends before its write (a Raft leader replicating
+    /// while it appends) or after, the write is durable on the leader and
+    /// its message on at most `after_effects - 1` followers.
+    fn execute_torn_broadcast(&mut self, id: NodeId, effects: Vec<Effect<P>>, strike: LeaderCrash) {
+        let incarnation = self.nodes[id.0 as usize].incarnation;
+        let mut sends_left = strike.after_effects.saturating_sub(1);
+        let mut persisted = false;
+        for effect in effects {
+            if persisted && sends_left == 0 {
+                break;
+            }
+            match effect {
+                Effect::Send { to, .. } if sends_left == 0 => {
+                    self.trace("lost-in-crash", Some(id), serde_json::json!({ "to": to.0 }));
+                }
+                Effect::Send { .. } => {
+                    sends_left -= 1;
+                    self.execute_one(id, effect);
+                }
+                Effect::Persist(_) | Effect::Checkpoint(_) => {
+                    persisted = true;
+                    self.execute_one(id, effect);
+                }
+                other => self.execute_one(id, other),
+            }
+        }
+        self.crash_and_revive(id, "leader crash", Some(strike.restart_after_ms), incarnation);
     }
 
     /// The armed `crash-leader` fault that strikes this step of `id`, if
