@@ -486,12 +486,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// The log writer: appends every waiting batch's records, fsyncs once, then
-/// releases their effects in order. Effects emitted before the group's
-/// first record (a leader's AppendEntries, emitted before its own append)
-/// leave before the fsync: the rule only holds back effects emitted *after*
-/// a persist. A storage error is fatal: the node stops rather than
-/// acknowledge anything it could not make durable.
 /// Release a peer frame or a local reply (never a self-send: those may block).
 fn release_now<M>(release: Release<M>, peers: &PeerQueues, metrics: &Metrics) {
     match release {
@@ -510,6 +504,13 @@ fn release_now<M>(release: Release<M>, peers: &PeerQueues, metrics: &Metrics) {
     }
 }
 
+/// The log writer: appends every waiting batch's records, fsyncs once, then
+/// releases their effects in order. Effects emitted before the group's
+/// first record (a leader's AppendEntries, emitted before its own append)
+/// leave before the fsync: the rule only holds back effects emitted *after*
+/// a persist. A storage error is fatal: the node stops rather than
+/// acknowledge anything it could not make durable. After each batch it
+/// counts `done`, which tells the node loop when nothing is held back.
 fn writer<M: Send + 'static>(
     mut log: Box<dyn Log>,
     batches: std::sync::mpsc::Receiver<Batch<M>>,
@@ -595,7 +596,8 @@ mod tests {
     use std::sync::mpsc as std_mpsc;
 
     /// On a request: send to n1, persist, send to n2, reply. Only the first
-    /// send may leave before the fsync.
+    /// send may leave before the fsync. On a message: answer n1 at once,
+    /// without a persist (it must still wait behind an earlier fsync).
     struct Probe;
 
     impl Protocol for Probe {
@@ -609,7 +611,9 @@ mod tests {
         fn start(_: &Cluster, _: &(), _: &[u8], _: &mut Out<'_, Self>) -> Self {
             Probe
         }
-        fn on_message(&mut self, _: NodeId, _: u8, _: &mut Out<'_, Self>) {}
+        fn on_message(&mut self, _: NodeId, msg: u8, out: &mut Out<'_, Self>) {
+            out.send(NodeId(1), msg);
+        }
         fn on_timer(&mut self, _: u8, _: &mut Out<'_, Self>) {}
         fn on_request(&mut self, id: RequestId, _: Command, out: &mut Out<'_, Self>) {
             out.send(NodeId(1), 1);
@@ -688,12 +692,24 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(q2.try_recv().is_err(), "a send emitted after the persist left before its fsync");
         assert!(reply_rx.try_recv().is_err(), "a reply emitted after the persist left before its fsync");
+        // A later step with no persist of its own still follows the earlier
+        // persist: it must not take the node loop's fast path past it.
+        let frame = Frame::Protocol(9u8);
+        inputs_tx.send(Input::Peer { from: NodeId(2), frame }).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(q1.try_recv().is_err(), "a later step's send overtook an fsync in progress");
         proceed_tx.send(()).unwrap();
         assert!(tokio::time::timeout(Duration::from_secs(5), q2.recv()).await.unwrap().is_some());
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(5), reply_rx).await.unwrap().unwrap(),
             Output::Ok
         );
+        assert!(tokio::time::timeout(Duration::from_secs(5), q1.recv()).await.unwrap().is_some());
+        // Now the writer is idle: a step without a persist leaves at once,
+        // from the node loop.
+        let frame = Frame::Protocol(10u8);
+        inputs_tx.send(Input::Peer { from: NodeId(2), frame }).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(5), q1.recv()).await.unwrap().is_some());
         stop_tx.send(()).unwrap();
         running.await.unwrap();
     }
