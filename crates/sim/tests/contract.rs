@@ -137,8 +137,9 @@ fn same_seed_same_trace_byte_for_byte() {
 }
 
 /// `crash-leader` strikes the node that leads, at its first step that
-/// persists, after the given number of effects, and its supervisor restarts
-/// it `D` ms later; a node that does not lead is never struck.
+/// persists, just after the write with `K - 1` of the step's messages out
+/// (here none), and its supervisor restarts it `D` ms later; a node that
+/// does not lead is never struck.
 #[test]
 fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
     let mut struck = 0;
@@ -183,4 +184,38 @@ fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
     config.schedule = Some("0:crash-leader=1+300~1".parse().unwrap());
     let trace = run_traced::<Relay>(&config, &Some(NodeId(1))).trace.unwrap();
     assert!(!lines(&trace).iter().any(|l| l["ev"] == "crash"), "a lapsed fault strikes nobody");
+}
+
+/// A protocol that sends before it writes (a Raft leader replicates while
+/// it appends): `crash-leader=1` still makes the write durable and lets
+/// none of the step's messages out, so the entry is on the leader alone.
+#[test]
+fn crash_leader_tears_a_broadcast_sent_before_the_write() {
+    let mut struck = 0;
+    for seed in 0..10 {
+        let mut config = SimConfig::new("--protocol raft");
+        config.seed = seed;
+        config.nodes = 3;
+        config.schedule = Some("0:crash-leader=1+300~10000".parse().unwrap());
+        let outcome = run_traced::<quorum_protocols::raft::Raft<KvStore>>(&config, &Default::default());
+        let trace = lines(outcome.trace.as_deref().unwrap());
+        let Some(at) = trace.iter().position(|l| l["ev"] == "crash") else { continue };
+        struck += 1;
+        let node = trace[at]["node"].clone();
+        let step_start = trace[..at]
+            .iter()
+            .rposition(|l| {
+                l["node"] == node && ["request", "deliver", "timer"].contains(&l["ev"].as_str().unwrap())
+            })
+            .unwrap();
+        let step: Vec<&str> = trace[step_start + 1..at]
+            .iter()
+            .filter(|l| l["node"] == node)
+            .map(|l| l["ev"].as_str().unwrap())
+            .collect();
+        assert!(step.contains(&"lost-in-crash"), "the leader's AppendEntries were cut: {step:?}");
+        assert!(step.contains(&"persist"), "its write is durable: {step:?}");
+        assert!(!step.contains(&"send"), "no message of the step got out: {step:?}");
+    }
+    assert!(struck > 0, "some seed has a leader write while the fault is armed");
 }
