@@ -52,73 +52,45 @@ impl Metrics {
         }
     }
 
+    /// Every plain series: name, type, help, value.
+    #[allow(clippy::type_complexity)]
+    const SERIES: &'static [(&'static str, &'static str, &'static str, fn(&Metrics) -> &AtomicU64)] = &[
+        ("quorum_role", "gauge", "0 follower, 1 candidate, 2 leader", |m| &m.role),
+        ("quorum_term", "gauge", "current term (epoch for zab)", |m| &m.term),
+        ("quorum_applied_total", "counter", "log entries applied to the state machine", |m| &m.applied),
+        ("quorum_client_requests_total", "counter", "client commands received", |m| &m.client_requests),
+        ("quorum_client_errors_total", "counter", "client commands answered with an error", |m| {
+            &m.client_errors
+        }),
+        ("quorum_forwarded_total", "counter", "client commands relayed to the leader", |m| &m.forwarded),
+        ("quorum_peer_frames_sent_total", "counter", "frames sent to peers", |m| &m.peer_frames_sent),
+        (
+            "quorum_peer_frames_dropped_total",
+            "counter",
+            "frames dropped because a peer was down or its queue full",
+            |m| &m.peer_frames_dropped,
+        ),
+        ("quorum_peer_frames_received_total", "counter", "frames received from peers", |m| {
+            &m.peer_frames_received
+        }),
+        ("quorum_records_persisted_total", "counter", "records appended to the log", |m| {
+            &m.records_persisted
+        }),
+        ("quorum_checkpoints_total", "counter", "snapshots written", |m| &m.checkpoints),
+        ("quorum_log_bytes", "gauge", "bytes of log and snapshot on disk", |m| &m.log_bytes),
+        ("quorum_batches_total", "counter", "node loop batches", |m| &m.batches),
+        ("quorum_batched_inputs_total", "counter", "inputs handled in those batches", |m| &m.batched_inputs),
+    ];
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let node = self.node_id.load(Relaxed);
-        let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        for (name, kind, help, value) in Self::SERIES {
+            let value = value(self).load(Relaxed);
             let _ =
                 writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}");
-        };
-        gauge("quorum_role", "0 follower, 1 candidate, 2 leader", "gauge", self.role.load(Relaxed));
-        gauge("quorum_term", "current term (epoch for zab)", "gauge", self.term.load(Relaxed));
-        gauge(
-            "quorum_applied_total",
-            "log entries applied to the state machine",
-            "counter",
-            self.applied.load(Relaxed),
-        );
-        gauge(
-            "quorum_client_requests_total",
-            "client commands received",
-            "counter",
-            self.client_requests.load(Relaxed),
-        );
-        gauge(
-            "quorum_client_errors_total",
-            "client commands answered with an error",
-            "counter",
-            self.client_errors.load(Relaxed),
-        );
-        gauge(
-            "quorum_forwarded_total",
-            "client commands relayed to the leader",
-            "counter",
-            self.forwarded.load(Relaxed),
-        );
-        gauge(
-            "quorum_peer_frames_sent_total",
-            "frames sent to peers",
-            "counter",
-            self.peer_frames_sent.load(Relaxed),
-        );
-        gauge(
-            "quorum_peer_frames_dropped_total",
-            "frames dropped because a peer was down or its queue full",
-            "counter",
-            self.peer_frames_dropped.load(Relaxed),
-        );
-        gauge(
-            "quorum_peer_frames_received_total",
-            "frames received from peers",
-            "counter",
-            self.peer_frames_received.load(Relaxed),
-        );
-        gauge(
-            "quorum_records_persisted_total",
-            "records appended to the log",
-            "counter",
-            self.records_persisted.load(Relaxed),
-        );
-        gauge("quorum_checkpoints_total", "snapshots written", "counter", self.checkpoints.load(Relaxed));
-        gauge("quorum_log_bytes", "bytes of log and snapshot on disk", "gauge", self.log_bytes.load(Relaxed));
-        gauge("quorum_batches_total", "node loop batches", "counter", self.batches.load(Relaxed));
-        gauge(
-            "quorum_batched_inputs_total",
-            "inputs handled in those batches",
-            "counter",
-            self.batched_inputs.load(Relaxed),
-        );
+        }
         let _ = writeln!(s, "# HELP quorum_fsync_seconds time to make a group of records durable");
         let _ = writeln!(s, "# TYPE quorum_fsync_seconds histogram");
         let mut cumulative = 0;
@@ -139,6 +111,21 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_has_help_type_and_its_own_value() {
+        let m = Metrics::default();
+        m.node_id.store(4, Relaxed);
+        for (i, (_, _, _, value)) in Metrics::SERIES.iter().enumerate() {
+            value(&m).store(100 + i as u64, Relaxed);
+        }
+        let text = m.render();
+        for (i, (name, kind, help, _)) in Metrics::SERIES.iter().enumerate() {
+            let block =
+                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"4\"}} {}\n", 100 + i);
+            assert_eq!(text.matches(&block).count(), 1, "{name} in\n{text}");
+        }
+    }
 
     #[test]
     fn histogram_is_cumulative() {
