@@ -36,18 +36,8 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// The kinds `all` stands for.
-    pub const ALL: [FaultKind; 7] = [
-        FaultKind::Crash,
-        FaultKind::Partition,
-        FaultKind::Loss,
-        FaultKind::Dup,
-        FaultKind::Delay,
-        FaultKind::Pause,
-        FaultKind::Kill,
-    ];
-
-    /// Every kind, including those only asked for by name.
+    /// Every kind: first those `all` stands for, then those only asked
+    /// for by name.
     pub const KNOWN: [FaultKind; 8] = [
         FaultKind::Crash,
         FaultKind::Partition,
@@ -58,6 +48,9 @@ impl FaultKind {
         FaultKind::Kill,
         FaultKind::CrashLeader,
     ];
+
+    /// The kinds `all` stands for.
+    pub const ALL: &'static [FaultKind] = FaultKind::KNOWN.split_at(7).0;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -109,17 +102,16 @@ impl FromStr for FaultSet {
         for word in s.split(',').map(str::trim) {
             match word {
                 "none" => {}
-                "all" => kinds.extend(FaultKind::ALL),
+                "all" => kinds.extend_from_slice(FaultKind::ALL),
                 "" => return Err(ConfigError::Faults("empty fault name in list".into())),
                 other => {
-                    let kind = FaultKind::KNOWN
-                        .into_iter()
-                        .find(|k| k.name() == other)
-                        .ok_or_else(|| {
-                            ConfigError::Faults(format!(
-                                "unknown fault '{other}' (expected none, crash, partition, loss, dup, delay, pause, kill, crash-leader, all)"
-                            ))
-                        })?;
+                    let kind = FaultKind::KNOWN.into_iter().find(|k| k.name() == other).ok_or_else(|| {
+                        let names: Vec<&str> = FaultKind::KNOWN.iter().map(|k| k.name()).collect();
+                        ConfigError::Faults(format!(
+                            "unknown fault '{other}' (expected none, {}, all)",
+                            names.join(", ")
+                        ))
+                    })?;
                     kinds.push(kind);
                 }
             }
@@ -313,6 +305,9 @@ mod tests {
             !all.contains(FaultKind::CrashLeader),
             "all keeps its schedules: crash-leader is asked for by name"
         );
+        for kind in FaultKind::KNOWN {
+            assert_eq!(kind.name().parse::<FaultSet>().unwrap().0, vec![kind], "{kind:?} parses back");
+        }
     }
 
     #[test]
