@@ -112,6 +112,10 @@ struct RunArgs {
     /// before it gives up [default: 2 for protocols with client sessions (raft), else 0].
     #[arg(long)]
     retries: Option<u32>,
+    /// How long a client waits for an answer, in simulated ms, before it re-sends an update
+    /// (if it has retries left) or records the operation as indeterminate [default: 1000].
+    #[arg(long)]
+    client_timeout_ms: Option<u64>,
     /// Length of the safety phase (faults on), in simulated ms.
     #[arg(long, default_value_t = 5_000)]
     safety_ms: u64,
@@ -238,6 +242,9 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
     config.faults = faults;
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
     config.retries = run.retries.unwrap_or_else(|| selected.default_retries());
+    if let Some(timeout) = run.client_timeout_ms {
+        config.client_timeout_ms = timeout;
+    }
     config.safety_ms = run.safety_ms;
     config.liveness_ms = run.liveness_ms;
     if let Some(latency) = &run.latency_us {

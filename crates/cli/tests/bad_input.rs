@@ -38,6 +38,7 @@ fn impossible_parameters() {
     rejects(&["sim", "--protocol", "abd", "--schedule", "10:crash=9"], "only 5 nodes");
     rejects(&["sim", "--protocol", "abd", "--schedule", "soon:crash=1"], "bad --schedule");
     rejects(&["explore", "--protocol", "abd", "--seeds", "0"], "--seeds");
+    rejects(&["sim", "--protocol", "abd", "--client-timeout-ms", "0"], "--client-timeout-ms");
 }
 
 #[test]

@@ -199,3 +199,31 @@ fn sim_json_has_the_documented_keys_and_replays_identically() {
     assert_eq!(run["protocol"], "abd");
     assert_eq!(run["linearizable"], true);
 }
+
+/// The client timeout is a run setting like any other: it changes the run
+/// (a 5 ms timeout gives up on most operations), and the replay command
+/// carries it, so the replay is the same run.
+#[test]
+fn the_client_timeout_changes_the_run_and_its_replay_carries_it() {
+    let base = ["sim", "--protocol", "raft", "--faults", "crash,delay", "--seed", "3", "--json"];
+    let default = json(&base);
+    let mut short_args = base.to_vec();
+    short_args.extend(["--client-timeout-ms", "5"]);
+    let short = json(&short_args);
+    assert!(
+        short["ops_info"].as_u64().unwrap() > default["ops_info"].as_u64().unwrap(),
+        "a 5 ms timeout leaves more operations indeterminate: {} vs {}",
+        short["ops_info"],
+        default["ops_info"]
+    );
+    let replay = short["replay"].as_str().unwrap();
+    assert!(replay.contains("--client-timeout-ms 5"), "{replay}");
+    assert!(!default["replay"].as_str().unwrap().contains("--client-timeout-ms"));
+    let mut args = replay_args(replay);
+    args.push("--json".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let again = json(&args);
+    for key in ["ops_ok", "ops_fail", "ops_info", "messages_sent", "linearizable"] {
+        assert_eq!(again[key], short[key], "{key} differs on replay");
+    }
+}

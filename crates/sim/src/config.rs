@@ -173,6 +173,8 @@ pub struct SimConfig {
     pub safety_ms: u64,
     pub liveness_ms: u64,
     pub quiesce_ms: u64,
+    /// How long a client waits for an answer before it retries elsewhere
+    /// (an update with retries left) or records the operation as `info`.
     pub client_timeout_ms: u64,
     /// Times a client re-sends a timed-out update with the same request id
     /// to another node before it gives up (`info`); for protocols with
@@ -270,6 +272,9 @@ impl SimConfig {
         }
         if self.faults.contains(FaultKind::Partition) && self.nodes < 2 {
             return invalid("a partition needs at least 2 nodes".into());
+        }
+        if self.client_timeout_ms == 0 {
+            return invalid("--client-timeout-ms must be at least 1".into());
         }
         if self.latency_min_us == 0 || self.latency_max_us < self.latency_min_us {
             return invalid("latency bounds must satisfy 0 < min <= max".into());

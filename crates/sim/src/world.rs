@@ -94,6 +94,9 @@ pub(crate) fn replay_command(config: &SimConfig, schedule: &Schedule) -> String 
     if config.retries != 0 {
         let _ = write!(cmd, " --retries {}", config.retries);
     }
+    if config.client_timeout_ms != defaults.client_timeout_ms {
+        let _ = write!(cmd, " --client-timeout-ms {}", config.client_timeout_ms);
+    }
     if config.safety_ms != defaults.safety_ms {
         let _ = write!(cmd, " --safety-ms {}", config.safety_ms);
     }
