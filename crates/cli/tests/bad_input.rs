@@ -74,3 +74,16 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{cmd:?}");
     }
 }
+
+/// Errors the argument parser finds are one line too, and name what is wrong.
+#[test]
+fn command_line_errors_are_one_line() {
+    rejects(&["serve", "--id", "0", "--data-dir", "/nonexistent"], "--cluster-secret");
+    rejects(&["serve", "--id", "x"], "invalid value 'x' for '--id");
+    rejects(&["no-such-command"], "unrecognized subcommand 'no-such-command'");
+    rejects(&["sim", "--no-such-flag"], "'--no-such-flag'");
+    rejects(&["bench", "--ops", "5", "--seconds", "3"], "cannot be used with");
+    let help = quorum(&["sim", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--seed"));
+}
