@@ -249,15 +249,27 @@ fn cluster_file(dir: &Path, nodes: u32, protocol: &str) -> Result<ClusterFile, U
                 nodes,
                 protocol: protocol.to_string(),
             };
-            let tmp = dir.join("cluster.json.tmp");
             let text = serde_json::to_vec_pretty(&file).expect("serializable");
-            std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, &path))
+            write_secret_file(dir, &path, &text)
                 .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
             Ok(file)
         }
         Err(e) => Err(UsageError(format!("cannot read {}: {e}", path.display()))),
     }
+}
+
+/// Write `path` (in `dir`) atomically and durably, readable by its owner
+/// only: it holds the cluster secret.
+fn write_secret_file(dir: &Path, path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("json.tmp");
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(text)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {

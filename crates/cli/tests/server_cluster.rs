@@ -418,7 +418,7 @@ fn checks_catch_a_doctored_copy(history: &History, finals: &BTreeMap<u64, Option
 }
 
 #[test]
-fn a_data_dir_of_another_cluster_or_node_is_refused_at_start() {
+fn a_data_dir_of_another_cluster_node_or_protocol_or_in_use_is_refused_at_start() {
     let mut cluster = Cluster::start(1);
     cluster.leader(Duration::from_secs(10)).expect("a single node elects itself");
     let port = cluster.nodes[0].client_port;
@@ -426,19 +426,23 @@ fn a_data_dir_of_another_cluster_or_node_is_refused_at_start() {
     cluster.nodes[0].kill();
     let dir = cluster.nodes[0].dir.to_str().unwrap().to_string();
     let ports = free_ports(2);
-    let serve = |id: &str, cluster_id: Option<&str>| {
+    let serve = |id: &str, cluster_id: Option<&str>, protocol: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_quorum"));
         cmd.args(["serve", "--id", id, "--data-dir", &dir, "--cluster-secret", SECRET])
             .args(["--listen", &format!("127.0.0.1:{}", ports[0])])
             .args(["--peer-listen", &format!("127.0.0.1:{}", ports[1])])
-            .args(["--peers", "9=127.0.0.1:1"]);
+            .args(["--peers", "9=127.0.0.1:1", "--protocol", protocol]);
         if let Some(c) = cluster_id {
             cmd.args(["--cluster-id", c]);
         }
         cmd.output().expect("quorum serve runs")
     };
-    for (id, cluster_id) in [("0", Some("another-cluster")), ("1", None)] {
-        let out = serve(id, cluster_id);
+    // Another cluster, another node id, another protocol (whose decoder
+    // could read nothing and serve an empty store).
+    for (id, cluster_id, protocol) in
+        [("0", Some("another-cluster"), "raft"), ("1", None, "raft"), ("0", None, "zab")]
+    {
+        let out = serve(id, cluster_id, protocol);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(
             out.status.code(),
@@ -454,4 +458,9 @@ fn a_data_dir_of_another_cluster_or_node_is_refused_at_start() {
     cluster.leader(Duration::from_secs(10)).expect("the node elects itself again");
     let kept: Option<String> = redis::cmd("GET").arg("kept").query(&mut connect(port).unwrap()).unwrap();
     assert_eq!(kept.as_deref(), Some("1"));
+    // While it runs, a second process on its dir is refused.
+    let out = serve("0", None, "raft");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a second process opened a dir in use: {stderr}");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
 }

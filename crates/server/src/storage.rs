@@ -35,7 +35,11 @@ pub type Opened<P> = (Box<dyn Log>, Vec<<P as Protocol>::Record>);
 pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-    let meta = NodeMeta { cluster_id: config.cluster_id.clone(), node_id: config.id.0 };
+    let meta = NodeMeta {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.id.0,
+        protocol: Some(config.protocol.name().to_string()),
+    };
     check_or_init_meta(&config.data_dir, &meta)?;
     let options = WalOptions {
         fsync: if config.fsync { FsyncPolicy::Always } else { FsyncPolicy::Never },

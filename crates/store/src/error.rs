@@ -30,17 +30,23 @@ pub enum StoreError {
     #[error("data dir {} does not belong to this node: {}", path.display(), describe_mismatch(expected, found.as_ref()))]
     Mismatch { path: PathBuf, expected: NodeMeta, found: Option<NodeMeta> },
 
+    /// Another process has the data dir open (it holds `LOCK`). Two writers
+    /// on one log would interleave their records and corrupt it.
+    #[error("data dir {} is in use by another process (it holds the lock on {})", path.parent().unwrap_or(path).display(), path.display())]
+    Locked { path: PathBuf },
+
     /// A record (or checkpoint) larger than [`RECORD_BYTES_MAX`](crate::RECORD_BYTES_MAX).
     #[error("record of {bytes} bytes exceeds the limit of {limit} bytes")]
     TooLarge { bytes: u64, limit: u64 },
 }
 
 fn describe_mismatch(expected: &NodeMeta, found: Option<&NodeMeta>) -> String {
+    let who = |meta: &NodeMeta| {
+        let protocol = meta.protocol.as_deref().map(|p| format!(" running {p}")).unwrap_or_default();
+        format!("cluster {:?} node {}{protocol}", meta.cluster_id, meta.node_id)
+    };
     match found {
-        Some(found) => format!(
-            "it was initialised for cluster {:?} node {}, but this node is cluster {:?} node {}",
-            found.cluster_id, found.node_id, expected.cluster_id, expected.node_id
-        ),
+        Some(found) => format!("it was initialised for {}, but this node is {}", who(found), who(expected)),
         None => format!(
             "it holds write-ahead log files but no meta.json, so it cannot be proven to belong to \
              cluster {:?} node {}",

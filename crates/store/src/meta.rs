@@ -23,6 +23,20 @@ const META_VERSION: u32 = 1;
 pub struct NodeMeta {
     pub cluster_id: String,
     pub node_id: u32,
+    /// The protocol whose records the log holds (`raft`, `zab`): another
+    /// protocol would misread them, or read nothing and serve an empty
+    /// state. `None` in a meta.json written before it was recorded; that
+    /// matches any protocol.
+    pub protocol: Option<String>,
+}
+
+impl NodeMeta {
+    /// Whether a dir stamped `self` may be opened as `other`.
+    fn admits(&self, other: &NodeMeta) -> bool {
+        self.cluster_id == other.cluster_id
+            && self.node_id == other.node_id
+            && (self.protocol.is_none() || other.protocol.is_none() || self.protocol == other.protocol)
+    }
 }
 
 /// The file's shape: the identity plus a format version.
@@ -32,12 +46,14 @@ struct MetaFile {
     version: u32,
     cluster_id: String,
     node_id: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    protocol: Option<String>,
 }
 
 /// Checks that `dir` belongs to `expected`, stamping it on first start.
 ///
-/// - `dir/meta.json` exists: it must name the same cluster id and node id,
-///   else [`StoreError::Mismatch`] naming both.
+/// - `dir/meta.json` exists: it must name the same cluster id, node id and
+///   protocol (where both name one), else [`StoreError::Mismatch`] naming both.
 /// - it does not: if `dir` already holds write-ahead log files, the dir is
 ///   refused (a log without an identity could be anyone's); otherwise
 ///   `meta.json` is written atomically (temp file, fsync, rename, dir fsync),
@@ -66,8 +82,8 @@ fn check(path: &Path, bytes: &[u8], expected: &NodeMeta) -> Result<(), StoreErro
             format!("meta.json has version {}, this build reads version {META_VERSION}", file.version),
         ));
     }
-    let found = NodeMeta { cluster_id: file.cluster_id, node_id: file.node_id };
-    if &found != expected {
+    let found = NodeMeta { cluster_id: file.cluster_id, node_id: file.node_id, protocol: file.protocol };
+    if !found.admits(expected) {
         return Err(StoreError::Mismatch {
             path: path.parent().unwrap_or(path).to_path_buf(),
             expected: expected.clone(),
@@ -90,6 +106,7 @@ fn init(dir: &Path, expected: &NodeMeta) -> Result<(), StoreError> {
         version: META_VERSION,
         cluster_id: expected.cluster_id.clone(),
         node_id: expected.node_id,
+        protocol: expected.protocol.clone(),
     };
     let mut json =
         serde_json::to_vec_pretty(&file).expect("a struct of strings and integers always serializes");

@@ -145,17 +145,24 @@ pub struct Wal {
     /// pages and cleared the error (the 2018 "fsyncgate"), so retrying could
     /// report durability that does not exist. Reopen to recover from disk.
     poisoned: bool,
+    /// `dir/LOCK`, exclusively locked while this `Wal` lives: a second
+    /// process on the same dir would interleave its records with ours.
+    _lock: File,
 }
 
 impl Wal {
     /// Opens (creating if empty) the log in `dir` and recovers it.
     ///
+    /// The dir is locked first (`LOCK`, an advisory `flock` the kernel drops
+    /// when the process dies): a dir another process has open is refused
+    /// with [`StoreError::Locked`] before anything is read or changed.
     /// Leftover temp files are removed, a torn tail of the last segment is
     /// truncated (and reported), and files superseded by the latest checkpoint
     /// are deleted. Damage to anything that was synced is refused with
     /// [`StoreError::Corrupt`] naming the file and byte offset.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Recovered), StoreError> {
         fs::create_dir_all(dir).at(dir)?;
+        let lock = lock_dir(dir)?;
         let mut segments = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
         let mut obsolete = Vec::new();
@@ -264,6 +271,7 @@ impl Wal {
             syncs: 0,
             sync_time_total: Duration::ZERO,
             poisoned: false,
+            _lock: lock,
         };
         tracing::info!(
             dir = %dir.display(),
@@ -470,6 +478,20 @@ impl Wal {
         }
         tracing::debug!(snapshot = %path.display(), bytes = record.len(), "checkpoint committed");
         Ok(())
+    }
+}
+
+/// Name of the lock file inside the data dir.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Takes the exclusive lock on `dir/LOCK`, or says who cannot have it.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+        Err(fs::TryLockError::Error(error)) => Err(StoreError::io(&path, error)),
     }
 }
 

@@ -5,7 +5,11 @@ use std::fs;
 use quorum_store::{check_or_init_meta, NodeMeta, StoreError, Wal, WalOptions, META_FILE};
 
 fn node(cluster_id: &str, node_id: u32) -> NodeMeta {
-    NodeMeta { cluster_id: cluster_id.to_string(), node_id }
+    NodeMeta { cluster_id: cluster_id.to_string(), node_id, protocol: None }
+}
+
+fn running(cluster_id: &str, node_id: u32, protocol: &str) -> NodeMeta {
+    NodeMeta { protocol: Some(protocol.to_string()), ..node(cluster_id, node_id) }
 }
 
 #[test]
@@ -67,4 +71,31 @@ fn a_damaged_identity_file_is_refused() {
     fs::write(dir.path().join(META_FILE), b"{\"version\": 9, \"cluster_id\": \"alpha\", \"node_id\": 1}")
         .unwrap();
     assert!(matches!(check_or_init_meta(dir.path(), &node("alpha", 1)), Err(StoreError::Corrupt { .. })));
+}
+
+#[test]
+fn another_protocol_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    check_or_init_meta(dir.path(), &running("alpha", 1, "raft")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join(META_FILE)).unwrap()).unwrap();
+    assert_eq!(json["protocol"], "raft");
+    check_or_init_meta(dir.path(), &running("alpha", 1, "raft")).unwrap();
+    let message = check_or_init_meta(dir.path(), &running("alpha", 1, "zab")).unwrap_err().to_string();
+    assert!(
+        message.contains("node 1 running raft, but this node is cluster \"alpha\" node 1 running zab"),
+        "{message}"
+    );
+}
+
+/// A meta.json from before the protocol was recorded names none: any
+/// protocol may open it (the records themselves are still checked).
+#[test]
+fn an_identity_without_a_protocol_admits_any() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(META_FILE), b"{\"version\": 1, \"cluster_id\": \"alpha\", \"node_id\": 1}")
+        .unwrap();
+    check_or_init_meta(dir.path(), &running("alpha", 1, "zab")).unwrap();
+    check_or_init_meta(dir.path(), &running("alpha", 1, "raft")).unwrap();
+    assert!(check_or_init_meta(dir.path(), &running("alpha", 2, "raft")).is_err());
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use quorum_store::{
-    read_segment, FsyncPolicy, Recovered, SegmentRole, StoreError, Wal, WalOptions, RECORD_BYTES_MAX,
+    read_segment, FsyncPolicy, Recovered, SegmentRole, StoreError, Wal, WalOptions, LOCK_FILE,
+    RECORD_BYTES_MAX,
 };
 
 fn options(segment_bytes: u64) -> WalOptions {
@@ -26,12 +27,13 @@ fn record(i: usize) -> Vec<u8> {
 }
 
 /// The files of the log in `dir`, sorted. The spare segment that an open
-/// log keeps ready (`spare-segment-*.tmp`) is not part of the log.
+/// log keeps ready (`spare-segment-*.tmp`) and the lock file are not part
+/// of the log.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with("spare-segment-"))
+        .filter(|name| !name.starts_with("spare-segment-") && name != LOCK_FILE)
         .collect();
     names.sort();
     names
@@ -569,4 +571,21 @@ proptest! {
         drop(wal);
         check_reopen(dir.path(), opts, &mut model)?;
     }
+}
+
+/// A second open of a dir whose log is open is refused before anything is
+/// read or changed; once the first is closed, the dir opens again.
+#[test]
+fn a_dir_in_use_is_refused_until_its_log_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    first.append(b"mine").unwrap();
+    first.sync().unwrap();
+    let error = Wal::open(dir.path(), WalOptions::default()).err().expect("the second open must fail");
+    assert!(matches!(error, StoreError::Locked { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("in use by another process") && message.contains("LOCK"), "{message}");
+    drop(first);
+    let (_, recovered) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+    assert_eq!(recovered.records, vec![b"mine".to_vec()]);
 }
