@@ -27,8 +27,8 @@ pub enum StoreError {
 
     /// The data dir belongs to another node or cluster (or holds a log but no
     /// identity file). Starting would splice a foreign log into this node.
-    #[error("data dir {} does not belong to this node: {}", path.display(), describe_mismatch(expected, found.as_ref()))]
-    Mismatch { path: PathBuf, expected: NodeMeta, found: Option<NodeMeta> },
+    #[error("data dir {} does not belong to this node: {}", path.display(), describe_mismatch(expected, found.as_deref()))]
+    Mismatch { path: PathBuf, expected: Box<NodeMeta>, found: Option<Box<NodeMeta>> },
 
     /// Another process has the data dir open (it holds `LOCK`). Two writers
     /// on one log would interleave their records and corrupt it.

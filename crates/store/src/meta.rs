@@ -86,8 +86,8 @@ fn check(path: &Path, bytes: &[u8], expected: &NodeMeta) -> Result<(), StoreErro
     if !found.admits(expected) {
         return Err(StoreError::Mismatch {
             path: path.parent().unwrap_or(path).to_path_buf(),
-            expected: expected.clone(),
-            found: Some(found),
+            expected: Box::new(expected.clone()),
+            found: Some(Box::new(found)),
         });
     }
     Ok(())
@@ -98,7 +98,7 @@ fn init(dir: &Path, expected: &NodeMeta) -> Result<(), StoreError> {
     if fsutil::holds_log_files(dir)? {
         return Err(StoreError::Mismatch {
             path: dir.to_path_buf(),
-            expected: expected.clone(),
+            expected: Box::new(expected.clone()),
             found: None,
         });
     }

@@ -32,8 +32,8 @@ fn another_cluster_is_refused_naming_both() {
     let message = error.to_string();
     match error {
         StoreError::Mismatch { found, expected, .. } => {
-            assert_eq!(found, Some(node("alpha", 1)));
-            assert_eq!(expected, node("beta", 1));
+            assert_eq!(found.as_deref(), Some(&node("alpha", 1)));
+            assert_eq!(*expected, node("beta", 1));
         }
         other => panic!("expected Mismatch, got {other:?}"),
     }

@@ -581,7 +581,9 @@ fn a_dir_in_use_is_refused_until_its_log_is_closed() {
     let (mut first, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
     first.append(b"mine").unwrap();
     first.sync().unwrap();
-    let error = Wal::open(dir.path(), WalOptions::default()).err().expect("the second open must fail");
+    let Err(error) = Wal::open(dir.path(), WalOptions::default()) else {
+        panic!("the second open must fail")
+    };
     assert!(matches!(error, StoreError::Locked { .. }), "{error:?}");
     let message = error.to_string();
     assert!(message.contains("in use by another process") && message.contains("LOCK"), "{message}");
