@@ -249,7 +249,8 @@ where
         inputs_tx.clone(),
         metrics.clone(),
     )));
-    let boot = u64::from(u16::from_le_bytes([seed[6], seed[7]]));
+    let mut id_key = [0u8; 8];
+    getrandom::fill(&mut id_key).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let front = Arc::new(FrontEnd {
         node: inputs_tx,
         id: config.id,
@@ -259,7 +260,7 @@ where
         request_timeout: config.request_timeout,
         client_addrs: config.client_addrs.clone(),
         metrics: metrics.clone(),
-        id_prefix: (u64::from(config.id.0 & 0xFFFF) << 48) | (boot << 32),
+        id_key: u64::from_le_bytes(id_key),
         connections: AtomicU64::new(0),
     });
     tasks.push(tokio::spawn(client::accept_clients(client_listener, front)));
