@@ -61,7 +61,8 @@ pub struct Tuning {
     /// Do not zero-fill log segments ahead of use (each fdatasync then also journals the file's growth).
     #[arg(long)]
     no_preallocate: bool,
-    /// Largest bulk string a client may send, in bytes.
+    /// Largest bulk string a client may send, in bytes (at most 128 MiB, the most one command's
+    /// arguments may carry together: a command becomes one log record).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_bulk_bytes: usize,
     /// How long a client command may wait for the cluster before it is answered with an error, in ms.

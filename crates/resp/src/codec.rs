@@ -93,6 +93,10 @@ pub struct Limits {
     /// Longest inline command line, and longest header or simple-string line
     /// still lacking its `\r\n`. Default 64 KiB.
     pub max_inline: usize,
+    /// Most bytes of argument payload in one command, summed over its
+    /// arguments; checked as each argument's length is declared, before its
+    /// bytes arrive. Default 128 MiB.
+    pub max_command: usize,
     /// Deepest nesting of arrays in a reply: [`parse_value`] recurses once per
     /// level and dropping a [`Value`] does too, so depth must be bounded to keep
     /// hostile input from overflowing the stack. Default 128.
@@ -101,7 +105,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk: 64 * 1024 * 1024, max_args: 1024 * 1024, max_inline: 64 * 1024, max_depth: 128 }
+        Limits {
+            max_bulk: 64 * 1024 * 1024,
+            max_args: 1024 * 1024,
+            max_inline: 64 * 1024,
+            max_command: 128 * 1024 * 1024,
+            max_depth: 128,
+        }
     }
 }
 
@@ -157,6 +167,9 @@ pub enum ProtocolError {
     /// or a line ended by a bare `\n`.
     #[error("Protocol error: invalid or too long line")]
     InvalidLine,
+    /// A command whose arguments together exceed [`Limits::max_command`].
+    #[error("Protocol error: command larger than {0} bytes")]
+    CommandTooBig(usize),
     /// Arrays nested deeper than [`Limits::max_depth`].
     #[error("Protocol error: arrays nested deeper than {0}")]
     TooDeep(usize),
@@ -290,9 +303,11 @@ impl CommandDecoder {
         mut next: usize,
         limits: &Limits,
     ) -> Parsed<Vec<Vec<u8>>> {
+        let mut total: usize = spans.iter().map(|(start, end)| end - start).sum();
         while spans.len() < count {
-            match bulk_span(buf, next, limits)? {
+            match bulk_span(buf, next, limits, total)? {
                 Some((span, after)) => {
+                    total += span.1 - span.0;
                     spans.push(span);
                     next = after;
                 }
@@ -309,8 +324,9 @@ impl CommandDecoder {
 }
 
 /// The payload span of the command argument `$<n>\r\n<payload>\r\n` starting
-/// at `at`, and where the next one starts.
-fn bulk_span(buf: &[u8], at: usize, limits: &Limits) -> Parsed<(usize, usize)> {
+/// at `at`, and where the next one starts. `before`: payload bytes of the
+/// command's earlier arguments.
+fn bulk_span(buf: &[u8], at: usize, limits: &Limits, before: usize) -> Parsed<(usize, usize)> {
     let Some(&first) = buf.get(at) else { return Ok(None) };
     if first != b'$' {
         return Err(ProtocolError::ExpectedBulk(ShownByte(first)));
@@ -320,6 +336,9 @@ fn bulk_span(buf: &[u8], at: usize, limits: &Limits) -> Parsed<(usize, usize)> {
         return Ok(None);
     };
     let len = bulk_length(line, limits)?.ok_or(ProtocolError::InvalidBulkLength)?;
+    if before.saturating_add(len) > limits.max_command {
+        return Err(ProtocolError::CommandTooBig(limits.max_command));
+    }
     payload_span(buf, start, len)
 }
 

@@ -200,11 +200,23 @@ fn oversized_requests_are_errors_before_they_complete() {
     assert_eq!(command(&bulk), Err(ProtocolError::BulkCountTooBig));
     assert_eq!(ProtocolError::BulkCountTooBig.to_string(), "Protocol error: too big bulk count string");
     // A declared bulk over the limit fails on its header, before any payload.
-    let small = Limits { max_bulk: 10, max_args: 2, max_inline: 16, max_depth: 2 };
+    let small = Limits { max_bulk: 10, max_args: 2, max_inline: 16, max_command: 1024, max_depth: 2 };
     assert_eq!(parse_command(b"*1\r\n$11\r\n", &small), Err(ProtocolError::InvalidBulkLength));
     assert_eq!(parse_command(b"*3\r\n", &small), Err(ProtocolError::InvalidMultibulkLength));
     assert_eq!(parse_command(b"a b c\r\n", &small), Err(ProtocolError::InvalidMultibulkLength));
     assert!(parse_command(b"*2\r\n$10\r\n0123456789\r\n$0\r\n\r\n", &small).unwrap().is_some());
+    // Arguments each under the bulk limit but over the command limit together:
+    // refused as the length that passes it is declared, its payload unsent.
+    let capped = Limits { max_bulk: 10, max_args: 4, max_inline: 16, max_command: 25, max_depth: 2 };
+    let mut decoder = CommandDecoder::new();
+    let mut input = b"*3\r\n$10\r\n0123456789\r\n$10\r\n0123456789\r\n".to_vec();
+    assert_eq!(decoder.decode(&input, &capped), Ok(None));
+    input.extend_from_slice(b"$6\r\n");
+    assert_eq!(decoder.decode(&input, &capped), Err(ProtocolError::CommandTooBig(25)));
+    assert_eq!(ProtocolError::CommandTooBig(25).to_string(), "Protocol error: command larger than 25 bytes");
+    // Exactly at the limit is fine.
+    let at_limit = b"*3\r\n$10\r\n0123456789\r\n$10\r\n0123456789\r\n$5\r\n01234\r\n";
+    assert!(parse_command(at_limit, &capped).unwrap().is_some());
 }
 
 #[test]
@@ -297,7 +309,7 @@ fn replies_of_every_kind_parse() {
 
 #[test]
 fn reply_errors_are_errors() {
-    let small = Limits { max_bulk: 4, max_args: 2, max_inline: 8, max_depth: 3 };
+    let small = Limits { max_bulk: 4, max_args: 2, max_inline: 8, max_command: 1024, max_depth: 3 };
     let cases: &[(&[u8], ProtocolError)] = &[
         (b"?x\r\n", ProtocolError::InvalidType(ShownByte(b'?'))),
         (b":1.5\r\n", ProtocolError::InvalidInteger),
@@ -357,7 +369,7 @@ fn value_strategy() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        let tiny = Limits { max_bulk: 16, max_args: 4, max_inline: 16, max_depth: 3 };
+        let tiny = Limits { max_bulk: 16, max_args: 4, max_inline: 16, max_command: 40, max_depth: 3 };
         for limits in [Limits::default(), tiny] {
             let _ = parse_command(&bytes, &limits);
             let _ = parse_value(&bytes, &limits);
@@ -372,7 +384,7 @@ proptest! {
         0..64,
     )) {
         let bytes = parts.concat();
-        let tiny = Limits { max_bulk: 16, max_args: 4, max_inline: 16, max_depth: 3 };
+        let tiny = Limits { max_bulk: 16, max_args: 4, max_inline: 16, max_command: 40, max_depth: 3 };
         for limits in [Limits::default(), tiny] {
             let _ = parse_value(&bytes, &limits);
             prop_assert_eq!(feed_bytewise(&bytes, &limits), parse_all(&bytes, &limits));
@@ -411,7 +423,7 @@ proptest! {
             encode_command(&[command.as_slice()], &mut input);
         }
         input.extend(noise);
-        let small = Limits { max_bulk: 8, max_args: 3, max_inline: 10, max_depth: 3 };
+        let small = Limits { max_bulk: 8, max_args: 3, max_inline: 10, max_command: 20, max_depth: 3 };
         for limits in [Limits::default(), small] {
             prop_assert_eq!(feed_bytewise(&input, &limits), parse_all(&input, &limits));
         }

@@ -106,6 +106,13 @@ impl ServeConfig {
         if self.cluster_id.is_empty() {
             bail!("the cluster id must not be empty");
         }
+        let max_command = quorum_resp::codec::Limits::default().max_command;
+        if self.max_bulk > max_command {
+            bail!(
+                "--max-bulk-bytes {} is above {max_command}, the most a command may carry (one command is one log record)",
+                self.max_bulk
+            );
+        }
         Ok(())
     }
 }

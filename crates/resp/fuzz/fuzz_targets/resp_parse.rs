@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use quorum_resp::codec::{encode, encode_command, parse_command, parse_value, CommandDecoder, Limits};
 
 fuzz_target!(|data: &[u8]| {
-    let tiny = Limits { max_bulk: 64, max_args: 8, max_inline: 64, max_depth: 4 };
+    let tiny = Limits { max_bulk: 64, max_args: 8, max_inline: 64, max_command: 256, max_depth: 4 };
     let split = data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1));
     for limits in [Limits::default(), tiny] {
         check_command(data, split, &limits);
