@@ -35,7 +35,8 @@ pub enum StoreError {
     #[error("data dir {} is in use by another process (it holds the lock on {})", path.parent().unwrap_or(path).display(), path.display())]
     Locked { path: PathBuf },
 
-    /// A record (or checkpoint) larger than [`RECORD_BYTES_MAX`](crate::RECORD_BYTES_MAX).
+    /// A record larger than [`RECORD_BYTES_MAX`](crate::RECORD_BYTES_MAX), or a checkpoint
+    /// larger than [`SNAPSHOT_BYTES_MAX`](crate::SNAPSHOT_BYTES_MAX).
     #[error("record of {bytes} bytes exceeds the limit of {limit} bytes")]
     TooLarge { bytes: u64, limit: u64 },
 }

@@ -22,9 +22,13 @@ pub const SEGMENT_HEADER_LEN: usize = 32;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Bytes of a snapshot header: magic, version, flags, seq, length, payload CRC, header CRC.
 pub const SNAPSHOT_HEADER_LEN: usize = 40;
-/// Hard limit on one record or checkpoint: a length field above it is damage,
-/// not data, and recovery will not try to allocate it.
+/// Hard limit on one log record: a length field above it is damage, not
+/// data, and recovery will not try to allocate it.
 pub const RECORD_BYTES_MAX: usize = 256 << 20;
+/// Hard limit on one checkpoint (the whole state, in one snapshot file).
+/// Far above [`RECORD_BYTES_MAX`]: a state grows with the data it holds, and
+/// a snapshot is read by its file's length, never by a length field alone.
+pub const SNAPSHOT_BYTES_MAX: u64 = 64 << 30;
 /// The unit a disk writes atomically; a torn write loses whole sectors.
 pub const SECTOR_BYTES: usize = 512;
 /// Segment header flag: the file was zero-filled to its full length and

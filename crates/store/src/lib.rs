@@ -152,6 +152,7 @@ mod wal;
 pub use error::StoreError;
 pub use format::{
     read_segment, read_snapshot, SegmentContents, SegmentHeader, SegmentRole, RECORD_BYTES_MAX,
+    SNAPSHOT_BYTES_MAX,
 };
 pub use meta::{check_or_init_meta, NodeMeta, META_FILE};
 pub use wal::{FsyncPolicy, Recovered, TornTail, Wal, WalOptions, WalStats, BATCH_BYTES_MAX, LOCK_FILE};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{IoContext, StoreError};
 use crate::format::{
     self, SegmentContents, SegmentHeader, SegmentRole, FRAME_HEADER_LEN, RECORD_BYTES_MAX,
-    SEGMENT_HEADER_LEN, SNAPSHOT_HEADER_LEN,
+    SEGMENT_HEADER_LEN, SNAPSHOT_BYTES_MAX, SNAPSHOT_HEADER_LEN,
 };
 use crate::fsutil::{self, Entry};
 use crate::spare::{Recyclable, Spare, SparePipeline};
@@ -333,7 +333,9 @@ impl Wal {
     /// committed: reopen to find out.
     pub fn checkpoint(&mut self, record: &[u8]) -> Result<(), StoreError> {
         self.check_usable()?;
-        check_size(record)?;
+        if record.len() as u64 > SNAPSHOT_BYTES_MAX {
+            return Err(StoreError::TooLarge { bytes: record.len() as u64, limit: SNAPSHOT_BYTES_MAX });
+        }
         self.buffer.clear();
         self.buffered_records = 0;
         self.poison_on_error(|wal| wal.write_checkpoint(record))

@@ -450,7 +450,6 @@ fn oversized_records_are_refused_and_the_log_stays_usable() {
     let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
     let huge = vec![0u8; RECORD_BYTES_MAX + 1];
     assert!(matches!(wal.append(&huge), Err(StoreError::TooLarge { .. })));
-    assert!(matches!(wal.checkpoint(&huge), Err(StoreError::TooLarge { .. })));
     let message = wal.append(&huge).unwrap_err().to_string();
     assert_eq!(
         message,
@@ -458,6 +457,23 @@ fn oversized_records_are_refused_and_the_log_stays_usable() {
     );
     wal.append(b"fine").unwrap();
     wal.sync().unwrap();
+}
+
+/// A checkpoint is the whole state: it may pass the record limit (a store of
+/// more than 256 MiB must still snapshot), and recovery reads it back.
+#[test]
+fn a_checkpoint_larger_than_a_record_is_written_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(dir.path(), defaults()).unwrap();
+    let mut state = vec![7u8; RECORD_BYTES_MAX + 1];
+    state[RECORD_BYTES_MAX] = 9;
+    wal.checkpoint(&state).unwrap();
+    wal.append(b"after").unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, recovered) = Wal::open(dir.path(), defaults()).unwrap();
+    assert!(recovered.checkpoint.as_ref() == Some(&state), "the checkpoint did not come back whole");
+    assert_eq!(recovered.records, vec![b"after".to_vec()]);
 }
 
 #[test]
