@@ -134,7 +134,7 @@ pub async fn accept_peers<M: DeserializeOwned + Send + 'static>(
             }
         };
         let me = me.clone();
-        let known = known.clone();
+        let known: Vec<u32> = known.iter().map(|n| n.0).collect();
         let node = node.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -145,15 +145,11 @@ pub async fn accept_peers<M: DeserializeOwned + Send + 'static>(
             }
             let from = match tokio::time::timeout(
                 Duration::from_secs(2),
-                accept_handshake(&mut stream, &me.cluster_id, &me.secret, nonce),
+                accept_handshake(&mut stream, &me.cluster_id, &me.secret, &known, nonce),
             )
             .await
             {
-                Ok(Ok(from)) if known.contains(&NodeId(from)) => NodeId(from),
-                Ok(Ok(from)) => {
-                    warn!(node = me.id.0, %remote, "refused a connection from node {from}, which is not a configured peer");
-                    return;
-                }
+                Ok(Ok(from)) => NodeId(from),
                 Ok(Err(e)) => {
                     warn!(node = me.id.0, %remote, "refused a peer connection: {e}");
                     return;

@@ -128,11 +128,14 @@ pub async fn dial_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The acceptor's half: returns the authenticated peer's node id.
+/// The acceptor's half: returns the authenticated peer's node id. A node id
+/// not in `known` is refused like a wrong secret, before `ACCEPTED`, so the
+/// dialer learns it was refused.
 pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     cluster_id: &str,
     secret: &str,
+    known: &[u32],
     nonce: [u8; 16],
 ) -> Result<u32, WireError> {
     let mut greeting = Vec::with_capacity(24);
@@ -151,6 +154,9 @@ pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     if !same(&hello.proof, &proof(&nonce, secret)) {
         return Err(WireError::Refused(format!("node {} did not prove the cluster secret", hello.from)));
     }
+    if !known.contains(&hello.from) {
+        return Err(WireError::Refused(format!("node {} is not a configured peer", hello.from)));
+    }
     stream.write_all(&[ACCEPTED]).await?;
     Ok(hello.from)
 }
@@ -161,13 +167,16 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_accepts_the_secret_and_refuses_others() {
-        for (dial_secret, dial_cluster, ok) in
-            [("s3cret", "c1", true), ("wrong", "c1", false), ("s3cret", "c2", false)]
-        {
+        for (dial_secret, dial_cluster, from, ok) in [
+            ("s3cret", "c1", 7, true),
+            ("wrong", "c1", 7, false),
+            ("s3cret", "c2", 7, false),
+            ("s3cret", "c1", 8, false),
+        ] {
             let (mut a, mut b) = tokio::io::duplex(1 << 16);
             let dial =
-                tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, 7, dial_secret).await });
-            let accepted = accept_handshake(&mut b, "c1", "s3cret", [9; 16]).await;
+                tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, from, dial_secret).await });
+            let accepted = accept_handshake(&mut b, "c1", "s3cret", &[6, 7], [9; 16]).await;
             drop(b);
             let dialed = dial.await.unwrap();
             assert_eq!(accepted.is_ok(), ok, "{accepted:?}");
