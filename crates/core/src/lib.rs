@@ -351,6 +351,16 @@ pub trait StateMachine: Clone + Debug + Default + Serialize + DeserializeOwned {
     fn query(&self, _command: &Self::Command) -> Option<Self::Output> {
         None
     }
+
+    /// Approximate encoded size of `command` in bytes, so that protocols can
+    /// bound a message by bytes as well as by entry count: 64 commands that
+    /// each carry a 64 MiB value must not travel as one 4 GiB message. An
+    /// estimate that should err high, not the exact wire size; protocols add
+    /// their own per-entry overhead. Default 0: unknown or negligible (small
+    /// fixed-size commands), so only the count limits bind.
+    fn command_bytes(_command: &Self::Command) -> usize {
+        0
+    }
 }
 
 /// The refusals every client-facing protocol must be able to express in its

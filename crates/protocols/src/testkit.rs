@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use quorum_core::{Cluster, Effect, Micros, NodeId, Out, Protocol, RequestId, Rng, Time};
 
+/// A test's look at a message before delivery: `(from, to, msg)`.
+pub type Inspector<P> = Box<dyn FnMut(NodeId, NodeId, &<P as Protocol>::Msg)>;
+
 pub struct Kit<P: Protocol> {
     pub nodes: Vec<Option<P>>,
     pub durable: Vec<Vec<P::Record>>,
@@ -19,6 +22,9 @@ pub struct Kit<P: Protocol> {
     pub replies: Vec<(NodeId, RequestId, P::Response)>,
     /// Directed links that drop everything.
     pub cut: Vec<(NodeId, NodeId)>,
+    /// Called with every message just before it is delivered, for tests
+    /// that check what travels (message sizes, say).
+    pub on_deliver: Option<Inspector<P>>,
     next_request: u64,
 }
 
@@ -34,6 +40,7 @@ impl<P: Protocol> Kit<P> {
             timers: vec![BTreeMap::new(); n as usize],
             replies: Vec::new(),
             cut: Vec::new(),
+            on_deliver: None,
             next_request: 0,
         };
         kit.nodes = (0..n).map(|_| None).collect();
@@ -114,6 +121,9 @@ impl<P: Protocol> Kit<P> {
     pub fn deliver_all(&mut self, max: usize) {
         for _ in 0..max {
             let Some((from, to, msg)) = self.network.pop_front() else { return };
+            if let Some(inspect) = self.on_deliver.as_mut() {
+                inspect(from, to, &msg);
+            }
             self.step(to, |p, out| p.on_message(from, msg, out));
         }
     }

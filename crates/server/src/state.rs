@@ -213,6 +213,24 @@ impl StateMachine for KvMap {
         matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. })
     }
 
+    /// Keys and values plus [`ARGUMENT_OVERHEAD_BYTES`] per argument and
+    /// once more for the command itself: a SET of a 64 MiB value counts as
+    /// 64 MiB, so the log's batches are bounded by what they carry.
+    fn command_bytes(command: &Command) -> usize {
+        let sized = |bytes: &[u8]| bytes.len().saturating_add(ARGUMENT_OVERHEAD_BYTES);
+        let listed = |keys: &[Vec<u8>]| keys.iter().fold(0usize, |sum, k| sum.saturating_add(sized(k)));
+        let arguments = match command {
+            Command::Get { key } => sized(key),
+            Command::MGet { keys } | Command::Exists { keys } | Command::Del { keys } => listed(keys),
+            Command::Set { key, value } => sized(key).saturating_add(sized(value)),
+            Command::IncrBy { key, .. } => sized(key).saturating_add(ARGUMENT_OVERHEAD_BYTES),
+            Command::Cas { key, expected, new } => {
+                sized(key).saturating_add(sized(expected)).saturating_add(sized(new))
+            }
+        };
+        arguments.saturating_add(ARGUMENT_OVERHEAD_BYTES)
+    }
+
     fn digest(&self) -> u64 {
         let mut bytes = Vec::new();
         for (k, v) in &self.data {
@@ -224,6 +242,12 @@ impl StateMachine for KvMap {
         quorum_core::fnv1a(&bytes)
     }
 }
+
+/// What one argument of a command adds to its encoding besides its bytes,
+/// estimated high: postcard's length prefix (up to 5 bytes below 4 GiB), or
+/// an integer's varint (up to 10 bytes, shared with the key's allowance).
+/// Counted once more per command for its variant tag and list length.
+const ARGUMENT_OVERHEAD_BYTES: usize = 8;
 
 /// Redis' integer parsing: optional sign, decimal digits, no spaces, no
 /// leading `+`, fits in i64.
@@ -286,6 +310,32 @@ mod tests {
         assert_ne!(a.digest(), b.digest());
         b.apply(&Command::Set { key: vec![0, 13, 10, 255], value: vec![0] });
         assert_eq!(a.digest(), b.digest());
+    }
+
+    /// The estimate errs high but not by much: at least the wire size
+    /// (postcard, as the peer transport sends it), at most a few bytes per
+    /// argument over it.
+    #[test]
+    fn command_bytes_bounds_the_encoded_size_from_above() {
+        let big = vec![7u8; 1 << 20];
+        let commands = [
+            Command::Get { key: b"k".to_vec() },
+            Command::MGet { keys: vec![b"a".to_vec(), vec![1; 300], Vec::new()] },
+            Command::Exists { keys: Vec::new() },
+            Command::Set { key: b"key".to_vec(), value: big.clone() },
+            Command::Del { keys: vec![big.clone()] },
+            Command::IncrBy { key: b"n".to_vec(), by: i64::MIN },
+            Command::Cas { key: vec![0; 200], expected: big.clone(), new: big },
+        ];
+        for command in &commands {
+            let encoded = postcard::to_stdvec(command).expect("encodes").len();
+            let estimate = KvMap::command_bytes(command);
+            assert!(estimate >= encoded, "{command:?}: estimate {estimate} < encoded {encoded}");
+            assert!(
+                estimate <= encoded + 4 * ARGUMENT_OVERHEAD_BYTES,
+                "{command:?}: {estimate} vs {encoded}"
+            );
+        }
     }
 
     #[test]

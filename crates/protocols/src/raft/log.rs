@@ -47,6 +47,27 @@ pub struct Entry<C> {
     pub payload: Payload<C>,
 }
 
+/// What an entry adds to a message beyond its command, estimated high:
+/// index, term, request id, the payload's tag and the command's length
+/// prefix (postcard's varints take 10–30 bytes for realistic values), with
+/// room left for the message's own few fields.
+pub const ENTRY_OVERHEAD_BYTES: usize = 48;
+
+impl<C> Entry<C> {
+    /// Approximate encoded size, for bounding a message by bytes;
+    /// `command_bytes` sizes a command ([`StateMachine::command_bytes`]).
+    ///
+    /// [`StateMachine::command_bytes`]: quorum_core::StateMachine::command_bytes
+    pub fn approx_bytes(&self, command_bytes: impl Fn(&C) -> usize) -> usize {
+        let payload = match &self.payload {
+            Payload::Noop => 0,
+            Payload::Command { command, .. } => command_bytes(command),
+            Payload::Membership(m) => 8 * (m.voters.len() + m.learners.len()),
+        };
+        ENTRY_OVERHEAD_BYTES.saturating_add(payload)
+    }
+}
+
 impl<C: fmt::Debug> fmt::Debug for Entry<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{} {:?}", self.index, self.term, self.payload)
@@ -117,12 +138,58 @@ impl<C: Clone> Log<C> {
         &self.entries
     }
 
-    /// Up to `max` entries from `from` on (clones, for a message).
-    pub fn slice(&self, from: u64, max: usize) -> Vec<Entry<C>> {
+    /// The entries from `from` on that one message carries (clones): at
+    /// most `entries_max`, and only while their approximate size
+    /// ([`Entry::approx_bytes`] by `command_bytes`) stays within
+    /// `bytes_max` — but always the first, however large, so an entry over
+    /// the limit travels alone instead of never (etcd's `limitSize`). Empty
+    /// only when no entry is retained from `from` on.
+    pub fn slice(
+        &self,
+        from: u64,
+        entries_max: usize,
+        bytes_max: usize,
+        command_bytes: impl Fn(&C) -> usize,
+    ) -> Vec<Entry<C>> {
+        let start = self.offset(from);
+        let len = self.batch_len(from, entries_max, bytes_max, command_bytes);
+        let batch = self.entries[start..start + len].to_vec();
+        assert!(batch.len() <= entries_max, "a batch respects the count limit");
+        assert!(
+            !batch.is_empty() || start == self.entries.len(),
+            "a batch holds an entry when one is retained"
+        );
+        batch
+    }
+
+    /// How many entries [`Log::slice`] would return, without cloning them.
+    pub fn batch_len(
+        &self,
+        from: u64,
+        entries_max: usize,
+        bytes_max: usize,
+        command_bytes: impl Fn(&C) -> usize,
+    ) -> usize {
+        assert!(entries_max > 0, "Config::validate rejects a zero count limit");
+        assert!(bytes_max > 0, "Config::validate rejects a zero byte limit");
+        let start = self.offset(from);
+        let mut bytes: usize = 0;
+        let mut len = 0;
+        for entry in self.entries[start..].iter().take(entries_max) {
+            bytes = bytes.saturating_add(entry.approx_bytes(&command_bytes));
+            if len > 0 && bytes > bytes_max {
+                break;
+            }
+            len += 1;
+        }
+        len
+    }
+
+    /// Position of `from` in the retained entries (their length if past the
+    /// end).
+    fn offset(&self, from: u64) -> usize {
         assert!(from > self.snapshot_index, "slice of a compacted prefix");
-        let start = ((from - self.first_index()) as usize).min(self.entries.len());
-        let end = start.saturating_add(max).min(self.entries.len());
-        self.entries[start..end].to_vec()
+        ((from - self.first_index()) as usize).min(self.entries.len())
     }
 
     /// Append one entry at the end.
@@ -226,10 +293,66 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert_eq!(log.term_at(1), None);
         assert_eq!(log.term_at(4), Some(3));
-        assert_eq!(log.slice(3, 2).len(), 2);
+        assert_eq!(log.slice(3, 2, usize::MAX, |_| 0).len(), 2);
         log.compact(9, 4);
         assert_eq!((log.last_index(), log.last_term()), (9, 4));
         assert!(log.entries().is_empty());
+    }
+
+    /// A log of commands whose size is their value (`command_bytes` below).
+    fn log_of_sizes(sizes: &[u64]) -> Log<u64> {
+        let mut log = Log::new();
+        for (i, size) in sizes.iter().enumerate() {
+            let id = RequestId::new(1, i as u64 + 1);
+            log.append(Entry {
+                index: i as u64 + 1,
+                term: 1,
+                payload: Payload::Command { id, command: *size },
+            });
+        }
+        log
+    }
+
+    fn command_bytes(command: &u64) -> usize {
+        *command as usize
+    }
+
+    fn indexes(batch: &[Entry<u64>]) -> Vec<u64> {
+        batch.iter().map(|e| e.index).collect()
+    }
+
+    #[test]
+    fn slice_stops_before_the_byte_limit_would_be_passed() {
+        let entry = |size: usize| ENTRY_OVERHEAD_BYTES + size;
+        let log = log_of_sizes(&[100, 100, 100, 100]);
+        // Exactly three entries fit; a fourth would pass the limit by a byte.
+        let limit = 3 * entry(100);
+        assert_eq!(indexes(&log.slice(1, 64, limit, command_bytes)), [1, 2, 3]);
+        assert_eq!(indexes(&log.slice(1, 64, limit - 1, command_bytes)), [1, 2]);
+        assert_eq!(indexes(&log.slice(2, 64, limit, command_bytes)), [2, 3, 4]);
+        assert_eq!(log.batch_len(1, 64, limit, command_bytes), 3);
+        // Unknown sizes (0) leave only the count limit and the overhead.
+        assert_eq!(log.slice(1, 64, limit, |_| 0).len(), 4);
+    }
+
+    #[test]
+    fn slice_always_carries_one_entry_even_over_the_byte_limit() {
+        let log = log_of_sizes(&[5000, 10, 10, 7000]);
+        assert_eq!(indexes(&log.slice(1, 64, 1000, command_bytes)), [1], "the oversized entry travels alone");
+        assert_eq!(indexes(&log.slice(2, 64, 1000, command_bytes)), [2, 3], "and stops its successors");
+        assert_eq!(indexes(&log.slice(4, 64, 1, command_bytes)), [4]);
+        assert!(log.slice(5, 64, 1000, command_bytes).is_empty(), "nothing past the end");
+        // Sizes that would overflow a sum saturate rather than wrap.
+        let huge = log_of_sizes(&[u64::MAX, u64::MAX]);
+        assert_eq!(huge.slice(1, 64, usize::MAX - 1, command_bytes).len(), 1);
+    }
+
+    #[test]
+    fn slice_respects_the_count_limit_under_a_loose_byte_limit() {
+        let log = log_of_sizes(&[1; 10]);
+        assert_eq!(indexes(&log.slice(3, 4, usize::MAX, command_bytes)), [3, 4, 5, 6]);
+        assert_eq!(indexes(&log.slice(9, 4, usize::MAX, command_bytes)), [9, 10]);
+        assert_eq!(indexes(&log.slice(1, 1, usize::MAX, command_bytes)), [1]);
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl<S: StateMachine> Raft<S> {
                     return Err(format!("{node} is not a learner"));
                 }
                 let matched = self.progress.get(&node).map_or(0, |pr| pr.match_index);
-                if matched + (self.config.batch_entries_max as u64) < self.log.last_index() {
+                if !self.within_one_batch(matched) {
                     return Err(format!("{node} has not caught up (matches {matched})"));
                 }
                 next.voters.insert(node);
@@ -82,6 +82,28 @@ impl<S: StateMachine> Raft<S> {
             }
         }
         Ok(self.append_as_leader(Payload::Membership(next), out))
+    }
+
+    /// Whether a follower that matches the log up to `matched` is within one
+    /// AppendEntries of its end by both batch limits: caught up enough to
+    /// promote (diss. §4.2.1), since it then lags by at most a round trip.
+    /// One behind the snapshot is judged by count alone, as the snapshot
+    /// takes it most of the way in one message.
+    fn within_one_batch(&self, matched: u64) -> bool {
+        let last = self.log.last_index();
+        if matched.saturating_add(self.config.batch_entries_max as u64) < last {
+            return false;
+        }
+        if matched < self.log.snapshot_index() {
+            return true;
+        }
+        let batch = self.log.batch_len(
+            matched + 1,
+            self.config.batch_entries_max,
+            self.config.batch_bytes_max,
+            S::command_bytes,
+        );
+        matched + batch as u64 >= last
     }
 
     /// Hand leadership to voter `to` (diss. §3.10).

@@ -22,7 +22,8 @@
 //! the whole prefix (Log Matching). A rejecting follower names the first
 //! index of its conflicting term, so the leader skips back a term per round
 //! trip (§5.3, "optimization"). A leader sends up to
-//! [`Config::batch_entries_max`] entries per message and keeps up to
+//! [`Config::batch_entries_max`] entries, and no more than
+//! [`Config::batch_bytes_max`] bytes of them, per message and keeps up to
 //! [`Config::max_inflight_appends`] messages in flight per follower
 //! (pipelining, as etcd's `StateReplicate`), falling back to one probe at a
 //! time after a rejection. An entry is *committed* once a majority stores it
@@ -105,6 +106,13 @@ pub struct Config {
     pub heartbeat_interval: Micros,
     /// Most entries in one AppendEntries.
     pub batch_entries_max: usize,
+    /// Most bytes of entries in one AppendEntries, by
+    /// [`StateMachine::command_bytes`] plus a per-entry overhead (etcd's
+    /// `MaxSizePerMsg`): with large commands the count limit alone lets one
+    /// message to a lagging follower grow past what a transport accepts, and
+    /// the follower would never catch up. An entry larger than this still
+    /// travels, alone. Default 1 MiB.
+    pub batch_bytes_max: usize,
     /// Most AppendEntries in flight to one follower (pipelining window).
     pub max_inflight_appends: usize,
     /// Run a pre-vote before bumping the term (diss. §9.6).
@@ -135,6 +143,7 @@ impl Default for Config {
             election_timeout_max: Micros::from_millis(300),
             heartbeat_interval: Micros::from_millis(30),
             batch_entries_max: 64,
+            batch_bytes_max: 1024 * 1024,
             max_inflight_appends: 8,
             pre_vote: true,
             check_quorum: true,
@@ -160,8 +169,8 @@ impl Config {
         if self.election_timeout_max <= self.election_timeout_min {
             return Err("election_timeout_max must exceed election_timeout_min");
         }
-        if self.batch_entries_max == 0 || self.max_inflight_appends == 0 {
-            return Err("batch_entries_max and max_inflight_appends must be at least 1");
+        if self.batch_entries_max == 0 || self.batch_bytes_max == 0 || self.max_inflight_appends == 0 {
+            return Err("batch_entries_max, batch_bytes_max and max_inflight_appends must be at least 1");
         }
         if self.lease_reads && !self.check_quorum {
             return Err("lease_reads requires check_quorum");

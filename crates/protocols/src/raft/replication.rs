@@ -64,7 +64,12 @@ impl<S: StateMachine> Raft<S> {
         }
         let prev_index = pr.next_index - 1;
         let prev_term = self.log.term_at(prev_index).expect("the entry before next is retained");
-        let entries = self.log.slice(pr.next_index, self.config.batch_entries_max);
+        let entries = self.log.slice(
+            pr.next_index,
+            self.config.batch_entries_max,
+            self.config.batch_bytes_max,
+            S::command_bytes,
+        );
         let last_sent = prev_index + entries.len() as u64;
         let pipelined = pr.state == ReplicationState::Replicate;
         if pipelined {

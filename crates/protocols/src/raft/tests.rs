@@ -3,6 +3,9 @@
 //! `testkit`; the simulator (`quorum explore --protocol raft`) covers the
 //! random fault schedules.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use quorum_core::{KvCommand, KvResponse, KvStore, Micros, NodeId, Protocol};
 
 use super::*;
@@ -32,6 +35,10 @@ fn read(key: u64) -> KvCommand {
 /// starts node i while only nodes 0..=i exist; restarting each from an empty
 /// log gives every node the full membership.
 fn cluster(n: u32, config: Config) -> Kit<R> {
+    cluster_of(n, config)
+}
+
+fn cluster_of<S: StateMachine>(n: u32, config: Config) -> Kit<Raft<S>> {
     let mut kit = Kit::new(n, config);
     kit.network.clear();
     for i in 0..n {
@@ -53,13 +60,13 @@ fn leader(kit: &Kit<R>) -> Option<NodeId> {
 }
 
 /// Make `node`'s election timer fire now (messages are delivered after).
-fn campaign(kit: &mut Kit<R>, node: NodeId) {
+fn campaign<S: StateMachine>(kit: &mut Kit<Raft<S>>, node: NodeId) {
     kit.timers[node.0 as usize].insert(Timer::Election, kit.now);
     kit.advance(Micros(0));
 }
 
 /// `node` campaigns until it leads (at most `tries` elections).
-fn elect(kit: &mut Kit<R>, node: NodeId, tries: usize) -> bool {
+fn elect<S: StateMachine>(kit: &mut Kit<Raft<S>>, node: NodeId, tries: usize) -> bool {
     for _ in 0..tries {
         campaign(kit, node);
         if kit.node(node).role() == Role::Leader {
@@ -590,6 +597,128 @@ fn invalid_configs_are_rejected() {
     assert!(Config::default().validate().is_ok());
     assert!(Config { lease_reads: true, check_quorum: false, ..Config::default() }.validate().is_err());
     assert!(Config { batch_entries_max: 0, ..Config::default() }.validate().is_err());
+    assert!(Config { batch_bytes_max: 0, ..Config::default() }.validate().is_err());
     assert!(Config { election_timeout_max: ms(10), ..Config::default() }.validate().is_err());
     let _ = (N3, N4);
+}
+
+/// A command that is `len` filler bytes, sized by its length: what a large
+/// value in the server's key-value map looks like to the log.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+struct Blob(Vec<u8>);
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "blob({}x{})", self.0.len(), self.0.first().copied().unwrap_or(0))
+    }
+}
+
+/// Counts the blobs and bytes applied.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Blobs {
+    applied: u64,
+    bytes: u64,
+}
+
+impl StateMachine for Blobs {
+    type Command = Blob;
+    type Output = KvResponse;
+
+    fn apply(&mut self, command: &Blob) -> KvResponse {
+        self.applied += 1;
+        self.bytes += command.0.len() as u64;
+        KvResponse::Done
+    }
+
+    fn is_read_only(_command: &Blob) -> bool {
+        false
+    }
+
+    fn digest(&self) -> u64 {
+        fnv1a(&[self.applied.to_le_bytes(), self.bytes.to_le_bytes()].concat())
+    }
+
+    fn command_bytes(command: &Blob) -> usize {
+        command.0.len()
+    }
+}
+
+/// The byte limit of the catch-up tests; entries are 10 KiB, every 40th is
+/// three times the limit.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// One AppendEntries as it would travel: entries, encoded size (postcard,
+/// the server's peer wire format) and the size of its largest entry.
+#[derive(Debug)]
+struct Sent {
+    entries: usize,
+    bytes: usize,
+    largest_entry: usize,
+}
+
+/// n2 misses 120 entries (1.8 MiB) and then catches up from n0's log (no
+/// snapshot: the log is not compacted). Returns every non-empty
+/// AppendEntries it received on the way.
+fn catch_up_after_large_entries(batch_bytes_max: usize) -> Vec<Sent> {
+    let config = Config { batch_bytes_max, snapshot_entries: 1_000, ..Config::default() };
+    let mut kit = cluster_of::<Blobs>(3, config);
+    assert!(elect(&mut kit, N0, 1));
+    kit.crash(N2);
+    for i in 0..120u8 {
+        let len = if i % 40 == 39 { 3 * BATCH_BYTES } else { 10 * 1024 };
+        let w = kit.request(N0, Blob(vec![i; len]));
+        kit.deliver_all(100);
+        assert_eq!(kit.reply(w), Some(&KvResponse::Done));
+    }
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let record = Rc::clone(&sent);
+    kit.on_deliver = Some(Box::new(move |_, to, msg: &Msg<Blobs>| {
+        let Msg::AppendEntries { entries, .. } = msg else { return };
+        if to != N2 || entries.is_empty() {
+            return;
+        }
+        let largest_entry = entries.iter().map(encoded_len).max().expect("non-empty");
+        record.borrow_mut().push(Sent { entries: entries.len(), bytes: encoded_len(msg), largest_entry });
+    }));
+    kit.start(N2);
+    for _ in 0..20 {
+        kit.advance(ms(100));
+        if kit.node(N2).commit_index() == kit.node(N0).commit_index() {
+            break;
+        }
+    }
+    assert_eq!(kit.node(N2).log().last_index(), kit.node(N0).log().last_index(), "n2 caught up");
+    assert_eq!(kit.node(N2).state(), kit.node(N0).state(), "and applied everything");
+    assert_eq!(kit.node(N2).state().applied, 120);
+    kit.on_deliver = None;
+    sent.take()
+}
+
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::to_stdvec(value).expect("encodes").len()
+}
+
+/// A follower far behind on large entries catches up with every
+/// AppendEntries under the byte limit, except an entry larger than the limit,
+/// which travels alone (etcd's `MaxSizePerMsg`).
+#[test]
+fn a_follower_behind_large_entries_catches_up_in_messages_under_the_byte_limit() {
+    let sent = catch_up_after_large_entries(BATCH_BYTES);
+    for s in &sent {
+        let alone_and_oversized = s.entries == 1 && s.largest_entry > BATCH_BYTES;
+        assert!(s.bytes <= BATCH_BYTES || alone_and_oversized, "over the limit: {s:?}");
+    }
+    let oversized = sent.iter().filter(|s| s.largest_entry > BATCH_BYTES).count();
+    assert!(oversized >= 3, "each oversized entry travelled (alone): {sent:?}");
+    let batched = sent.iter().map(|s| s.entries).max().unwrap_or(0);
+    assert!(batched >= 5, "entries were still batched (up to {batched})");
+}
+
+/// Negative control of the test above: without the byte limit, the count
+/// limit alone puts 64 entries (640 KiB and more) in one message.
+#[test]
+fn without_a_byte_limit_catch_up_messages_grow_past_it() {
+    let sent = catch_up_after_large_entries(usize::MAX);
+    let largest = sent.iter().map(|s| s.bytes).max().unwrap_or(0);
+    assert!(largest > 8 * BATCH_BYTES, "largest AppendEntries {largest} bytes");
 }
