@@ -49,6 +49,20 @@ pub struct Proposal<C> {
     pub command: C,
 }
 
+/// Bytes a proposal adds to its command: the zxid and the index.
+pub const PROPOSAL_OVERHEAD_BYTES: usize = 32;
+
+impl<C> Proposal<C> {
+    /// Approximate encoded size, for batching by bytes: the command by
+    /// `command_bytes` ([`StateMachine::command_bytes`]) plus the zxid and
+    /// index around it.
+    ///
+    /// [`StateMachine::command_bytes`]: quorum_core::StateMachine::command_bytes
+    pub fn approx_bytes(&self, command_bytes: impl Fn(&C) -> usize) -> usize {
+        command_bytes(&self.command).saturating_add(PROPOSAL_OVERHEAD_BYTES)
+    }
+}
+
 impl<C: fmt::Debug> fmt::Debug for Proposal<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}@{} {:?}", self.zxid, self.index, self.command)
@@ -154,6 +168,29 @@ impl<C: Clone> History<C> {
     pub fn after_index(&self, index: u64, max: usize) -> Vec<Proposal<C>> {
         let from = index.saturating_sub(self.base_index) as usize;
         self.entries.iter().skip(from).take(max).cloned().collect()
+    }
+
+    /// The proposals after position `index`: at most `max` of them and, past
+    /// the first, no more than `bytes_max` by [`Proposal::approx_bytes`] (a
+    /// proposal larger than that goes alone).
+    pub fn after_index_bounded(
+        &self,
+        index: u64,
+        max: usize,
+        bytes_max: usize,
+        command_bytes: impl Fn(&C) -> usize,
+    ) -> Vec<Proposal<C>> {
+        let from = index.saturating_sub(self.base_index) as usize;
+        let mut bytes = 0usize;
+        let mut taken = Vec::new();
+        for proposal in self.entries.iter().skip(from).take(max) {
+            bytes = bytes.saturating_add(proposal.approx_bytes(&command_bytes));
+            if !taken.is_empty() && bytes > bytes_max {
+                break;
+            }
+            taken.push(proposal.clone());
+        }
+        taken
     }
 
     /// The last counter of `epoch` known exactly: from held entries, or the

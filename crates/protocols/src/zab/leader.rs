@@ -349,7 +349,14 @@ impl<S: StateMachine> Zab<S> {
             let prev = self.history.last_zxid();
             let mut counter = if prev.epoch == epoch { prev.counter } else { 0 };
             let mut batch = Vec::new();
+            let mut bytes = 0usize;
             while batch.len() < per_message {
+                let Some((_, next)) = self.leading().expect("leading").queue.front() else { break };
+                let size = S::command_bytes(next).saturating_add(super::history::PROPOSAL_OVERHEAD_BYTES);
+                bytes = bytes.saturating_add(size);
+                if !batch.is_empty() && bytes > self.config.batch_bytes_max {
+                    break;
+                }
                 let Some((id, command)) = self.leading_mut().queue.pop_front() else { break };
                 counter += 1;
                 let index = self.history.last_index() + 1;
@@ -539,7 +546,12 @@ impl<S: StateMachine> Zab<S> {
                 Some(index) => Msg::Propose {
                     epoch,
                     prev: acked,
-                    proposals: self.history.after_index(index, self.config.batch_proposals_max),
+                    proposals: self.history.after_index_bounded(
+                        index,
+                        self.config.batch_proposals_max,
+                        self.config.batch_bytes_max,
+                        S::command_bytes,
+                    ),
                     commit: self.applied_zxid(),
                 },
                 // Behind our snapshot: it needs the state itself.

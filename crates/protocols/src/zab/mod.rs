@@ -111,6 +111,11 @@ pub struct Config {
     pub batching: bool,
     /// Most proposals in one PROPOSAL message or one retransmission.
     pub batch_proposals_max: usize,
+    /// Most bytes of proposals ([`history::Proposal::approx_bytes`]) in one
+    /// PROPOSAL message or retransmission; a larger proposal goes alone.
+    /// Bounds what one message (and a follower's one log record) holds when
+    /// values are large. Default 1 MiB.
+    pub batch_bytes_max: usize,
     /// Most client writes at the leader not yet committed (queued or
     /// proposed); beyond it new writes are rejected.
     pub pending_writes_max: usize,
@@ -134,6 +139,7 @@ impl Default for Config {
             lease_percent: 80,
             batching: true,
             batch_proposals_max: 64,
+            batch_bytes_max: 1 << 20,
             pending_writes_max: 1024,
             pending_reads_max: 1024,
             checkpoint_records_max: 128,
@@ -160,6 +166,9 @@ impl Config {
         }
         if self.lease_percent == 0 || self.lease_percent >= 95 {
             return Err("lease_percent must be in [1, 95)");
+        }
+        if self.batch_bytes_max == 0 {
+            return Err("batch_bytes_max must be at least 1");
         }
         if self.batch_proposals_max == 0 || self.pending_writes_max == 0 || self.pending_reads_max == 0 {
             return Err("batch_proposals_max, pending_writes_max and pending_reads_max must be at least 1");
