@@ -24,6 +24,8 @@ struct Node {
     client_port: u16,
     peer_port: u16,
     dir: PathBuf,
+    /// More `quorum serve` flags.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -52,6 +54,7 @@ impl Cluster {
                 client_port: ports[2 * i as usize],
                 peer_port: ports[2 * i as usize + 1],
                 dir: root.path().join(format!("node-{i}")),
+                extra: Vec::new(),
                 child: None,
             })
             .collect();
@@ -104,6 +107,7 @@ impl Node {
             .args(["--peers", &others.join(",")])
             .args(["--data-dir", self.dir.to_str().unwrap()])
             .args(["--cluster-secret", SECRET, "--request-timeout-ms", "2000"])
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -463,4 +467,106 @@ fn a_data_dir_of_another_cluster_node_or_protocol_or_in_use_is_refused_at_start(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "a second process opened a dir in use: {stderr}");
     assert!(stderr.contains("in use by another process"), "{stderr}");
+}
+
+/// What a client of a production cluster meets, end to end: a password
+/// (NOAUTH before AUTH, a wrong one refused), a follower that does not
+/// forward answering a write with the leader's client address, and the
+/// Prometheus endpoint over HTTP.
+#[test]
+fn password_redirect_and_metrics_over_http() {
+    let root = tempfile::tempdir().unwrap();
+    let ports = free_ports(9);
+    let (client, peer, metrics) = (&ports[0..3], &ports[3..6], &ports[6..9]);
+    let client_addrs: Vec<String> = (0..3).map(|i| format!("{i}=127.0.0.1:{}", client[i])).collect();
+    let mut nodes: Vec<Node> = (0..3u32)
+        .map(|i| {
+            let others: Vec<String> = client_addrs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i as usize)
+                .map(|(_, a)| a.clone())
+                .collect();
+            Node {
+                id: i,
+                protocol: "raft",
+                client_port: client[i as usize],
+                peer_port: peer[i as usize],
+                dir: root.path().join(format!("node-{i}")),
+                extra: vec![
+                    "--password".into(),
+                    "pw".into(),
+                    "--no-forward".into(),
+                    "--peer-clients".into(),
+                    others.join(","),
+                    "--metrics-listen".into(),
+                    format!("127.0.0.1:{}", metrics[i as usize]),
+                ],
+                child: None,
+            }
+        })
+        .collect();
+    let peers: Vec<(u32, u16)> = nodes.iter().map(|n| (n.id, n.peer_port)).collect();
+    for node in &mut nodes {
+        node.spawn(&peers);
+    }
+    let _cluster = Cluster { nodes, _root: root };
+    let authed = |port: u16| -> Option<redis::Connection> {
+        let mut con = connect(port).ok()?;
+        redis::cmd("AUTH").arg("pw").query::<String>(&mut con).ok()?;
+        Some(con)
+    };
+    // The leader, by INFO over an authenticated connection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let found = (0..3).find(|i| {
+            authed(client[*i])
+                .and_then(|mut con| redis::cmd("INFO").query::<String>(&mut con).ok())
+                .is_some_and(|info| info.contains("role:leader"))
+        });
+        if let Some(i) = found {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no leader within 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let follower = (leader + 1) % 3;
+
+    let mut anonymous = connect(client[leader]).unwrap();
+    let refused = redis::cmd("GET").arg("k").query::<Option<String>>(&mut anonymous).unwrap_err();
+    assert!(refused.to_string().contains("NOAUTH"), "{refused}");
+    let wrong = redis::cmd("AUTH").arg("not-pw").query::<String>(&mut anonymous).unwrap_err();
+    assert!(!wrong.to_string().is_empty());
+    assert!(redis::cmd("GET").arg("k").query::<Option<String>>(&mut anonymous).is_err(), "still locked");
+
+    let mut at_leader = authed(client[leader]).unwrap();
+    let _: String = redis::cmd("SET").arg("k").arg("v").query(&mut at_leader).unwrap();
+    let mut at_follower = authed(client[follower]).unwrap();
+    let redirect = redis::cmd("SET").arg("k").arg("w").query::<String>(&mut at_follower).unwrap_err();
+    let expected = format!("leader: node {leader} at 127.0.0.1:{}", client[leader]);
+    assert!(redirect.to_string().contains(&expected), "{redirect} lacks '{expected}'");
+    let value: Option<String> = redis::cmd("GET").arg("k").query(&mut at_leader).unwrap();
+    assert_eq!(value.as_deref(), Some("v"), "the refused write did nothing");
+
+    let body = http_get(metrics[leader], "/metrics");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(&format!("quorum_role{{node=\"{leader}\"}} 2")), "{body}");
+    assert!(body.contains("# TYPE quorum_fsync_seconds histogram"), "{body}");
+    assert!(http_get(metrics[leader], "/nope").starts_with("HTTP/1.1 404"));
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // In three writes, as a slow client might send it: the server must
+    // read up to the end of the headers, not answer the first fragment.
+    for piece in ["GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n"] {
+        stream.write_all(piece.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
 }

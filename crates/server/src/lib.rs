@@ -305,12 +305,22 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
         let Ok((mut stream, _)) = listener.accept().await else { continue };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut request = vec![0u8; 4096];
-            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await
-            else {
-                return;
+            // The request line may arrive in pieces: read until the end of
+            // the headers (or 4 KiB, or 5 s).
+            let mut request = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let read_head = async {
+                while request.len() < 4096 && !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
             };
-            let head = String::from_utf8_lossy(&request[..n]);
+            if tokio::time::timeout(Duration::from_secs(5), read_head).await.is_err() {
+                return;
+            }
+            let head = String::from_utf8_lossy(&request);
             let (status, body) = if head.starts_with("GET /metrics") {
                 ("200 OK", metrics.render())
             } else {
