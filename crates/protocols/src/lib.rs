@@ -3,6 +3,7 @@
 //! socket, a file, a thread or OS randomness: time and a seeded RNG arrive in
 //! `Out`, and effects leave through it.
 
+mod batch;
 pub mod catalog;
 pub mod commit;
 pub mod paxos;

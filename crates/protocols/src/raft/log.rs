@@ -172,17 +172,8 @@ impl<C: Clone> Log<C> {
     ) -> usize {
         assert!(entries_max > 0, "Config::validate rejects a zero count limit");
         assert!(bytes_max > 0, "Config::validate rejects a zero byte limit");
-        let start = self.offset(from);
-        let mut bytes: usize = 0;
-        let mut len = 0;
-        for entry in self.entries[start..].iter().take(entries_max) {
-            bytes = bytes.saturating_add(entry.approx_bytes(&command_bytes));
-            if len > 0 && bytes > bytes_max {
-                break;
-            }
-            len += 1;
-        }
-        len
+        let sizes = self.entries[self.offset(from)..].iter().map(|e| e.approx_bytes(&command_bytes));
+        crate::batch::fit(sizes, entries_max, bytes_max)
     }
 
     /// Position of `from` in the retained entries (their length if past the

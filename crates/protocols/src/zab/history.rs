@@ -181,16 +181,9 @@ impl<C: Clone> History<C> {
         command_bytes: impl Fn(&C) -> usize,
     ) -> Vec<Proposal<C>> {
         let from = index.saturating_sub(self.base_index) as usize;
-        let mut bytes = 0usize;
-        let mut taken = Vec::new();
-        for proposal in self.entries.iter().skip(from).take(max) {
-            bytes = bytes.saturating_add(proposal.approx_bytes(&command_bytes));
-            if !taken.is_empty() && bytes > bytes_max {
-                break;
-            }
-            taken.push(proposal.clone());
-        }
-        taken
+        let sizes = self.entries.iter().skip(from).map(|p| p.approx_bytes(&command_bytes));
+        let len = crate::batch::fit(sizes, max, bytes_max);
+        self.entries.iter().skip(from).take(len).cloned().collect()
     }
 
     /// The last counter of `epoch` known exactly: from held entries, or the

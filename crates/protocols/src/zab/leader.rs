@@ -348,16 +348,14 @@ impl<S: StateMachine> Zab<S> {
         while !self.leading().expect("leading").queue.is_empty() {
             let prev = self.history.last_zxid();
             let mut counter = if prev.epoch == epoch { prev.counter } else { 0 };
-            let mut batch = Vec::new();
-            let mut bytes = 0usize;
-            while batch.len() < per_message {
-                let Some((_, next)) = self.leading().expect("leading").queue.front() else { break };
-                let size = S::command_bytes(next).saturating_add(super::history::PROPOSAL_OVERHEAD_BYTES);
-                bytes = bytes.saturating_add(size);
-                if !batch.is_empty() && bytes > self.config.batch_bytes_max {
-                    break;
-                }
-                let Some((id, command)) = self.leading_mut().queue.pop_front() else { break };
+            let queue = &self.leading().expect("leading").queue;
+            let sizes = queue
+                .iter()
+                .map(|(_, c)| S::command_bytes(c).saturating_add(super::history::PROPOSAL_OVERHEAD_BYTES));
+            let len = crate::batch::fit(sizes, per_message, self.config.batch_bytes_max);
+            let mut batch = Vec::with_capacity(len);
+            for _ in 0..len {
+                let (id, command) = self.leading_mut().queue.pop_front().expect("fit counts queued writes");
                 counter += 1;
                 let index = self.history.last_index() + 1;
                 let proposal = super::Proposal { zxid: Zxid::new(epoch, counter), index, command };
