@@ -26,6 +26,8 @@ struct Node {
     dir: PathBuf,
     /// More `quorum serve` flags.
     extra: Vec<String>,
+    /// A free port of this node's for those flags (a metrics listener).
+    spare_port: u16,
     child: Option<Child>,
 }
 
@@ -45,8 +47,21 @@ impl Cluster {
     }
 
     fn start_with(n: u32, protocol: &'static str) -> Cluster {
+        let cluster = Cluster::spawn(n, protocol, |_, _, _| Vec::new());
+        for node in &cluster.nodes {
+            wait_for_ping(node.client_port);
+        }
+        cluster
+    }
+
+    /// Start `n` nodes without waiting for them; `extra(id, client ports,
+    /// spare port)` gives each node's further `quorum serve` flags, with one
+    /// more free port of its own (for a metrics listener, say).
+    fn spawn(n: u32, protocol: &'static str, extra: impl Fn(u32, &[u16], u16) -> Vec<String>) -> Cluster {
         let root = tempfile::tempdir().unwrap();
-        let ports = free_ports(2 * n as usize);
+        // One allocation for every port, so none is handed out twice.
+        let ports = free_ports(3 * n as usize);
+        let client_ports: Vec<u16> = ports.iter().step_by(2).take(n as usize).copied().collect();
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
                 id: i,
@@ -54,7 +69,8 @@ impl Cluster {
                 client_port: ports[2 * i as usize],
                 peer_port: ports[2 * i as usize + 1],
                 dir: root.path().join(format!("node-{i}")),
-                extra: Vec::new(),
+                extra: extra(i, &client_ports, ports[2 * n as usize + i as usize]),
+                spare_port: ports[2 * n as usize + i as usize],
                 child: None,
             })
             .collect();
@@ -62,11 +78,7 @@ impl Cluster {
         for node in &mut nodes {
             node.spawn(&peers);
         }
-        let cluster = Cluster { nodes, _root: root };
-        for node in &cluster.nodes {
-            wait_for_ping(node.client_port);
-        }
-        cluster
+        Cluster { nodes, _root: root }
     }
 
     fn peers(&self) -> Vec<(u32, u16)> {
@@ -475,42 +487,21 @@ fn a_data_dir_of_another_cluster_node_or_protocol_or_in_use_is_refused_at_start(
 /// Prometheus endpoint over HTTP.
 #[test]
 fn password_redirect_and_metrics_over_http() {
-    let root = tempfile::tempdir().unwrap();
-    let ports = free_ports(9);
-    let (client, peer, metrics) = (&ports[0..3], &ports[3..6], &ports[6..9]);
-    let client_addrs: Vec<String> = (0..3).map(|i| format!("{i}=127.0.0.1:{}", client[i])).collect();
-    let mut nodes: Vec<Node> = (0..3u32)
-        .map(|i| {
-            let others: Vec<String> = client_addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i as usize)
-                .map(|(_, a)| a.clone())
-                .collect();
-            Node {
-                id: i,
-                protocol: "raft",
-                client_port: client[i as usize],
-                peer_port: peer[i as usize],
-                dir: root.path().join(format!("node-{i}")),
-                extra: vec![
-                    "--password".into(),
-                    "pw".into(),
-                    "--no-forward".into(),
-                    "--peer-clients".into(),
-                    others.join(","),
-                    "--metrics-listen".into(),
-                    format!("127.0.0.1:{}", metrics[i as usize]),
-                ],
-                child: None,
-            }
-        })
-        .collect();
-    let peers: Vec<(u32, u16)> = nodes.iter().map(|n| (n.id, n.peer_port)).collect();
-    for node in &mut nodes {
-        node.spawn(&peers);
-    }
-    let _cluster = Cluster { nodes, _root: root };
+    let cluster = Cluster::spawn(3, "raft", |i, clients, spare| {
+        let others: Vec<String> =
+            (0..3u32).filter(|j| *j != i).map(|j| format!("{j}=127.0.0.1:{}", clients[j as usize])).collect();
+        vec![
+            "--password".into(),
+            "pw".into(),
+            "--no-forward".into(),
+            "--peer-clients".into(),
+            others.join(","),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{spare}"),
+        ]
+    });
+    let client: Vec<u16> = cluster.nodes.iter().map(|n| n.client_port).collect();
+    let metrics: Vec<u16> = cluster.nodes.iter().map(|n| n.spare_port).collect();
     let authed = |port: u16| -> Option<redis::Connection> {
         let mut con = connect(port).ok()?;
         redis::cmd("AUTH").arg("pw").query::<String>(&mut con).ok()?;
