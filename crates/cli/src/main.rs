@@ -301,6 +301,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
         config.schedule = Some(schedule);
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
+    selected.validate(config.nodes)?;
     let outcome = selected.run(&config, args.trace.is_some());
     if let Some(path) = &args.trace {
         write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
@@ -399,6 +400,7 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     let mut config = sim_config(&args.run, &selected)?;
     config.seed = args.seed_start;
     config.validate().map_err(|e| UsageError(e.to_string()))?;
+    selected.validate(config.nodes)?;
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }

@@ -158,8 +158,42 @@ impl Selected {
         })
     }
 
+    /// The protocol's verdict on its settings for a cluster of `nodes`.
+    pub fn validate(&self, nodes: u32) -> Result<(), UsageError> {
+        fn go<P: quorum_core::Protocol>(
+            name: &str,
+            config: &P::Config,
+            nodes: u32,
+        ) -> Result<(), UsageError> {
+            let members: Vec<quorum_core::NodeId> = (0..nodes).map(quorum_core::NodeId).collect();
+            P::validate(config, &members).map_err(|e| UsageError(format!("bad settings for '{name}': {e}")))
+        }
+        let name = self.entry.name;
+        match &self.kind {
+            Kind::Sync(c) => go::<sync::Synchronous>(name, c, nodes),
+            Kind::Async(c) => go::<asynchronous::Asynchronous>(name, c, nodes),
+            Kind::PrimaryBackup(c) => go::<primary_backup::PrimaryBackup>(name, c, nodes),
+            Kind::Abd(c) => go::<abd::Abd>(name, c, nodes),
+            Kind::Paxos(c) => go::<paxos::single::Paxos<KvStore>>(name, c, nodes),
+            Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(name, c, nodes),
+            Kind::Raft(c) => go::<raft::Raft<KvStore>>(name, c, nodes),
+            Kind::Zab(c) => go::<zab::Zab<KvStore>>(name, c, nodes),
+            Kind::TwoPc(c) => go::<two_pc::TwoPhaseCommit>(name, c, nodes),
+            Kind::ThreePc(c) => go::<three_pc::ThreePhaseCommit>(name, c, nodes),
+        }
+    }
+
+    /// One run; `validate` must have passed for `config.nodes`.
     pub fn run(&self, config: &SimConfig, traced: bool) -> RunOutcome {
-        fn go<P: KvProtocol>(config: &SimConfig, protocol: &P::Config, traced: bool) -> RunOutcome {
+        self.try_run(config, traced).expect("settings validated before the run")
+    }
+
+    fn try_run(&self, config: &SimConfig, traced: bool) -> Result<RunOutcome, quorum_sim::RunError> {
+        fn go<P: KvProtocol>(
+            config: &SimConfig,
+            protocol: &P::Config,
+            traced: bool,
+        ) -> Result<RunOutcome, quorum_sim::RunError> {
             if traced {
                 quorum_sim::run_traced::<P>(config, protocol)
             } else {

@@ -140,6 +140,7 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
         config.cas = selected.entry().cas;
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
+        selected.validate(config.nodes)?;
         let report =
             quorum_sim::explore(&config, seeds, threads, stop.focus, &|c| selected.run(c, false), &|| {});
         let kinds: Vec<String> =

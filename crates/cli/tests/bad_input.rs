@@ -87,3 +87,40 @@ fn command_line_errors_are_one_line() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--seed"));
 }
+
+/// A setting the protocol refuses, for every protocol: each `Config::validate`
+/// through the contract's `Protocol::validate`, one line and exit code 2 in
+/// every driver, never a panic or a `panic` violation.
+const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
+    ("sync", r#"{"batch_ops_max":0}"#, "batch_ops_max"),
+    ("async", r#"{"push_entries_max":0}"#, "push_entries_max"),
+    ("primary-backup", r#"{"heartbeat_interval":0}"#, "heartbeat_interval"),
+    ("abd", r#"{"checkpoint_every_records":0}"#, "checkpoint_every_records"),
+    ("paxos", r#"{"acceptors":[0,7]}"#, "acceptors names node 7"),
+    ("multi-paxos", r#"{"batch_max":0}"#, "batch_max"),
+    ("raft", r#"{"batch_entries_max":0}"#, "batch_entries_max"),
+    ("zab", r#"{"lease_percent":0}"#, "lease_percent"),
+    ("2pc", r#"{"rounds_max":0}"#, "rounds_max"),
+    ("3pc", r#"{"rounds_max":0}"#, "rounds_max"),
+];
+
+#[test]
+fn refused_settings_are_usage_errors_in_every_driver() {
+    let listed = String::from_utf8(quorum(&["list"]).stdout).unwrap();
+    let names: Vec<&str> = listed.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    for name in &names {
+        assert!(REFUSED_SETTINGS.iter().any(|(p, _, _)| p == name), "no refused setting for {name}");
+    }
+    let dir = std::env::temp_dir().join(format!("quorum-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (protocol, config, needle) in REFUSED_SETTINGS {
+        rejects(&["sim", "--protocol", protocol, "--config", config], needle);
+        rejects(&["explore", "--protocol", protocol, "--config", config, "--seeds", "2"], needle);
+        let script = dir.join(format!("{protocol}.txt"));
+        std::fs::write(&script, format!("cluster 3 protocol={protocol} config={config}\n----\n\n")).unwrap();
+        rejects(&["script", script.to_str().unwrap()], needle);
+    }
+    // An election timeout of 0 is refused, not reported as a protocol panic.
+    rejects(&["sim", "--protocol", "raft", "--config", r#"{"election_timeout_min":0}"#], "election_timeout");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -243,6 +243,19 @@ impl<'a, P: Protocol> Out<'a, P> {
     }
 }
 
+/// A setting (or a cluster) a protocol cannot run with, refused by
+/// [`Protocol::validate`] before anything starts. The message names the
+/// setting and what it must be, in one line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    pub fn new(reason: impl Into<String>) -> ConfigError {
+        ConfigError(reason.into())
+    }
+}
+
 /// A protocol as a sans-IO state machine. See the crate documentation for
 /// the contract and the durability rule.
 pub trait Protocol: Sized {
@@ -263,7 +276,15 @@ pub trait Protocol: Sized {
     /// JSON by the CLI (`--config`, `--bug`): use `#[serde(default)]`.
     type Config: Clone + Debug + Default + Serialize + DeserializeOwned;
 
-    /// Fresh start (`durable` empty) or recovery after a crash.
+    /// Refuse settings that cannot work, and clusters the protocol cannot
+    /// run on (`nodes`: every member, ascending). Every driver calls it
+    /// before the first `start`, so a bad setting is the caller's error,
+    /// reported in one line, never a panic inside `start`; `start` may
+    /// assert that it passed.
+    fn validate(config: &Self::Config, nodes: &[NodeId]) -> Result<(), ConfigError>;
+
+    /// Fresh start (`durable` empty) or recovery after a crash. `config`
+    /// passed [`Protocol::validate`].
     fn start(
         cluster: &Cluster,
         config: &Self::Config,

@@ -176,7 +176,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 }),
                 &config.protocol_config,
             )?;
-            c.validate().map_err(|e| anyhow::anyhow!("bad raft config: {e}"))?;
             start_with::<Raft<KvMap>>(config, c).await
         }
         ProtocolKind::Zab => {
@@ -203,6 +202,11 @@ where
     P::Msg: Send + 'static,
     P::Timer: Send,
 {
+    let mut members: Vec<NodeId> = config.peers.keys().copied().collect();
+    members.push(config.id);
+    members.sort();
+    P::validate(&protocol_config, &members)
+        .map_err(|e| anyhow::anyhow!("bad {} config: {e}", config.protocol.name()))?;
     let (log, durable) = storage::open::<P>(&config)?;
     let client_listener = TcpListener::bind(&config.listen)
         .await

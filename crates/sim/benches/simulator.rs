@@ -14,12 +14,12 @@ fn config(seed: u64) -> SimConfig {
 }
 
 fn bench(c: &mut Criterion) {
-    let events = quorum_sim::run::<Abd>(&config(1), &Default::default()).events;
+    let events = quorum_sim::run::<Abd>(&config(1), &Default::default()).expect("valid").events;
     let mut group = c.benchmark_group("simulator");
     group.sample_size(10);
     group.throughput(Throughput::Elements(events));
     group.bench_function("abd_5_nodes_all_faults_one_run", |b| {
-        b.iter(|| quorum_sim::run::<Abd>(&config(1), &Default::default()))
+        b.iter(|| quorum_sim::run::<Abd>(&config(1), &Default::default()).expect("valid"))
     });
     group.finish();
 }

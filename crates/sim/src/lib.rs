@@ -35,4 +35,4 @@ pub use faults::{Fault, Schedule, ScheduledFault};
 pub use outcome::{Percentiles, RunOutcome, TxnFigures, TxnOp};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
-pub use world::{run, run_traced, run_with, KvProtocol};
+pub use world::{run, run_traced, run_with, KvProtocol, RunError};

@@ -281,6 +281,8 @@ where
         if let Some((_, json)) = line.split_once("config=") {
             self.config = serde_json::from_str(json).map_err(|e| format!("bad config: {e}"))?;
         }
+        let members: Vec<NodeId> = (0..n).map(NodeId).collect();
+        P::validate(&self.config, &members).map_err(|e| format!("bad config: {e}"))?;
         self.names = names;
         self.nodes = (0..n).map(|_| None).collect();
         self.durable = vec![Vec::new(); n as usize];

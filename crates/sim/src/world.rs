@@ -29,28 +29,41 @@ const CLUSTER_CHECK_EVERY: u64 = 64;
 /// How long the final reader may take after quiescence.
 const FINAL_READS_MS: u64 = 5_000;
 
+/// A run that cannot start: its parameters or the protocol's settings are
+/// refused (by [`SimConfig::validate`] or [`Protocol::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Sim(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Protocol(#[from] quorum_core::ConfigError),
+}
+
 /// Run one simulation. Never panics on a protocol panic: the panic becomes a
 /// violation of the outcome.
-pub fn run<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> RunOutcome {
+pub fn run<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> Result<RunOutcome, RunError> {
     run_with::<P, KvWorkload>(config, protocol, false)
 }
 
 /// Like [`run`], also recording the full trace as JSON lines.
-pub fn run_traced<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> RunOutcome {
+pub fn run_traced<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> Result<RunOutcome, RunError> {
     run_with::<P, KvWorkload>(config, protocol, true)
 }
 
-/// One run of protocol `P` under workload `W`, traced or not.
+/// One run of protocol `P` under workload `W`, traced or not. The run's
+/// parameters and the protocol's settings are validated first.
 pub fn run_with<P: Protocol, W: Workload<P>>(
     config: &SimConfig,
     protocol: &P::Config,
     trace: bool,
-) -> RunOutcome {
-    config.validate().expect("SimConfig::validate must pass before a run");
+) -> Result<RunOutcome, RunError> {
+    config.validate()?;
+    let members: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
+    P::validate(protocol, &members)?;
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
-    match result {
+    Ok(match result {
         Ok(()) => world.finish(),
         Err(payload) => {
             let message = payload
@@ -65,7 +78,7 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
             outcome.classify();
             outcome
         }
-    }
+    })
 }
 
 /// The replay command for `config` with `schedule`.

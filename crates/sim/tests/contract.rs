@@ -3,7 +3,7 @@
 //! seed gives the same trace.
 
 use quorum_core::{
-    Cluster, KvCommand, KvResponse, KvStore, NodeId, Observation, Out, Protocol, RequestId, Role,
+    Cluster, ConfigError, KvCommand, KvResponse, KvStore, NodeId, Observation, Out, Protocol, RequestId, Role,
 };
 use quorum_sim::{run_traced, SimConfig};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,13 @@ impl Protocol for Relay {
     type Record = Written;
     type Timer = u8;
     type Config = Option<NodeId>;
+
+    fn validate(leader: &Option<NodeId>, nodes: &[NodeId]) -> Result<(), ConfigError> {
+        match leader {
+            Some(node) if !nodes.contains(node) => Err(ConfigError::new(format!("no node {node}"))),
+            _ => Ok(()),
+        }
+    }
 
     fn start(
         cluster: &Cluster,
@@ -91,7 +98,7 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
         config.ops = 20;
         config.clients = 1;
         config.schedule = Some("0:crash=0/1,3000:restart=0".parse().unwrap());
-        let outcome = run_traced::<Relay>(&config, &None);
+        let outcome = run_traced::<Relay>(&config, &None).expect("valid settings");
         let trace = lines(outcome.trace.as_deref().unwrap());
         let Some(crash) = trace.iter().position(|l| l["ev"] == "crash" && l["node"] == 0) else { continue };
         if trace[crash]["how"] != "mid-step" {
@@ -127,12 +134,12 @@ fn same_seed_same_trace_byte_for_byte() {
     config.max_down = 1;
     config.faults = "all".parse().unwrap();
     config.seed = 11;
-    let a = run_traced::<Relay>(&config, &None).trace.unwrap();
-    let b = run_traced::<Relay>(&config, &None).trace.unwrap();
+    let a = run_traced::<Relay>(&config, &None).expect("valid settings").trace.unwrap();
+    let b = run_traced::<Relay>(&config, &None).expect("valid settings").trace.unwrap();
     assert!(a.len() > 1000);
     assert_eq!(a, b);
     config.seed = 12;
-    let c = run_traced::<Relay>(&config, &None).trace.unwrap();
+    let c = run_traced::<Relay>(&config, &None).expect("valid settings").trace.unwrap();
     assert_ne!(a, c, "a different seed gives a different run");
 }
 
@@ -152,7 +159,7 @@ fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
         config.ops = 20;
         config.clients = 2;
         config.schedule = Some("0:crash-leader=1+300~4000".parse().unwrap());
-        let outcome = run_traced::<Relay>(&config, &Some(NodeId(1)));
+        let outcome = run_traced::<Relay>(&config, &Some(NodeId(1))).expect("valid settings");
         let trace = lines(outcome.trace.as_deref().unwrap());
         let crashes: Vec<&serde_json::Value> = trace.iter().filter(|l| l["ev"] == "crash").collect();
         assert!(crashes.len() <= 1, "one armed fault strikes once: {crashes:?}");
@@ -182,7 +189,7 @@ fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
     config.max_down = 1;
     config.cas = false;
     config.schedule = Some("0:crash-leader=1+300~1".parse().unwrap());
-    let trace = run_traced::<Relay>(&config, &Some(NodeId(1))).trace.unwrap();
+    let trace = run_traced::<Relay>(&config, &Some(NodeId(1))).expect("valid settings").trace.unwrap();
     assert!(!lines(&trace).iter().any(|l| l["ev"] == "crash"), "a lapsed fault strikes nobody");
 }
 
@@ -197,7 +204,8 @@ fn crash_leader_tears_a_broadcast_sent_before_the_write() {
         config.seed = seed;
         config.nodes = 3;
         config.schedule = Some("0:crash-leader=1+300~10000".parse().unwrap());
-        let outcome = run_traced::<quorum_protocols::raft::Raft<KvStore>>(&config, &Default::default());
+        let outcome = run_traced::<quorum_protocols::raft::Raft<KvStore>>(&config, &Default::default())
+            .expect("valid settings");
         let trace = lines(outcome.trace.as_deref().unwrap());
         let Some(at) = trace.iter().position(|l| l["ev"] == "crash") else { continue };
         struck += 1;

@@ -53,7 +53,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::txn::{TxnRequest, TxnResponse};
-use quorum_core::{Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId};
+use quorum_core::{Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
 use super::roles::{self, Cohort, Coordinator, Round, Tally};
@@ -103,18 +103,18 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.retransmit_interval.0 == 0 || self.collect_timeout.0 == 0 {
-            return Err("retransmit_interval and collect_timeout must be positive".into());
+            return Err(ConfigError::new("retransmit_interval and collect_timeout must be positive"));
         }
         if self.vote_timeout <= self.retransmit_interval || self.ack_timeout <= self.retransmit_interval {
-            return Err("vote_timeout and ack_timeout must exceed retransmit_interval".into());
+            return Err(ConfigError::new("vote_timeout and ack_timeout must exceed retransmit_interval"));
         }
         if self.termination_timeout <= self.ack_timeout.max(self.vote_timeout) {
-            return Err("termination_timeout must exceed the coordinator's timeouts".into());
+            return Err(ConfigError::new("termination_timeout must exceed the coordinator's timeouts"));
         }
         if self.rounds_max == 0 {
-            return Err("rounds_max must be positive".into());
+            return Err(ConfigError::new("rounds_max must be positive"));
         }
         Ok(())
     }
@@ -260,8 +260,12 @@ impl Protocol for ThreePhaseCommit {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("3pc config must validate");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let nodes = cluster.nodes.len() as u32;
         let mut node = ThreePhaseCommit {
             id: cluster.id,

@@ -55,7 +55,7 @@
 use std::convert::Infallible;
 
 use quorum_core::txn::{TxnRequest, TxnResponse};
-use quorum_core::{Cluster, Micros, NodeId, Out, Protocol, RequestId};
+use quorum_core::{Cluster, ConfigError, Micros, NodeId, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
 use super::roles::{self, Cohort, Coordinator, Tally};
@@ -107,15 +107,15 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.retransmit_interval.0 == 0 || self.in_doubt_retry.0 == 0 {
-            return Err("retransmit_interval and in_doubt_retry must be positive".into());
+            return Err(ConfigError::new("retransmit_interval and in_doubt_retry must be positive"));
         }
         if self.vote_timeout <= self.retransmit_interval {
-            return Err("vote_timeout must exceed retransmit_interval".into());
+            return Err(ConfigError::new("vote_timeout must exceed retransmit_interval"));
         }
         if self.rounds_max == 0 {
-            return Err("rounds_max must be positive".into());
+            return Err(ConfigError::new("rounds_max must be positive"));
         }
         Ok(())
     }
@@ -197,8 +197,12 @@ impl Protocol for TwoPhaseCommit {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("2pc config must validate");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let nodes = cluster.nodes.len() as u32;
         let mut node = TwoPhaseCommit {
             config: config.clone(),

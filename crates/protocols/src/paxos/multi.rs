@@ -44,8 +44,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quorum_core::{
-    fnv1a, ClientOutput, Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId, Role, StateMachine,
-    Time,
+    fnv1a, ClientOutput, Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId, Role,
+    StateMachine, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +127,7 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("heartbeat_interval", self.heartbeat_interval.0),
             ("batch_max", self.batch_max as u64),
@@ -138,10 +138,10 @@ impl Config {
             ("checkpoint_every_slots", self.checkpoint_every_slots),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{name} must be positive"));
+            return Err(ConfigError::new(format!("{name} must be positive")));
         }
         if self.election_timeout.0 < 2 * self.heartbeat_interval.0 {
-            return Err("election_timeout must be at least two heartbeat intervals".into());
+            return Err(ConfigError::new("election_timeout must be at least two heartbeat intervals"));
         }
         Ok(())
     }
@@ -935,8 +935,12 @@ impl<S: StateMachine> Protocol for MultiPaxos<S> {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Self::Record], out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("invalid multi-paxos config");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         assert!(cluster.nodes.len() as u64 <= TERM_NODES, "terms hold node ids below {TERM_NODES}");
         let mut node = MultiPaxos {
             cluster: cluster.clone(),

@@ -45,8 +45,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    ClientOutput, Cluster, KvCommand, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
-    StateMachine,
+    ClientOutput, Cluster, ConfigError, KvCommand, KvStore, Micros, NodeId, Observation, Out, Protocol,
+    RequestId, StateMachine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -166,7 +166,7 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("backoff_base", self.backoff_base.0),
             ("retransmit_interval", self.retransmit_interval.0),
@@ -178,16 +178,16 @@ impl Config {
             ("checkpoint_every_records", self.checkpoint_every_records),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{name} must be positive"));
+            return Err(ConfigError::new(format!("{name} must be positive")));
         }
         if self.backoff_max < self.backoff_base {
-            return Err("backoff_max must be at least backoff_base".into());
+            return Err(ConfigError::new("backoff_max must be at least backoff_base"));
         }
         if self.acceptors.as_ref().is_some_and(Vec::is_empty) {
-            return Err("acceptors must not be empty".into());
+            return Err(ConfigError::new("acceptors must not be empty"));
         }
         if self.proposers.as_ref().is_some_and(Vec::is_empty) {
-            return Err("proposers must not be empty".into());
+            return Err(ConfigError::new("proposers must not be empty"));
         }
         Ok(())
     }
@@ -841,8 +841,21 @@ impl<S: Decrees> Protocol for Paxos<S> {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()?;
+        for (role, ids) in [("acceptors", &config.acceptors), ("proposers", &config.proposers)] {
+            if let Some(stranger) = ids.iter().flatten().find(|id| !nodes.contains(&NodeId(**id))) {
+                return Err(ConfigError::new(format!(
+                    "{role} names node {stranger}, which is not in the cluster of {} nodes",
+                    nodes.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Self::Record], out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("invalid paxos config");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let mut node = Paxos {
             cluster: cluster.clone(),
             config: config.clone(),

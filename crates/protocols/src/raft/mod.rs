@@ -65,8 +65,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use quorum_core::{
-    fnv1a, ClientOutput, Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId, Role as CoreRole,
-    StateMachine, Time,
+    fnv1a, ClientOutput, Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    Role as CoreRole, StateMachine, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -159,27 +159,29 @@ impl Default for Config {
 
 impl Config {
     /// Reject settings that cannot work; run before anything starts.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.heartbeat_interval.0 == 0 {
-            return Err("heartbeat_interval must be positive");
+            return Err(ConfigError::new("heartbeat_interval must be positive"));
         }
         if self.election_timeout_min <= self.heartbeat_interval {
-            return Err("election_timeout_min must exceed heartbeat_interval");
+            return Err(ConfigError::new("election_timeout_min must exceed heartbeat_interval"));
         }
         if self.election_timeout_max <= self.election_timeout_min {
-            return Err("election_timeout_max must exceed election_timeout_min");
+            return Err(ConfigError::new("election_timeout_max must exceed election_timeout_min"));
         }
         if self.batch_entries_max == 0 || self.batch_bytes_max == 0 || self.max_inflight_appends == 0 {
-            return Err("batch_entries_max, batch_bytes_max and max_inflight_appends must be at least 1");
+            return Err(ConfigError::new(
+                "batch_entries_max, batch_bytes_max and max_inflight_appends must be at least 1",
+            ));
         }
         if self.lease_reads && !self.check_quorum {
-            return Err("lease_reads requires check_quorum");
+            return Err(ConfigError::new("lease_reads requires check_quorum"));
         }
         if self.snapshot_entries == 0 {
-            return Err("snapshot_entries must be at least 1");
+            return Err(ConfigError::new("snapshot_entries must be at least 1"));
         }
         if self.proposals_max == 0 || self.reads_max == 0 || self.sessions_max == 0 {
-            return Err("proposals_max, reads_max and sessions_max must be at least 1");
+            return Err(ConfigError::new("proposals_max, reads_max and sessions_max must be at least 1"));
         }
         Ok(())
     }
@@ -599,10 +601,12 @@ impl<S: StateMachine> Protocol for Raft<S> {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record<S>], out: &mut Out<'_, Self>) -> Self {
-        if let Err(problem) = config.validate() {
-            panic!("invalid raft config: {problem}");
-        }
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let membership =
             Membership { voters: cluster.nodes.iter().copied().collect(), learners: BTreeSet::new() };
         let snapshot = Snapshot::initial(membership.clone());

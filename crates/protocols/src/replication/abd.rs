@@ -26,7 +26,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    Cluster, Key, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId, Time, Value,
+    Cluster, ConfigError, Key, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    Time, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -94,15 +95,15 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.retransmit_interval.0 == 0 {
-            return Err("retransmit_interval must be positive".into());
+            return Err(ConfigError::new("retransmit_interval must be positive"));
         }
         if self.operation_timeout <= self.retransmit_interval {
-            return Err("operation_timeout must exceed retransmit_interval".into());
+            return Err(ConfigError::new("operation_timeout must exceed retransmit_interval"));
         }
         if self.checkpoint_every_records == 0 {
-            return Err("checkpoint_every_records must be positive".into());
+            return Err(ConfigError::new("checkpoint_every_records must be positive"));
         }
         Ok(())
     }
@@ -398,8 +399,12 @@ impl Protocol for Abd {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], _out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("invalid abd config");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let mut node = Abd {
             cluster: cluster.clone(),
             config: config.clone(),

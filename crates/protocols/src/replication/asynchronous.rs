@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
-    Role, Value,
+    Cluster, ConfigError, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
+    RequestId, Role, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,16 +59,16 @@ impl Default for Config {
 
 impl Config {
     /// Reject settings that cannot work; run before anything starts.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let intervals = [self.flush_interval, self.push_interval, self.anti_entropy_interval];
         if intervals.iter().any(|i| i.0 == 0) {
-            return Err("every interval must be positive");
+            return Err(ConfigError::new("every interval must be positive"));
         }
         if self.push_entries_max == 0 {
-            return Err("push_entries_max must be at least 1");
+            return Err(ConfigError::new("push_entries_max must be at least 1"));
         }
         if self.checkpoint_records_max < 2 {
-            return Err("checkpoint_records_max must be at least 2");
+            return Err(ConfigError::new("checkpoint_records_max must be at least 2"));
         }
         Ok(())
     }
@@ -292,10 +292,12 @@ impl Protocol for Asynchronous {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
-        if let Err(problem) = config.validate() {
-            panic!("invalid async config: {problem}");
-        }
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let mut node = Asynchronous {
             cluster: cluster.clone(),
             config: config.clone(),

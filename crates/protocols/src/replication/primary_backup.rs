@@ -27,8 +27,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use quorum_core::{
-    Cluster, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
-    Role, Time, Value,
+    Cluster, ConfigError, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
+    RequestId, Role, Time, Value,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,18 +81,18 @@ impl Default for Config {
 
 impl Config {
     /// Check the settings before anything starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.heartbeat_interval.0 == 0 {
-            return Err("heartbeat_interval must be positive".into());
+            return Err(ConfigError::new("heartbeat_interval must be positive"));
         }
         if self.failover_timeout.0 <= 2 * self.heartbeat_interval.0 {
-            return Err("failover_timeout must exceed two heartbeat intervals".into());
+            return Err(ConfigError::new("failover_timeout must exceed two heartbeat intervals"));
         }
         if self.ack_timeout.0 == 0 {
-            return Err("ack_timeout must be positive".into());
+            return Err(ConfigError::new("ack_timeout must be positive"));
         }
         if self.checkpoint_every_records == 0 {
-            return Err("checkpoint_every_records must be positive".into());
+            return Err(ConfigError::new("checkpoint_every_records must be positive"));
         }
         Ok(())
     }
@@ -555,8 +555,12 @@ impl Protocol for PrimaryBackup {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
-        config.validate().expect("invalid primary-backup config");
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let mut node = PrimaryBackup {
             cluster: cluster.clone(),
             config: config.clone(),

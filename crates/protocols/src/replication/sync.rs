@@ -35,8 +35,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use quorum_core::{
-    fnv1a, Cluster, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol, RequestId,
-    Role,
+    fnv1a, Cluster, ConfigError, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
+    RequestId, Role,
 };
 use serde::{Deserialize, Serialize};
 
@@ -79,21 +79,21 @@ impl Default for Config {
 
 impl Config {
     /// Reject settings that cannot work; run before anything starts.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.batch_ops_max == 0 {
-            return Err("batch_ops_max must be at least 1");
+            return Err(ConfigError::new("batch_ops_max must be at least 1"));
         }
         if self.queue_ops_max == 0 {
-            return Err("queue_ops_max must be at least 1");
+            return Err(ConfigError::new("queue_ops_max must be at least 1"));
         }
         if self.retransmit_interval.0 == 0 || self.heartbeat_interval.0 == 0 {
-            return Err("retransmit_interval and heartbeat_interval must be positive");
+            return Err(ConfigError::new("retransmit_interval and heartbeat_interval must be positive"));
         }
         if self.replicate_timeout <= self.retransmit_interval {
-            return Err("replicate_timeout must exceed retransmit_interval");
+            return Err(ConfigError::new("replicate_timeout must exceed retransmit_interval"));
         }
         if self.checkpoint_records_max < 2 {
-            return Err("checkpoint_records_max must be at least 2");
+            return Err(ConfigError::new("checkpoint_records_max must be at least 2"));
         }
         Ok(())
     }
@@ -493,10 +493,12 @@ impl Protocol for Synchronous {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
-        if let Err(problem) = config.validate() {
-            panic!("invalid sync config: {problem}");
-        }
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let primary = cluster.nodes[0];
         let mut node = Synchronous {
             cluster: cluster.clone(),

@@ -69,7 +69,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use quorum_core::{
-    fnv1a, ClientOutput, Cluster, Micros, NodeId, Observation, Out, Protocol, RequestId, StateMachine, Time,
+    fnv1a, ClientOutput, Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId,
+    StateMachine, Time,
 };
 use serde::{Deserialize, Serialize};
 
@@ -151,30 +152,32 @@ impl Default for Config {
 
 impl Config {
     /// Reject settings that cannot work; run before anything starts.
-    pub fn validate(&self) -> Result<(), &'static str> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tick_interval.0 == 0 {
-            return Err("tick_interval must be positive");
+            return Err(ConfigError::new("tick_interval must be positive"));
         }
         if self.follower_timeout <= self.tick_interval {
-            return Err("follower_timeout must exceed tick_interval");
+            return Err(ConfigError::new("follower_timeout must exceed tick_interval"));
         }
         if self.finalize_wait >= self.election_round_timeout {
-            return Err("finalize_wait must be below election_round_timeout");
+            return Err(ConfigError::new("finalize_wait must be below election_round_timeout"));
         }
         if self.election_round_timeout <= self.tick_interval {
-            return Err("election_round_timeout must exceed tick_interval");
+            return Err(ConfigError::new("election_round_timeout must exceed tick_interval"));
         }
         if self.lease_percent == 0 || self.lease_percent >= 95 {
-            return Err("lease_percent must be in [1, 95)");
+            return Err(ConfigError::new("lease_percent must be in [1, 95)"));
         }
         if self.batch_bytes_max == 0 {
-            return Err("batch_bytes_max must be at least 1");
+            return Err(ConfigError::new("batch_bytes_max must be at least 1"));
         }
         if self.batch_proposals_max == 0 || self.pending_writes_max == 0 || self.pending_reads_max == 0 {
-            return Err("batch_proposals_max, pending_writes_max and pending_reads_max must be at least 1");
+            return Err(ConfigError::new(
+                "batch_proposals_max, pending_writes_max and pending_reads_max must be at least 1",
+            ));
         }
         if self.checkpoint_records_max < 2 {
-            return Err("checkpoint_records_max must be at least 2");
+            return Err(ConfigError::new("checkpoint_records_max must be at least 2"));
         }
         Ok(())
     }
@@ -536,10 +539,12 @@ impl<S: StateMachine> Protocol for Zab<S> {
     type Timer = Timer;
     type Config = Config;
 
+    fn validate(config: &Config, _nodes: &[NodeId]) -> Result<(), ConfigError> {
+        config.validate()
+    }
+
     fn start(cluster: &Cluster, config: &Config, durable: &[Self::Record], out: &mut Out<'_, Self>) -> Self {
-        if let Err(problem) = config.validate() {
-            panic!("invalid zab config: {problem}");
-        }
+        assert!(config.validate().is_ok(), "drivers validate the config before start");
         let mut node = Zab {
             cluster: cluster.clone(),
             config: config.clone(),
