@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use quorum_core::{NodeId, Observation};
 use serde::Serialize;
 
 /// One `TxnDecided` observation.
@@ -145,29 +146,18 @@ impl Blocking {
     }
 }
 
-/// Decisions printed by a script (`quorum script`, scenario files) as
-/// `NAME observe TxnDecided { txn: T, commit: B }` lines. Nodes are numbered
-/// by the order of their names' first appearance (default names `nK` keep K).
-pub fn decisions_from_script(output: &str) -> Vec<Decision> {
-    let mut names: Vec<String> = Vec::new();
-    let mut decisions = Vec::new();
-    for line in output.lines() {
-        let Some((name, rest)) = line.split_once(" observe TxnDecided { txn: ") else { continue };
-        let Some((txn, rest)) = rest.split_once(", commit: ") else { continue };
-        let (Ok(txn), Some(commit)) = (txn.trim().parse::<u64>(), rest.strip_suffix(" }")) else { continue };
-        let node = match name.strip_prefix('n').and_then(|k| k.parse::<u32>().ok()) {
-            Some(k) => k,
-            None => match names.iter().position(|n| n == name) {
-                Some(i) => 1000 + i as u32,
-                None => {
-                    names.push(name.to_string());
-                    1000 + names.len() as u32 - 1
-                }
-            },
-        };
-        decisions.push(Decision { node, txn, commit: commit == "true", time: 0 });
-    }
-    decisions
+/// The decisions among `observations` (`(node, observation, time µs)` in
+/// the order they were made): every `TxnDecided`, others ignored.
+pub fn decisions(observations: &[(NodeId, Observation, u64)]) -> Vec<Decision> {
+    observations
+        .iter()
+        .filter_map(|(node, observation, time)| match *observation {
+            Observation::TxnDecided { txn, commit } => {
+                Some(Decision { node: node.0, txn, commit, time: *time })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,11 +230,18 @@ mod tests {
     }
 
     #[test]
-    fn script_output_yields_decisions() {
-        let out = "n0 persist Decided\nn1 observe TxnDecided { txn: 100, commit: true }\n\
-                   n0 observe TxnDecided { txn: 100, commit: false }\n";
-        let ds = decisions_from_script(out);
-        assert_eq!(ds, vec![d(1, 100, true), d(0, 100, false)]);
+    fn decisions_come_from_typed_observations() {
+        let observations = vec![
+            (NodeId(0), Observation::Prepared { txn: 100 }, 5),
+            (NodeId(1), Observation::TxnDecided { txn: 100, commit: true }, 10),
+            (NodeId(0), Observation::Note("TxnDecided { txn: 100, commit: true }".into()), 11),
+            (NodeId(0), Observation::TxnDecided { txn: 100, commit: false }, 12),
+        ];
+        let ds = decisions(&observations);
+        assert_eq!(
+            ds,
+            vec![Decision { time: 10, ..d(1, 100, true) }, Decision { time: 12, ..d(0, 100, false) }]
+        );
         assert_eq!(atomicity(&ds).len(), 1);
     }
 }

@@ -12,6 +12,7 @@
 //! - [`convergence`]: replicas equal after heal and quiescence.
 //! - [`consensus`]: Agreement, Validity, Integrity, Termination; state
 //!   machine safety of replicated logs; split brain.
+//! - [`leadership`]: election safety, failover times, leader intervals.
 //! - [`parse`]: JSON lines and Jepsen EDN histories; [`gen`]: synthetic ones.
 
 pub mod commit;
@@ -20,6 +21,7 @@ pub mod convergence;
 pub mod durability;
 pub mod gen;
 pub mod history;
+pub mod leadership;
 pub mod linearizability;
 pub mod parse;
 

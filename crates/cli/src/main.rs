@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod protocols;
+mod replay;
 mod server_cmds;
 mod tour;
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quorum_check::linearizability::{self, Model, Outcome};
-use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig};
+use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig, Violation};
 
 use crate::protocols::{Selected, Settings};
 
@@ -265,7 +266,7 @@ fn select(run: &RunArgs) -> Result<Selected, UsageError> {
 
 fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageError> {
     let faults: FaultSet = run.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
-    let mut config = SimConfig::new(selected.args());
+    let mut config = SimConfig::new(selected.choice());
     config.nodes = run.nodes;
     config.ops = run.ops;
     config.clients = run.clients;
@@ -310,7 +311,9 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
         write_file(path, &outcome.history_json_lines())?;
     }
     if args.json {
-        println!("{}", serde_json::to_string(&outcome).expect("outcomes serialize"));
+        let mut value = serde_json::to_value(&outcome).expect("outcomes serialize");
+        value["replay"] = replay::command(&outcome.replay).into();
+        println!("{value}");
     } else {
         print_outcome(&outcome);
     }
@@ -363,8 +366,9 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     if o.violations.is_empty() {
         println!("verdict         no violation");
     } else {
-        println!("verdict         VIOLATED: {}", o.violations.join(", "));
-        println!("replay          {}", o.replay);
+        let kinds: Vec<&str> = o.violations.iter().map(|v| v.name()).collect();
+        println!("verdict         VIOLATED: {}", kinds.join(", "));
+        println!("replay          {}", replay::command(&o.replay));
     }
 }
 
@@ -404,14 +408,7 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
-    if let Some(kind) = &args.focus {
-        if !quorum_sim::explore::KINDS.contains(&kind.as_str()) {
-            return Err(UsageError(format!(
-                "unknown violation kind '{kind}' (expected one of: {})",
-                quorum_sim::explore::KINDS.join(", ")
-            )));
-        }
-    }
+    let focus: Option<Violation> = args.focus.as_deref().map(str::parse).transpose().map_err(UsageError)?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()));
@@ -427,18 +424,15 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let report = quorum_sim::explore(
-        &config,
-        args.seeds,
-        threads,
-        args.focus.as_deref(),
-        &|c| selected.run(c, false),
-        &|| bar.inc(1),
-    );
+    let report =
+        quorum_sim::explore(&config, args.seeds, threads, focus, &|c| selected.run(c, false), &|| bar.inc(1));
     bar.finish_and_clear();
     let wall_ms = started.elapsed().as_millis() as u64;
     if args.json {
         let mut value = serde_json::to_value(&report).expect("reports serialize");
+        if let Some(first) = &report.first {
+            value["first"]["replay"] = replay::command(&first.replay).into();
+        }
         value["wall_ms"] = wall_ms.into();
         value["events_per_second"] = (report.events * 1000 / wall_ms.max(1)).into();
         println!("{value}");
@@ -483,14 +477,14 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
         println!(
             "first           seed {}: {} (schedule shrunk {} -> {} faults)",
             first.seed,
-            first.violations.join(", "),
+            first.violations.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "),
             first.faults_before_shrink,
             first.faults_after_shrink
         );
         if let Some(why) = &first.explanation {
             println!("                {why}");
         }
-        println!("replay          {}", first.replay);
+        println!("replay          {}", replay::command(&first.replay));
     }
 }
 
@@ -546,10 +540,9 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
     })?;
     let settings = Settings { variant: args.variant.as_deref(), ..Settings::default() };
     let selected = Selected::parse(&protocol, &settings)?;
-    let outputs =
-        selected.script(&blocks).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let run = selected.script(&blocks).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut differ = false;
-    for (block, output) in blocks.iter().zip(&outputs) {
+    for (block, output) in blocks.iter().zip(&run.outputs) {
         println!("{}\n----\n{}", block.command, output);
         if args.check && block.expected != *output {
             differ = true;
@@ -560,7 +553,7 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
             );
         }
     }
-    if let Some(verdict) = selected.judge_script(&outputs) {
+    if let Some(verdict) = selected.judge_script(&run) {
         println!("# {verdict}");
     }
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })

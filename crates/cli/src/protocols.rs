@@ -7,7 +7,7 @@ use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
 use quorum_protocols::{paxos, raft, zab};
 use quorum_sim::script::{Block, ScriptError, Scripted};
-use quorum_sim::{KvProtocol, RunOutcome, SimConfig, TxnWorkload};
+use quorum_sim::{KvProtocol, ProtocolChoice, RunOutcome, SimConfig, TxnWorkload};
 use serde::de::DeserializeOwned;
 
 use crate::UsageError;
@@ -17,8 +17,8 @@ use crate::UsageError;
 pub struct Selected {
     entry: &'static Entry,
     kind: Kind,
-    /// The arguments that select it, for replay commands.
-    args: String,
+    /// The choice as plain data, for the simulator's replays.
+    choice: ProtocolChoice,
 }
 
 #[derive(Clone, Debug)]
@@ -33,6 +33,13 @@ enum Kind {
     Zab(zab::Config),
     TwoPc(two_pc::Config),
     ThreePc(three_pc::Config),
+}
+
+/// What a script run produced.
+pub struct Scripting {
+    /// Each block's output.
+    pub outputs: Vec<String>,
+    pub observations: Vec<(quorum_core::NodeId, quorum_core::Observation, quorum_core::Time)>,
 }
 
 /// Settings from the command line: `--variant`, `--bug`, `--config JSON`.
@@ -57,7 +64,7 @@ impl Selected {
         if !json.is_object() {
             return Err(UsageError("--config must be a JSON object".into()));
         }
-        let mut args = format!("--protocol {name}");
+        let mut choice = ProtocolChoice::named(name);
         if let Some(v) = settings.variant {
             if !entry.variants.contains(&v) {
                 return Err(UsageError(if entry.variants.is_empty() {
@@ -70,7 +77,7 @@ impl Selected {
                 }));
             }
             json["variant"] = v.into();
-            args.push_str(&format!(" --variant {v}"));
+            choice.variant = Some(v.to_string());
         }
         if let Some(bug) = settings.bug {
             if !entry.bugs.contains(&bug) {
@@ -81,10 +88,12 @@ impl Selected {
                 }));
             }
             json["bug"] = bug.into();
-            args.push_str(&format!(" --bug {bug}"));
+            choice.bug = Some(bug.to_string());
         }
         if let Some(text) = settings.config {
-            args.push_str(&format!(" --config '{text}'"));
+            if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(text) {
+                choice.config = fields;
+            }
         }
         fn typed<C: DeserializeOwned>(name: &str, json: serde_json::Value) -> Result<C, UsageError> {
             serde_json::from_value(json).map_err(|e| UsageError(format!("bad settings for '{name}': {e}")))
@@ -102,7 +111,7 @@ impl Selected {
             "3pc" => Kind::ThreePc(typed(name, json)?),
             other => unreachable!("catalogue entry '{other}' has no type"),
         };
-        Ok(Selected { entry, kind, args })
+        Ok(Selected { entry, kind, choice })
     }
 
     /// Client retries (same request id) by default: on for protocols whose
@@ -118,15 +127,25 @@ impl Selected {
         self.entry
     }
 
-    /// The command-line arguments that select it (for replay commands).
-    pub fn args(&self) -> String {
-        self.args.clone()
+    /// The choice as plain data (for the simulator and its replays).
+    pub fn choice(&self) -> ProtocolChoice {
+        self.choice.clone()
     }
 
-    /// Run a script's blocks against this protocol; each block's output.
-    pub fn script(&self, blocks: &[Block]) -> Result<Vec<String>, ScriptError> {
-        fn go<P: KvProtocol>(config: &P::Config, blocks: &[Block]) -> Result<Vec<String>, ScriptError> {
-            Scripted::<P>::new(config.clone()).run_blocks(blocks)
+    /// Run a script's blocks against this protocol: each block's output,
+    /// and every observation the nodes made.
+    pub fn script(&self, blocks: &[Block]) -> Result<Scripting, ScriptError> {
+        fn go<P: quorum_core::Protocol>(
+            config: &P::Config,
+            blocks: &[Block],
+        ) -> Result<Scripting, ScriptError>
+        where
+            P::Request: std::str::FromStr,
+            <P::Request as std::str::FromStr>::Err: std::fmt::Display,
+        {
+            let mut cluster = Scripted::<P>::new(config.clone());
+            let outputs = cluster.run_blocks(blocks)?;
+            Ok(Scripting { outputs, observations: cluster.observations().to_vec() })
         }
         match &self.kind {
             Kind::Sync(c) => go::<sync::Synchronous>(c, blocks),
@@ -137,18 +156,20 @@ impl Selected {
             Kind::MultiPaxos(c) => go::<paxos::multi::MultiPaxos<KvStore>>(c, blocks),
             Kind::Raft(c) => go::<raft::Raft<KvStore>>(c, blocks),
             Kind::Zab(c) => go::<zab::Zab<KvStore>>(c, blocks),
-            Kind::TwoPc(c) => Scripted::<two_pc::TwoPhaseCommit>::new(c.clone()).run_blocks(blocks),
-            Kind::ThreePc(c) => Scripted::<three_pc::ThreePhaseCommit>::new(c.clone()).run_blocks(blocks),
+            Kind::TwoPc(c) => go::<two_pc::TwoPhaseCommit>(c, blocks),
+            Kind::ThreePc(c) => go::<three_pc::ThreePhaseCommit>(c, blocks),
         }
     }
 
     /// For the atomic-commit protocols, the atomicity checker's verdict on a
     /// script's `TxnDecided` observations; `None` for the others.
-    pub fn judge_script(&self, outputs: &[String]) -> Option<String> {
+    pub fn judge_script(&self, run: &Scripting) -> Option<String> {
         if !matches!(self.kind, Kind::TwoPc(_) | Kind::ThreePc(_)) {
             return None;
         }
-        let decisions = quorum_check::commit::decisions_from_script(&outputs.concat());
+        let observations: Vec<_> =
+            run.observations.iter().map(|(n, o, t)| (*n, o.clone(), t.as_micros())).collect();
+        let decisions = quorum_check::commit::decisions(&observations);
         let violations = quorum_check::commit::atomicity(&decisions);
         Some(if violations.is_empty() {
             format!("atomicity: ok ({} decisions)", decisions.len())

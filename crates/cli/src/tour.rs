@@ -136,13 +136,13 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
     for stop in STOPS {
         let settings = Settings { variant: stop.variant, ..Settings::default() };
         let selected = Selected::parse(stop.protocol, &settings)?;
-        let mut config = SimConfig::new(selected.args());
+        let mut config = SimConfig::new(selected.choice());
         config.cas = selected.entry().cas;
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
         selected.validate(config.nodes)?;
-        let report =
-            quorum_sim::explore(&config, seeds, threads, stop.focus, &|c| selected.run(c, false), &|| {});
+        let focus = stop.focus.map(|f| f.parse().expect("the tour names known kinds"));
+        let report = quorum_sim::explore(&config, seeds, threads, focus, &|c| selected.run(c, false), &|| {});
         let kinds: Vec<String> =
             report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
         let label = match stop.variant {
@@ -161,7 +161,7 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
             );
         }
         if let Some(first) = report.first {
-            replays.push(first.replay);
+            replays.push(crate::replay::command(&first.replay));
         }
     }
     if !replays.is_empty() {

@@ -227,3 +227,34 @@ fn the_client_timeout_changes_the_run_and_its_replay_carries_it() {
         assert_eq!(again[key], short[key], "{key} differs on replay");
     }
 }
+
+/// A run that runs away ends: this one (a CatchUp/Chosen ping-pong between
+/// two multi-paxos nodes, doubled by message duplication) once grew its
+/// event queue past 3 GB while simulated time stood still. It now ends as a
+/// `runaway` violation with its replay, and the replay reproduces it.
+#[test]
+fn a_message_storm_ends_as_a_runaway_violation_that_replays() {
+    let args = [
+        "sim",
+        "--protocol",
+        "multi-paxos",
+        "--bug",
+        "unconfirmed-reads",
+        "--nodes",
+        "3",
+        "--seed",
+        "469",
+        "--faults",
+        "all",
+        "--json",
+    ];
+    let run = json(&args);
+    assert_eq!(run["violations"], serde_json::json!(["runaway"]), "{run}");
+    assert!(run["runaway"].as_str().unwrap().contains("events"), "{run}");
+    let mut replay = replay_args(run["replay"].as_str().unwrap());
+    replay.push("--json".into());
+    let replay: Vec<&str> = replay.iter().map(String::as_str).collect();
+    let again = json(&replay);
+    assert_eq!(again["violations"], run["violations"]);
+    assert_eq!(again["events"], run["events"]);
+}

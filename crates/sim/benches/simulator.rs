@@ -6,7 +6,7 @@ use quorum_protocols::replication::abd::Abd;
 use quorum_sim::SimConfig;
 
 fn config(seed: u64) -> SimConfig {
-    let mut config = SimConfig::new("--protocol abd");
+    let mut config = SimConfig::new("abd");
     config.seed = seed;
     config.cas = false;
     config.faults = "all".parse().expect("valid");

@@ -10,37 +10,21 @@ use serde::Serialize;
 
 use crate::config::SimConfig;
 use crate::faults::Schedule;
-use crate::outcome::RunOutcome;
-use crate::world::replay_command;
-
-/// Every kind of violation a run can show (see `RunOutcome::violations`).
-pub const KINDS: [&str; 13] = [
-    "linearizability",
-    "lost_acked_writes",
-    "split_brain",
-    "divergence",
-    "liveness",
-    "log_safety",
-    "election_safety",
-    "consensus",
-    "termination",
-    "cluster_invariant",
-    "atomicity",
-    "balance",
-    "panic",
-];
+use crate::outcome::{Peaks, Replay, RunOutcome, Violation};
+use crate::world::replay_of;
 
 /// The smallest-seeded violating run, after shrinking.
 #[derive(Clone, Debug, Serialize)]
 pub struct FirstViolation {
     pub seed: u64,
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     /// Faults in the generated schedule, and after shrinking.
     pub faults_before_shrink: usize,
     pub faults_after_shrink: usize,
     pub schedule: String,
-    /// A one-line command that reproduces it.
-    pub replay: String,
+    /// What reproduces it (the CLI prints it as a command).
+    #[serde(skip)]
+    pub replay: Replay,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
 }
@@ -66,6 +50,9 @@ pub struct ExploreReport {
     pub ops_info: u64,
     pub events: u64,
     pub sim_time_ms: u64,
+    /// The largest of each run's peaks: how close the healthiest and the
+    /// wildest runs came to the runaway budgets.
+    pub peaks: Peaks,
     /// The transaction workload's figures over every run (2PC, 3PC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txn: Option<TxnTotals>,
@@ -190,7 +177,7 @@ pub fn explore(
     config: &SimConfig,
     seeds: u64,
     threads: usize,
-    focus: Option<&str>,
+    focus: Option<Violation>,
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
     progress: &(dyn Fn() + Sync),
 ) -> ExploreReport {
@@ -219,7 +206,7 @@ pub fn explore(
         nodes: config.nodes,
         runs: outcomes.len() as u64,
         violating_runs: 0,
-        violations: KINDS.iter().map(|k| (k.to_string(), 0)).collect(),
+        violations: Violation::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
         first: None,
         writes_failed: 0,
         runs_with_failed_writes: 0,
@@ -229,6 +216,7 @@ pub fn explore(
         ops_info: 0,
         events: 0,
         sim_time_ms: 0,
+        peaks: Peaks::default(),
         txn: None,
         failover_ms: None,
     };
@@ -243,6 +231,7 @@ pub fn explore(
         report.ops_info += s.ops.2;
         report.events += s.events;
         report.sim_time_ms += s.sim_time_ms;
+        report.peaks = report.peaks.max(s.peaks);
         if let Some(t) = &s.txn {
             report.txn.get_or_insert_with(TxnTotals::default).merge(t);
         }
@@ -250,9 +239,9 @@ pub fn explore(
         if !s.violations.is_empty() {
             report.violating_runs += 1;
             for kind in &s.violations {
-                *report.violations.get_mut(kind.as_str()).expect("a known kind") += 1;
+                *report.violations.get_mut(kind.name()).expect("a known kind") += 1;
             }
-            if focus.is_none_or(|kind| s.violations.iter().any(|v| v == kind)) {
+            if focus.is_none_or(|kind| s.violations.contains(&kind)) {
                 first_seed.get_or_insert(*seed);
             }
         }
@@ -271,12 +260,13 @@ pub fn explore(
 
 /// What explore keeps of each run.
 struct Summary {
-    violations: Vec<String>,
+    violations: Vec<Violation>,
     writes_failed: u64,
     live: bool,
     ops: (u64, u64, u64),
     events: u64,
     sim_time_ms: u64,
+    peaks: Peaks,
     txn: Option<TxnTotals>,
     failover_us: Vec<u64>,
 }
@@ -290,6 +280,7 @@ impl Summary {
             ops: (o.ops_ok, o.ops_fail, o.ops_info),
             events: o.events,
             sim_time_ms: o.sim_time_ms,
+            peaks: o.peaks,
             txn: o.txn.as_ref().map(|_| {
                 let mut t = TxnTotals::default();
                 t.add(o);
@@ -305,14 +296,14 @@ impl Summary {
 /// until a pass deletes nothing.
 pub fn shrink(
     config: &SimConfig,
-    focus: Option<&str>,
+    focus: Option<Violation>,
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
 ) -> FirstViolation {
     let original = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let mut c = config.clone();
     c.schedule = Some(original.clone());
     let first = run(&c);
-    let kind = focus.map(str::to_string).or_else(|| first.violations.first().cloned()).unwrap_or_default();
+    let kind = focus.or_else(|| first.violations.first().copied());
     let mut best = original.clone();
     let mut best_outcome = first;
     loop {
@@ -323,7 +314,7 @@ pub fn shrink(
             let candidate = best.without(i);
             c.schedule = Some(candidate.clone());
             let outcome = run(&c);
-            if outcome.violations.contains(&kind) {
+            if kind.is_some_and(|kind| outcome.violations.contains(&kind)) {
                 best = candidate;
                 best_outcome = outcome;
                 removed_any = true;
@@ -339,7 +330,7 @@ pub fn shrink(
         faults_before_shrink: original.len(),
         faults_after_shrink: best.len(),
         schedule: best.to_string(),
-        replay: replay_command(config, &best),
+        replay: replay_of(config, &best),
         explanation: best_outcome.linearizability_explanation.clone(),
     }
 }

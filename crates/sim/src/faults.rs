@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn schedules_round_trip_through_text() {
-        let mut config = SimConfig::new("--protocol x");
+        let mut config = SimConfig::new("x");
         config.faults = FaultSet::all();
         for seed in 0..50 {
             config.seed = seed;
@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn generated_schedules_respect_max_down() {
-        let mut config = SimConfig::new("--protocol x");
+        let mut config = SimConfig::new("x");
         config.faults = "crash,pause".parse().unwrap();
         config.max_down = 1;
         for seed in 0..200 {
@@ -477,7 +477,7 @@ mod tests {
 
     #[test]
     fn leader_crashes_are_asked_for_by_name_and_keep_the_budget() {
-        let mut config = SimConfig::new("--protocol x");
+        let mut config = SimConfig::new("x");
         config.faults = "crash-leader,crash".parse().unwrap();
         config.max_down = 2;
         let mut struck = 0;

@@ -29,10 +29,10 @@ pub mod txn_workload;
 pub mod workload;
 mod world;
 
-pub use config::{ConfigError, FaultKind, FaultSet, SimConfig};
+pub use config::{Budgets, ConfigError, FaultKind, FaultSet, ProtocolChoice, SimConfig};
 pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
-pub use outcome::{Percentiles, RunOutcome, TxnFigures, TxnOp};
+pub use outcome::{Peaks, Percentiles, Replay, RunOutcome, TxnFigures, TxnOp, Violation};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{run, run_traced, run_with, KvProtocol, RunError};

@@ -1,7 +1,120 @@
 //! What one run produced and what the checkers said about it.
 
+use std::fmt;
+use std::str::FromStr;
+
 use quorum_check::History;
 use serde::Serialize;
+
+use crate::config::SimConfig;
+
+/// A kind of broken promise a run can show (`RunOutcome::violations`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Violation {
+    /// A protocol invariant (or the simulator) panicked.
+    Panic,
+    /// The run exceeded a budget (events, queue length, events per simulated
+    /// millisecond): a message storm or a zero-delay loop. The run was cut
+    /// short; only its safety verdicts so far count.
+    Runaway,
+    Linearizability,
+    LostAckedWrites,
+    SplitBrain,
+    Divergence,
+    Liveness,
+    LogSafety,
+    ElectionSafety,
+    Consensus,
+    Termination,
+    ClusterInvariant,
+    Atomicity,
+    Balance,
+}
+
+impl Violation {
+    /// Every kind, in the order a run lists them.
+    pub const ALL: [Violation; 14] = [
+        Violation::Panic,
+        Violation::Runaway,
+        Violation::Linearizability,
+        Violation::LostAckedWrites,
+        Violation::SplitBrain,
+        Violation::Divergence,
+        Violation::Liveness,
+        Violation::LogSafety,
+        Violation::ElectionSafety,
+        Violation::Consensus,
+        Violation::Termination,
+        Violation::ClusterInvariant,
+        Violation::Atomicity,
+        Violation::Balance,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Violation::Panic => "panic",
+            Violation::Runaway => "runaway",
+            Violation::Linearizability => "linearizability",
+            Violation::LostAckedWrites => "lost_acked_writes",
+            Violation::SplitBrain => "split_brain",
+            Violation::Divergence => "divergence",
+            Violation::Liveness => "liveness",
+            Violation::LogSafety => "log_safety",
+            Violation::ElectionSafety => "election_safety",
+            Violation::Consensus => "consensus",
+            Violation::Termination => "termination",
+            Violation::ClusterInvariant => "cluster_invariant",
+            Violation::Atomicity => "atomicity",
+            Violation::Balance => "balance",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Violation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Violation, String> {
+        Violation::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Violation::ALL.iter().map(|v| v.name()).collect();
+            format!("unknown violation kind '{s}' (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+/// How close a run came to its budgets (`SimConfig::budgets`): events in
+/// the run, the most queued at once, the most within one simulated ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Peaks {
+    pub events: u64,
+    pub queue: usize,
+    pub events_per_ms: u64,
+}
+
+impl Peaks {
+    /// The larger of each.
+    pub fn max(self, other: Peaks) -> Peaks {
+        Peaks {
+            events: self.events.max(other.events),
+            queue: self.queue.max(other.queue),
+            events_per_ms: self.events_per_ms.max(other.events_per_ms),
+        }
+    }
+}
+
+/// What it takes to replay a run exactly: its parameters, with the fault
+/// schedule made explicit and every drawn setting written in. The CLI
+/// prints it as a command line.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    pub config: SimConfig,
+}
 
 /// The summary of one run (`quorum sim --json` prints it), plus the history
 /// and trace for export.
@@ -54,6 +167,10 @@ pub struct RunOutcome {
     /// A protocol invariant or the simulator panicked: the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic: Option<String>,
+    /// The budget the run exceeded, and when (a message storm, a zero-delay
+    /// loop): the run was cut short there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runaway: Option<String>,
     /// Updates acknowledged to clients (each counted once per reply).
     pub acked_updates: u64,
     pub messages_sent: u64,
@@ -67,6 +184,8 @@ pub struct RunOutcome {
     /// including the client's own round trip to the node), microseconds.
     pub update_latency_us: Percentiles,
     pub events: u64,
+    /// How close the run came to its budgets.
+    pub peaks: Peaks,
     /// For each crash of a current leader in the safety phase: simulated µs
     /// until some node became leader of a higher term (failover time).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -77,9 +196,10 @@ pub struct RunOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txn: Option<TxnFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
-    pub violations: Vec<String>,
-    /// A one-line command that reproduces this run.
-    pub replay: String,
+    pub violations: Vec<Violation>,
+    /// What reproduces this run.
+    #[serde(skip)]
+    pub replay: Replay,
     #[serde(skip)]
     pub history: History,
     /// The transaction workload's client history (the KV workload uses
@@ -109,51 +229,29 @@ impl RunOutcome {
         lines
     }
 
-    /// Recompute `violations` from the individual verdicts.
+    /// Recompute `violations` from the individual verdicts. A runaway run
+    /// was cut short: what needs the run's end (liveness, termination,
+    /// convergence) is not judged.
     pub(crate) fn classify(&mut self) {
-        let mut v = Vec::new();
-        if self.panic.is_some() {
-            v.push("panic");
-        }
-        if !self.linearizable {
-            v.push("linearizability");
-        }
-        if self.lost_acked_writes > 0 {
-            v.push("lost_acked_writes");
-        }
-        if self.split_brain > 0 {
-            v.push("split_brain");
-        }
-        if self.converged == Some(false) {
-            v.push("divergence");
-        }
-        if !self.liveness_ok {
-            v.push("liveness");
-        }
-        if self.log_safety_violations > 0 {
-            v.push("log_safety");
-        }
-        if self.election_safety_violations > 0 {
-            v.push("election_safety");
-        }
-        if !self.consensus_violations.is_empty() {
-            v.push("consensus");
-        }
-        if self.termination_violations > 0 {
-            v.push("termination");
-        }
-        if self.cluster_invariant.is_some() {
-            v.push("cluster_invariant");
-        }
-        if let Some(txn) = &self.txn {
-            if !txn.atomicity_violations.is_empty() {
-                v.push("atomicity");
-            }
-            if txn.balance.is_some() {
-                v.push("balance");
-            }
-        }
-        self.violations = v.into_iter().map(String::from).collect();
+        let finished = self.runaway.is_none();
+        let txn = self.txn.as_ref();
+        let verdicts = [
+            (Violation::Panic, self.panic.is_some()),
+            (Violation::Runaway, !finished),
+            (Violation::Linearizability, !self.linearizable),
+            (Violation::LostAckedWrites, self.lost_acked_writes > 0),
+            (Violation::SplitBrain, self.split_brain > 0),
+            (Violation::Divergence, finished && self.converged == Some(false)),
+            (Violation::Liveness, finished && !self.liveness_ok),
+            (Violation::LogSafety, self.log_safety_violations > 0),
+            (Violation::ElectionSafety, self.election_safety_violations > 0),
+            (Violation::Consensus, !self.consensus_violations.is_empty()),
+            (Violation::Termination, finished && self.termination_violations > 0),
+            (Violation::ClusterInvariant, self.cluster_invariant.is_some()),
+            (Violation::Atomicity, txn.is_some_and(|t| !t.atomicity_violations.is_empty())),
+            (Violation::Balance, txn.is_some_and(|t| t.balance.is_some())),
+        ];
+        self.violations = verdicts.into_iter().filter(|(_, broken)| *broken).map(|(v, _)| v).collect();
     }
 }
 

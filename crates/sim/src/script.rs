@@ -34,12 +34,13 @@
 //! Every effect prints as a line: `A -> B <message>`, `A persist <record>`,
 //! `A checkpoint <record>`, `A reply c0#1 <response>`, `A observe <observation>`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt::{Debug, Write as _};
 use std::path::Path;
 use std::str::FromStr;
 
-use quorum_core::{Cluster, Effect, Micros, NodeId, Out, Protocol, RequestId, Rng, Time};
+use quorum_core::host::{Carried, Cut, Host};
+use quorum_core::{Cluster, Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng, Time};
 
 /// A script that cannot run: the line and why.
 #[derive(Debug, thiserror::Error)]
@@ -118,15 +119,24 @@ pub fn render_blocks(blocks: &[Block], outputs: &[String]) -> String {
 pub struct Scripted<P: Protocol> {
     config: P::Config,
     names: Vec<String>,
-    nodes: Vec<Option<P>>,
-    durable: Vec<Vec<P::Record>>,
-    timers: Vec<BTreeMap<P::Timer, Time>>,
+    /// The nodes, each driven through the contract's host (the same effect
+    /// semantics as the simulator's).
+    nodes: Vec<Host<P>>,
     rngs: Vec<Rng>,
     in_flight: VecDeque<(NodeId, NodeId, P::Msg)>,
     cut: BTreeSet<(NodeId, NodeId)>,
     now: Time,
     next_seq: u64,
     output: String,
+    /// Every observation so far, for the checkers: (node, what, when).
+    observations: Vec<(NodeId, Observation, Time)>,
+}
+
+/// An effect the host carried out, as the script shows it.
+enum Shown<P: Protocol> {
+    Send { to: NodeId, msg: P::Msg },
+    Line(String),
+    Observe(Observation),
 }
 
 /// The longest line an effect prints; longer ones are cut with `…`.
@@ -142,15 +152,19 @@ where
             config,
             names: Vec::new(),
             nodes: Vec::new(),
-            durable: Vec::new(),
-            timers: Vec::new(),
             rngs: Vec::new(),
             in_flight: VecDeque::new(),
             cut: BTreeSet::new(),
             now: Time::ZERO,
             next_seq: 0,
             output: String::new(),
+            observations: Vec::new(),
         }
+    }
+
+    /// Every observation the nodes made so far, in order, with its time.
+    pub fn observations(&self) -> &[(NodeId, Observation, Time)] {
+        &self.observations
     }
 
     /// Run every block; return each block's actual output.
@@ -214,12 +228,13 @@ where
             "fire" => {
                 let [node, prefix] = args else { return Err("fire NODE TIMER".into()) };
                 let node = self.node(node)?;
-                let timer = self.timers[node.0 as usize]
+                let timer = self.nodes[node.0 as usize]
+                    .timers()
                     .keys()
                     .find(|t| format!("{t:?}").starts_with(prefix))
                     .cloned()
                     .ok_or_else(|| format!("{} has no pending timer '{prefix}'", self.name(node)))?;
-                self.timers[node.0 as usize].remove(&timer);
+                self.nodes[node.0 as usize].cancel_timer(&timer);
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
             "advance" => {
@@ -229,14 +244,13 @@ where
             }
             "crash" => {
                 let node = self.node(args.first().ok_or("crash NODE")?)?;
-                self.nodes[node.0 as usize] = None;
-                self.timers[node.0 as usize].clear();
+                self.nodes[node.0 as usize].crash();
                 let line = format!("{} crashed", self.name(node));
                 self.line(line);
             }
             "restart" => {
                 let node = self.node(args.first().ok_or("restart NODE")?)?;
-                if self.nodes[node.0 as usize].is_some() {
+                if self.nodes[node.0 as usize].is_up() {
                     return Err(format!("{} is running", self.name(node)));
                 }
                 self.start(node);
@@ -284,12 +298,11 @@ where
         let members: Vec<NodeId> = (0..n).map(NodeId).collect();
         P::validate(&self.config, &members).map_err(|e| format!("bad config: {e}"))?;
         self.names = names;
-        self.nodes = (0..n).map(|_| None).collect();
-        self.durable = vec![Vec::new(); n as usize];
-        self.timers = vec![BTreeMap::new(); n as usize];
+        self.nodes = members.iter().map(|&id| Host::new(Cluster::new(id, members.clone()))).collect();
         self.rngs = (0..n).map(|i| Rng::stream(seed, u64::from(i))).collect();
         self.in_flight.clear();
         self.cut.clear();
+        self.observations.clear();
         for i in 0..n {
             self.start(NodeId(i));
         }
@@ -340,8 +353,8 @@ where
     }
 
     fn status(&mut self) {
-        for i in 0..self.nodes.len() {
-            let line = match &self.nodes[i] {
+        for (i, host) in self.nodes.iter().enumerate() {
+            let line = match host.state() {
                 Some(p) => p.describe(),
                 None => "crashed".to_string(),
             };
@@ -350,28 +363,18 @@ where
     }
 
     fn start(&mut self, id: NodeId) {
-        let cluster = Cluster::new(id, (0..self.nodes.len() as u32).map(NodeId).collect());
-        let durable = self.durable[id.0 as usize].clone();
-        self.timers[id.0 as usize].clear();
-        let effects = {
-            let mut out = Out::new(self.now, &mut self.rngs[id.0 as usize]);
-            let node = P::start(&cluster, &self.config, &durable, &mut out);
-            node.invariants();
-            self.nodes[id.0 as usize] = Some(node);
-            out.into_effects()
-        };
+        let i = id.0 as usize;
+        let effects = self.nodes[i].start(&self.config, self.now, &mut self.rngs[i]);
         self.execute(id, effects);
     }
 
     fn step(&mut self, id: NodeId, input: impl FnOnce(&mut P, &mut Out<'_, P>)) {
-        let Some(node) = self.nodes[id.0 as usize].as_mut() else {
-            let _ = writeln!(self.output, "{} is crashed: nothing happens", self.names[id.0 as usize]);
+        let i = id.0 as usize;
+        if !self.nodes[i].is_up() {
+            let _ = writeln!(self.output, "{} is crashed: nothing happens", self.names[i]);
             return;
-        };
-        let mut out = Out::new(self.now, &mut self.rngs[id.0 as usize]);
-        input(node, &mut out);
-        node.invariants();
-        let effects = out.into_effects();
+        }
+        let effects = self.nodes[i].step(self.now, &mut self.rngs[i], input);
         self.execute(id, effects);
     }
 
@@ -384,40 +387,37 @@ where
         self.output.push('\n');
     }
 
+    /// Carry out a step's effects through the host (nothing crashes in a
+    /// script step: `crash` is a command of its own) and print each one.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let me = self.name(id).to_string();
-        for effect in effects {
+        let mut shown: Vec<Shown<P>> = Vec::new();
+        self.nodes[id.0 as usize].execute(self.now, effects, Cut::Never, &mut |carried| {
+            shown.push(match carried {
+                Carried::Send { to, msg } => Shown::Send { to, msg },
+                Carried::Persist(r) => Shown::Line(format!("{me} persist {}", compact(r))),
+                Carried::Checkpoint(r) => Shown::Line(format!("{me} checkpoint {}", compact(r))),
+                Carried::Reply { id: rid, response } => {
+                    Shown::Line(format!("{me} reply {rid} {}", compact(&response)))
+                }
+                Carried::Observe(o) => Shown::Observe(o),
+                Carried::Timer { .. } | Carried::Lost { .. } => return,
+            })
+        });
+        for effect in shown {
             match effect {
-                Effect::Send { to, msg } => {
-                    if self.cut.contains(&(id, to)) {
-                        self.line(format!(
-                            "{me} -> {} {} (dropped: partition)",
-                            self.name(to),
-                            compact(&msg)
-                        ));
-                    } else {
-                        self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
-                        self.in_flight.push_back((id, to, msg));
-                    }
+                Shown::Send { to, msg } if self.cut.contains(&(id, to)) => {
+                    self.line(format!("{me} -> {} {} (dropped: partition)", self.name(to), compact(&msg)));
                 }
-                Effect::Persist(r) => {
-                    self.line(format!("{me} persist {}", compact(&r)));
-                    self.durable[id.0 as usize].push(r);
+                Shown::Send { to, msg } => {
+                    self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
+                    self.in_flight.push_back((id, to, msg));
                 }
-                Effect::Checkpoint(r) => {
-                    self.line(format!("{me} checkpoint {}", compact(&r)));
-                    self.durable[id.0 as usize] = vec![r];
+                Shown::Line(text) => self.line(text),
+                Shown::Observe(o) => {
+                    self.line(format!("{me} observe {}", compact(&o)));
+                    self.observations.push((id, o, self.now));
                 }
-                Effect::SetTimer { timer, after } => {
-                    self.timers[id.0 as usize].insert(timer, self.now + after);
-                }
-                Effect::CancelTimer(timer) => {
-                    self.timers[id.0 as usize].remove(&timer);
-                }
-                Effect::Reply { id: rid, response } => {
-                    self.line(format!("{me} reply {rid} {}", compact(&response)))
-                }
-                Effect::Observe(o) => self.line(format!("{me} observe {}", compact(&o))),
             }
         }
     }
@@ -432,7 +432,7 @@ where
     }
 
     fn deliver_one(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
-        if self.nodes[to.0 as usize].is_none() {
+        if !self.nodes[to.0 as usize].is_up() {
             let line = format!(
                 "{} -> {} {} (dropped: {} is crashed)",
                 self.name(from),
@@ -449,16 +449,16 @@ where
     fn advance(&mut self, by: Micros) {
         let until = self.now + by;
         loop {
+            // The earliest due timer; ties go to the lower node.
             let due = self
-                .timers
+                .nodes
                 .iter()
                 .enumerate()
-                .flat_map(|(i, t)| t.iter().map(move |(timer, at)| (*at, i, timer.clone())))
-                .filter(|(at, _, _)| *at <= until)
+                .filter_map(|(i, host)| host.next_due(until).map(|(at, timer)| (at, i, timer)))
                 .min_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
             let Some((at, i, timer)) = due else { break };
             self.now = self.now.max(at);
-            self.timers[i].remove(&timer);
+            self.nodes[i].cancel_timer(&timer);
             let line = format!("{} timer {}", self.names[i], compact(&timer));
             self.line(line);
             self.step(NodeId(i as u32), |p, out| p.on_timer(timer, out));

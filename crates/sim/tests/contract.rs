@@ -90,7 +90,7 @@ fn lines(trace: &str) -> Vec<serde_json::Value> {
 fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
     let mut crashed_mid_step = 0;
     for seed in 0..40 {
-        let mut config = SimConfig::new("--protocol relay");
+        let mut config = SimConfig::new("relay");
         config.seed = seed;
         config.nodes = 2;
         config.max_down = 1;
@@ -129,7 +129,7 @@ fn crash_between_persist_and_send_keeps_the_record_and_stops_the_send() {
 
 #[test]
 fn same_seed_same_trace_byte_for_byte() {
-    let mut config = SimConfig::new("--protocol relay");
+    let mut config = SimConfig::new("relay");
     config.nodes = 2;
     config.max_down = 1;
     config.faults = "all".parse().unwrap();
@@ -151,7 +151,7 @@ fn same_seed_same_trace_byte_for_byte() {
 fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
     let mut struck = 0;
     for seed in 0..20 {
-        let mut config = SimConfig::new("--protocol relay");
+        let mut config = SimConfig::new("relay");
         config.seed = seed;
         config.nodes = 2;
         config.max_down = 1;
@@ -184,7 +184,7 @@ fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
     assert!(struck > 0, "some seed writes through the leader while the fault is armed");
 
     // Armed for 1 ms, before any client wrote: it lapses unused.
-    let mut config = SimConfig::new("--protocol relay");
+    let mut config = SimConfig::new("relay");
     config.nodes = 2;
     config.max_down = 1;
     config.cas = false;
@@ -200,7 +200,7 @@ fn crash_leader_strikes_the_leader_mid_write_and_restarts_it() {
 fn crash_leader_tears_a_broadcast_sent_before_the_write() {
     let mut struck = 0;
     for seed in 0..10 {
-        let mut config = SimConfig::new("--protocol raft");
+        let mut config = SimConfig::new("raft");
         config.seed = seed;
         config.nodes = 3;
         config.schedule = Some("0:crash-leader=1+300~10000".parse().unwrap());

@@ -73,14 +73,29 @@ fn a_wrong_expectation_is_reported() {
     std::fs::remove_file(&path).ok();
 }
 
+/// The `TxnDecided` observations a script's run makes, as decisions.
+fn decisions_of<P: quorum_core::Protocol>(file: &Path) -> Vec<quorum_check::commit::Decision>
+where
+    P::Request: std::str::FromStr,
+    <P::Request as std::str::FromStr>::Err: std::fmt::Display,
+{
+    let text = std::fs::read_to_string(file).unwrap();
+    let blocks = quorum_sim::script::parse_blocks(&text).unwrap();
+    let mut cluster = quorum_sim::script::Scripted::<P>::new(P::Config::default());
+    cluster.run_blocks(&blocks).unwrap();
+    let observations: Vec<_> =
+        cluster.observations().iter().map(|(n, o, t)| (*n, o.clone(), t.as_micros())).collect();
+    quorum_check::commit::decisions(&observations)
+}
+
 /// 2PC: a coordinator crash blocks the cohorts until it recovers from its log.
 #[test]
 fn two_pc_scenarios() {
     use quorum_protocols::commit::two_pc::TwoPhaseCommit;
     assert!(check_all::<TwoPhaseCommit>("2pc") > 0);
     for file in scripts("2pc") {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let decisions = quorum_check::commit::decisions_from_script(&text);
+        let decisions = decisions_of::<TwoPhaseCommit>(&file);
+        assert!(!decisions.is_empty(), "{}: something is decided", file.display());
         assert!(quorum_check::commit::atomicity(&decisions).is_empty(), "{}", file.display());
     }
 }
@@ -93,8 +108,7 @@ fn three_pc_scenarios() {
     assert!(check_all::<ThreePhaseCommit>("3pc") > 0);
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/3pc/partition_splits_the_decision.txt");
-    let text = std::fs::read_to_string(file).unwrap();
-    let decisions = quorum_check::commit::decisions_from_script(&text);
+    let decisions = decisions_of::<ThreePhaseCommit>(&file);
     let violations = quorum_check::commit::atomicity(&decisions);
     assert_eq!(violations.len(), 1, "{violations:?}");
     assert!(violations[0].to_string().contains("committed at n1 but aborted at n0,n2"), "{}", violations[0]);

@@ -1,0 +1,239 @@
+//! The nodes: each one a [`Host`] (the contract's effect semantics, shared
+//! with the scripts and the protocols' test kit) plus what the simulator
+//! adds around it — a seeded RNG per incarnation, pauses, and the crash
+//! points the nemesis arms. Effects the host carried out are routed here:
+//! sends into the network, replies to the clients, observations to the
+//! checkers.
+
+use quorum_core::host::{Armed, Carried, Cut, Host};
+use quorum_core::{Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng};
+
+use super::queue::Event;
+use super::World;
+use crate::network::Fate;
+use crate::workload::Workload;
+
+/// Each incarnation of a node draws from its own stream: `NODE_STREAM +
+/// id + (incarnation << 16)`.
+pub(super) const NODE_STREAM: u64 = 1 << 43;
+
+pub(super) struct Slot<P: Protocol> {
+    pub(super) host: Host<P>,
+    pub(super) rng: Rng,
+    pub(super) paused: bool,
+    /// Events that arrived while paused, released in order on resume.
+    pub(super) deferred: Vec<Event<P>>,
+    /// Crash during the next step, after this many effects.
+    pub(super) crash_after_effects: Option<u32>,
+    /// Kill at the end of the next step that persists; restart after this
+    /// many ms.
+    pub(super) kill_after_persist: Option<u64>,
+}
+
+/// A carried effect, owned, waiting to be routed (records only as the
+/// trace shows them).
+pub(super) enum Routed<P: Protocol> {
+    Send { to: NodeId, msg: P::Msg },
+    Lost { to: NodeId },
+    Persist(Option<serde_json::Value>),
+    Checkpoint(Option<serde_json::Value>),
+    Timer { timer: P::Timer, armed: Armed },
+    Reply { id: RequestId, response: P::Response },
+    Observe(Observation),
+}
+
+impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
+    pub(super) fn start_node(&mut self, id: NodeId) {
+        let now = self.now;
+        let slot = &mut self.nodes[id.0 as usize];
+        let incarnation = slot.host.incarnation() + 1;
+        slot.rng = Rng::stream(self.config.seed, NODE_STREAM + u64::from(id.0) + (incarnation << 16));
+        let durable_records = slot.host.durable().len();
+        let effects = slot.host.start(self.protocol, now, &mut slot.rng);
+        self.trace.line(now, "start", Some(id), || serde_json::json!({ "durable_records": durable_records }));
+        self.execute(id, effects);
+    }
+
+    pub(super) fn step(&mut self, id: NodeId, input: impl FnOnce(&mut P, &mut Out<'_, P>)) {
+        let slot = &mut self.nodes[id.0 as usize];
+        let effects = slot.host.step(self.now, &mut slot.rng, input);
+        self.execute(id, effects);
+    }
+
+    /// Carry out a step's effects under the crash point armed for it, if
+    /// any: a mid-step crash (`crash=N/K`), else a leader crash that strikes
+    /// this step (a torn broadcast), else none; then a kill armed for the
+    /// end of a step that persisted.
+    fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
+        let slot = &mut self.nodes[id.0 as usize];
+        let incarnation = slot.host.incarnation();
+        let (cut, how, revive_after_ms) = match slot.crash_after_effects.take() {
+            Some(k) => {
+                let how = if (k as usize) < effects.len() { "mid-step" } else { "end of step" };
+                (Cut::AfterEffects(k), how, None)
+            }
+            None => match self.leader_crash_for(id, &effects) {
+                Some(strike) => (
+                    Cut::TornBroadcast { sends: strike.after_effects.saturating_sub(1) },
+                    "leader crash",
+                    Some(strike.restart_after_ms),
+                ),
+                None => (Cut::Never, "", None),
+            },
+        };
+        let mut routed = std::mem::take(&mut self.routed);
+        let tracing = self.trace.enabled();
+        let done = self.nodes[id.0 as usize].host.execute(self.now, effects, cut, &mut |carried| {
+            routed.push(Routed::own(carried, tracing));
+        });
+        for effect in routed.drain(..) {
+            self.route(id, effect);
+        }
+        self.routed = routed;
+        if done.crashed {
+            self.crashed(id, how);
+            self.revive_later(id, revive_after_ms, incarnation);
+            return;
+        }
+        let slot = &self.nodes[id.0 as usize];
+        if let (true, Some(restart_after_ms)) = (done.persisted && slot.host.is_up(), slot.kill_after_persist)
+        {
+            self.crash(id, "killed after a persist");
+            self.revive_later(id, Some(restart_after_ms), incarnation);
+        }
+    }
+
+    fn revive_later(&mut self, id: NodeId, after_ms: Option<u64>, incarnation: u64) {
+        if let Some(ms) = after_ms {
+            self.queue.push(self.now + Micros::from_millis(ms), Event::Revive { node: id, incarnation });
+        }
+    }
+
+    fn route(&mut self, id: NodeId, effect: Routed<P>) {
+        let now = self.now;
+        match effect {
+            Routed::Send { to, msg } => self.send(id, to, msg),
+            Routed::Lost { to } => {
+                self.trace.line(now, "lost-in-crash", Some(id), || serde_json::json!({ "to": to.0 }));
+            }
+            Routed::Persist(record) => {
+                self.counters.persists += 1;
+                self.trace.line(now, "persist", Some(id), || serde_json::json!({ "record": record }));
+            }
+            Routed::Checkpoint(record) => {
+                self.counters.persists += 1;
+                self.trace.line(now, "checkpoint", Some(id), || serde_json::json!({ "record": record }));
+            }
+            Routed::Timer { timer, armed } => {
+                self.queue.push(armed.due, Event::Timer { node: id, timer, generation: armed.generation });
+            }
+            Routed::Reply { id: rid, response } => self.reply(id, rid, response),
+            Routed::Observe(observation) => self.observe(id, observation),
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
+        assert!(to.0 < self.config.nodes, "{from} sent to unknown node {to}");
+        self.counters.messages_sent += 1;
+        self.counters.outcome_acks_sent += u64::from(P::is_outcome_ack(&msg));
+        let now = self.now;
+        match self.network.route(from, to) {
+            Fate::Dropped(why) => {
+                self.counters.messages_dropped += 1;
+                self.trace.line(
+                    now,
+                    "drop",
+                    Some(from),
+                    || serde_json::json!({ "to": to.0, "why": why, "msg": &msg }),
+                );
+            }
+            Fate::Delivered(first, second) => {
+                self.trace.line(now, "send", Some(from), || serde_json::json!({ "to": to.0, "msg": &msg }));
+                if let Some(second) = second {
+                    self.queue.push(now + second, Event::Deliver { from, to, msg: msg.clone() });
+                }
+                self.queue.push(now + first, Event::Deliver { from, to, msg });
+            }
+        }
+    }
+
+    fn observe(&mut self, node: NodeId, observation: Observation) {
+        let now = self.now;
+        self.trace.line(now, "observe", Some(node), || serde_json::json!({ "observation": &observation }));
+        self.clients.workload.observed(node, &observation, now);
+        if let Some(broken) = self.observers.observe(node, &observation, now) {
+            self.trace.line(now, "violation", Some(node), || {
+                serde_json::json!({ "kind": "election_safety", "term": broken.term, "other": broken.first.0 })
+            });
+        }
+    }
+
+    /// Crash `id` now, if it is up.
+    pub(super) fn crash(&mut self, id: NodeId, how: &str) {
+        let slot = &mut self.nodes[id.0 as usize];
+        if !slot.host.is_up() {
+            return;
+        }
+        slot.host.crash();
+        self.crashed(id, how);
+    }
+
+    /// `id` just went down: forget what the simulator held for it.
+    fn crashed(&mut self, id: NodeId, how: &str) {
+        let slot = &mut self.nodes[id.0 as usize];
+        slot.deferred.clear();
+        slot.paused = false;
+        slot.crash_after_effects = None;
+        slot.kill_after_persist = None;
+        let now = self.now;
+        self.observers.leadership.crashed(id, now.as_micros(), self.phase.is_safety());
+        self.clients.workload.crashed(id, now);
+        self.trace.line(now, "crash", Some(id), || serde_json::json!({ "how": how }));
+    }
+
+    /// A message or request for `event`'s node, which is down.
+    pub(super) fn drop_at_crashed_node(&mut self, event: Event<P>) {
+        if let Event::Deliver { from, to, .. } = event {
+            self.counters.messages_dropped += 1;
+            self.trace.line(
+                self.now,
+                "drop",
+                Some(to),
+                || serde_json::json!({ "from": from.0, "why": "crashed" }),
+            );
+        }
+    }
+
+    pub(super) fn check_cluster(&mut self) {
+        if self.observers.cluster_invariant.is_some() {
+            return;
+        }
+        let live: Vec<(NodeId, &P)> =
+            self.nodes.iter().filter_map(|n| n.host.state().map(|s| (n.host.id(), s))).collect();
+        if let Err(broken) = P::cluster_invariants(&live) {
+            self.trace.line(
+                self.now,
+                "violation",
+                None,
+                || serde_json::json!({ "kind": "cluster_invariant", "what": &broken }),
+            );
+            self.observers.cluster_invariant = Some(broken);
+        }
+    }
+}
+
+impl<P: Protocol> Routed<P> {
+    fn own(carried: Carried<'_, P>, tracing: bool) -> Routed<P> {
+        let json =
+            |record: &P::Record| tracing.then(|| serde_json::to_value(record).expect("records serialize"));
+        match carried {
+            Carried::Send { to, msg } => Routed::Send { to, msg },
+            Carried::Lost { to } => Routed::Lost { to },
+            Carried::Persist(record) => Routed::Persist(json(record)),
+            Carried::Checkpoint(record) => Routed::Checkpoint(json(record)),
+            Carried::Timer { timer, armed } => Routed::Timer { timer: timer.clone(), armed },
+            Carried::Reply { id, response } => Routed::Reply { id, response },
+            Carried::Observe(observation) => Routed::Observe(observation),
+        }
+    }
+}
