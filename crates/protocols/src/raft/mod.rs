@@ -70,6 +70,8 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quorum;
+
 pub use self::log::{Entry, Log, Payload};
 pub use self::membership::MembershipChange;
 pub use self::snapshot::{Checkpoint, Session, Sessions, Snapshot};
@@ -213,7 +215,7 @@ impl Membership {
     }
 
     pub fn majority(&self) -> usize {
-        self.voters.len() / 2 + 1
+        quorum::majority(self.voters.len())
     }
 }
 
@@ -478,16 +480,17 @@ impl<S: StateMachine> Raft<S> {
     }
 
     /// The value a majority of voters has reached, given each voter's value
-    /// (this node's own via `own`).
+    /// (this node's own via `own`; 0 for a voter it knows nothing of, and
+    /// when there are no voters).
     fn quorum_value(&self, own: u64, of_peer: impl Fn(&Progress) -> u64) -> u64 {
-        let mut values: Vec<u64> = self
-            .membership
-            .voters
-            .iter()
-            .map(|v| if *v == self.id { own } else { self.progress.get(v).map_or(0, &of_peer) })
-            .collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.membership.majority() - 1).copied().unwrap_or(0)
+        let values = self.membership.voters.iter().map(|v| {
+            if *v == self.id {
+                own
+            } else {
+                self.progress.get(v).map_or(0, &of_peer)
+            }
+        });
+        quorum::committed(values, self.membership.majority()).unwrap_or(0)
     }
 
     fn persist_hard_state(&self, out: &mut Out<'_, Self>) {
