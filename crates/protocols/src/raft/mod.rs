@@ -70,7 +70,7 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::quorum;
+use crate::quorum::{self, Tally};
 
 pub use self::log::{Entry, Log, Payload};
 pub use self::membership::MembershipChange;
@@ -404,11 +404,10 @@ pub struct Raft<S: StateMachine> {
     snapshot: Snapshot<S>,
     /// When this node last heard from a current leader (or was one).
     leader_contact: Option<Time>,
-    /// Pre-votes or votes granted to this node in the current campaign.
-    votes: BTreeSet<NodeId>,
-    /// Voters that answered this node's RequestVote in the current term
-    /// (granted or not), and whether the campaign is a leadership transfer.
-    vote_answers: BTreeSet<NodeId>,
+    /// The answers to this node's current campaign: pre-votes or votes
+    /// granted, and (RequestVote only) refused, each voter counted once.
+    votes: Tally,
+    /// Whether the campaign is a leadership transfer.
     campaign_transfer: bool,
     // Leader state.
     progress: BTreeMap<NodeId, Progress>,
@@ -632,8 +631,7 @@ impl<S: StateMachine> Protocol for Raft<S> {
             // and helps elect no other within an election timeout: it may
             // have acknowledged that leader's lease just before it crashed.
             leader_contact: (config.lease_reads && !durable.is_empty()).then_some(out.now()),
-            votes: BTreeSet::new(),
-            vote_answers: BTreeSet::new(),
+            votes: Tally::new(),
             campaign_transfer: false,
             progress: BTreeMap::new(),
             proposals: BTreeMap::new(),
