@@ -7,6 +7,7 @@ mod batch;
 pub mod catalog;
 pub mod commit;
 pub mod paxos;
+pub mod quorum;
 pub mod raft;
 pub mod replication;
 pub mod zab;

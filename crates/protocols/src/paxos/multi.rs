@@ -49,6 +49,8 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quorum;
+
 pub use super::single::Ballot;
 
 /// A log position. Slots start at 1; 0 means "none".
@@ -324,7 +326,7 @@ impl<S: StateMachine> MultiPaxos<S> {
     }
 
     fn majority(&self) -> usize {
-        self.cluster.majority()
+        quorum::majority(self.cluster.nodes.len())
     }
 
     fn peers(&self) -> Vec<NodeId> {
@@ -642,10 +644,8 @@ impl<S: StateMachine> MultiPaxos<S> {
     fn confirm_rounds(&mut self, out: &mut Out<'_, Self>) {
         let majority = self.majority();
         let leadership = self.leadership.as_mut().expect("a leader confirms");
-        let mut rounds: Vec<u64> = leadership.acked.values().copied().collect();
-        rounds.push(leadership.round);
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = leadership.confirmed.max(rounds.get(majority - 1).copied().unwrap_or(0));
+        let rounds = leadership.acked.values().copied().chain([leadership.round]);
+        let confirmed = leadership.confirmed.max(quorum::committed(rounds, majority).unwrap_or(0));
         if confirmed > leadership.confirmed {
             leadership.quorum_heard_at = out.now();
         }

@@ -50,6 +50,8 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quorum;
+
 /// A consensus instance (for the KV store: a key).
 pub type Instance = u64;
 
@@ -347,7 +349,7 @@ impl<S: Decrees> Paxos<S> {
     }
 
     fn majority(&self) -> usize {
-        self.acceptors.len() / 2 + 1
+        quorum::majority(self.acceptors.len())
     }
 
     fn is_proposer(&self) -> bool {

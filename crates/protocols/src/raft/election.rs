@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, VecDeque};
 use quorum_core::{ClientOutput, Micros, NodeId, Observation, Out, Role as CoreRole, StateMachine};
 
 use super::{Bug, Msg, Payload, Progress, Raft, ReplicationState, Role, Timer};
+use crate::quorum::Tally;
 
 impl<S: StateMachine> Raft<S> {
     pub(super) fn reset_election_timer(&self, out: &mut Out<'_, Self>) {
@@ -104,7 +105,7 @@ impl<S: StateMachine> Raft<S> {
         }
         self.role = Role::PreCandidate;
         self.leader = None;
-        self.votes = BTreeSet::from([self.id]);
+        self.votes = Tally::granted_by(self.id);
         let msg = Msg::PreVote {
             term: self.term + 1,
             last_index: self.log.last_index(),
@@ -114,7 +115,7 @@ impl<S: StateMachine> Raft<S> {
             out.send(*voter, msg.clone());
         }
         self.reset_election_timer(out);
-        if self.votes.len() >= self.membership.majority() {
+        if self.votes.granted() >= self.membership.majority() {
             self.become_candidate(out);
         }
     }
@@ -132,13 +133,12 @@ impl<S: StateMachine> Raft<S> {
         self.persist_hard_state(out);
         self.role = Role::Candidate;
         self.leader = None;
-        self.votes = BTreeSet::from([self.id]);
-        self.vote_answers = BTreeSet::from([self.id]);
+        self.votes = Tally::granted_by(self.id);
         self.campaign_transfer = transfer;
         out.observe(Observation::Role { role: CoreRole::Candidate, term: self.term });
         self.request_votes(out);
         self.reset_election_timer(out);
-        if self.votes.len() >= self.membership.majority() {
+        if self.votes.granted() >= self.membership.majority() {
             self.become_leader(out);
         }
     }
@@ -152,7 +152,7 @@ impl<S: StateMachine> Raft<S> {
             last_term: self.log.last_term(),
             transfer: self.campaign_transfer,
         };
-        for voter in self.membership.voters.iter().filter(|v| !self.vote_answers.contains(v)) {
+        for voter in self.membership.voters.iter().filter(|v| !self.votes.has_answered(**v)) {
             out.send(*voter, msg.clone());
         }
         out.set_timer(Timer::VoteRetry, self.config.heartbeat_interval);
@@ -191,8 +191,8 @@ impl<S: StateMachine> Raft<S> {
         if !self.membership.voters.contains(&from) {
             return;
         }
-        self.votes.insert(from);
-        if self.votes.len() >= self.membership.majority() {
+        self.votes.grant(from);
+        if self.votes.granted() >= self.membership.majority() {
             self.become_candidate(out);
         }
     }
@@ -223,12 +223,12 @@ impl<S: StateMachine> Raft<S> {
         if self.role != Role::Candidate || !self.membership.voters.contains(&from) {
             return;
         }
-        self.vote_answers.insert(from);
         if !granted {
+            self.votes.refuse(from);
             return;
         }
-        self.votes.insert(from);
-        if self.votes.len() >= self.membership.majority() {
+        self.votes.grant(from);
+        if self.votes.granted() >= self.membership.majority() {
             self.become_leader(out);
         }
     }

@@ -70,6 +70,8 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quorum::{self, Tally};
+
 pub use self::log::{Entry, Log, Payload};
 pub use self::membership::MembershipChange;
 pub use self::snapshot::{Checkpoint, Session, Sessions, Snapshot};
@@ -213,7 +215,7 @@ impl Membership {
     }
 
     pub fn majority(&self) -> usize {
-        self.voters.len() / 2 + 1
+        quorum::majority(self.voters.len())
     }
 }
 
@@ -402,11 +404,10 @@ pub struct Raft<S: StateMachine> {
     snapshot: Snapshot<S>,
     /// When this node last heard from a current leader (or was one).
     leader_contact: Option<Time>,
-    /// Pre-votes or votes granted to this node in the current campaign.
-    votes: BTreeSet<NodeId>,
-    /// Voters that answered this node's RequestVote in the current term
-    /// (granted or not), and whether the campaign is a leadership transfer.
-    vote_answers: BTreeSet<NodeId>,
+    /// The answers to this node's current campaign: pre-votes or votes
+    /// granted, and (RequestVote only) refused, each voter counted once.
+    votes: Tally,
+    /// Whether the campaign is a leadership transfer.
     campaign_transfer: bool,
     // Leader state.
     progress: BTreeMap<NodeId, Progress>,
@@ -478,16 +479,17 @@ impl<S: StateMachine> Raft<S> {
     }
 
     /// The value a majority of voters has reached, given each voter's value
-    /// (this node's own via `own`).
+    /// (this node's own via `own`; 0 for a voter it knows nothing of, and
+    /// when there are no voters).
     fn quorum_value(&self, own: u64, of_peer: impl Fn(&Progress) -> u64) -> u64 {
-        let mut values: Vec<u64> = self
-            .membership
-            .voters
-            .iter()
-            .map(|v| if *v == self.id { own } else { self.progress.get(v).map_or(0, &of_peer) })
-            .collect();
-        values.sort_unstable_by(|a, b| b.cmp(a));
-        values.get(self.membership.majority() - 1).copied().unwrap_or(0)
+        let values = self.membership.voters.iter().map(|v| {
+            if *v == self.id {
+                own
+            } else {
+                self.progress.get(v).map_or(0, &of_peer)
+            }
+        });
+        quorum::committed(values, self.membership.majority()).unwrap_or(0)
     }
 
     fn persist_hard_state(&self, out: &mut Out<'_, Self>) {
@@ -629,8 +631,7 @@ impl<S: StateMachine> Protocol for Raft<S> {
             // and helps elect no other within an election timeout: it may
             // have acknowledged that leader's lease just before it crashed.
             leader_contact: (config.lease_reads && !durable.is_empty()).then_some(out.now()),
-            votes: BTreeSet::new(),
-            vote_answers: BTreeSet::new(),
+            votes: Tally::new(),
             campaign_transfer: false,
             progress: BTreeMap::new(),
             proposals: BTreeMap::new(),

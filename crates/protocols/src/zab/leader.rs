@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use quorum_core::{ClientOutput, NodeId, Observation, Out, RequestId, Role, StateMachine, Time};
 
 use super::{Bug, Msg, PendingRead, Phase, Queue, Record, Zab, Zxid};
+use crate::quorum;
 
 /// What the leader knows about one follower's session.
 #[derive(Clone, Debug)]
@@ -391,18 +392,17 @@ impl<S: StateMachine> Zab<S> {
     /// Commit, in order, up to the highest proposal a quorum holds.
     fn try_commit(&mut self, out: &mut Out<'_, Self>) {
         let Some(leader) = self.leading().filter(|l| l.established) else { return };
-        let acked: Vec<Zxid> = leader.synced().map(|(_, p)| p.acked).collect();
-        let majority = self.majority();
-        let mut commit = None;
-        for index in (self.applied_index + 1..=self.history.last_index()).rev() {
-            let zxid = self.history.get(index).expect("held").zxid;
-            let holders = 1 + acked.iter().filter(|a| **a >= zxid).count();
-            if holders >= majority || self.bug(Bug::CommitWithoutQuorum) {
-                commit = Some(zxid);
-                break;
-            }
-        }
+        // The leader holds its whole history; a synced follower holds it up
+        // to its cumulative ACK.
+        let last = self.history.last_zxid();
+        let held = leader.synced().map(|(_, p)| p.acked).chain([last]);
+        let quorum_holds = quorum::committed(held, self.majority());
+        let commit = (self.applied_index + 1..=self.history.last_index())
+            .rev()
+            .map(|index| self.history.get(index).expect("held").zxid)
+            .find(|zxid| quorum_holds.is_some_and(|q| *zxid <= q) || self.bug(Bug::CommitWithoutQuorum));
         if let Some(zxid) = commit {
+            assert!(zxid <= last, "a commit within the history");
             self.commit_and_answer(zxid, out);
         }
     }
@@ -481,10 +481,8 @@ impl<S: StateMachine> Zab<S> {
     /// at or after it.
     fn quorum_heard(&self, now: Time) -> Option<Time> {
         let leader = self.leading()?;
-        let mut heard: Vec<Time> = leader.synced().map(|(_, p)| p.heard).collect();
-        heard.push(now);
-        heard.sort_unstable_by(|a, b| b.cmp(a));
-        heard.get(self.majority() - 1).copied()
+        let heard = leader.synced().map(|(_, p)| p.heard).chain([now]);
+        quorum::committed(heard, self.majority())
     }
 
     /// No other leader can be established before the lease ends.

@@ -74,6 +74,8 @@ use quorum_core::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quorum;
+
 pub use history::{History, Proposal, Zxid};
 
 /// Deliberately broken variants, for negative controls (`--bug NAME`).
@@ -389,7 +391,7 @@ impl<S: StateMachine> Zab<S> {
     }
 
     fn majority(&self) -> usize {
-        self.cluster.majority()
+        quorum::majority(self.cluster.nodes.len())
     }
 
     fn bug(&self, bug: Bug) -> bool {
