@@ -198,114 +198,152 @@ async fn execute<M: Send + 'static>(
 ) -> Answer {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let argc = args.len();
-    let mut args = args.into_iter();
-    args.next();
-    let mut rest: Vec<Vec<u8>> = args.collect();
+    let mut rest: Vec<Vec<u8>> = args.into_iter().skip(1).collect();
     if !session.authenticated && !matches!(name.as_str(), "auth" | "quit" | "hello") {
         return Answer::Now(error("NOAUTH Authentication required."));
     }
-    let command = match name.as_str() {
-        "ping" => {
-            return Answer::Now(match rest.len() {
-                0 => Value::Simple("PONG".into()),
-                1 => Value::Bulk(rest.pop()),
-                _ => arity("ping"),
-            })
-        }
-        "echo" if argc == 2 => return Answer::Now(Value::Bulk(rest.pop())),
+    if let Some(value) = connection_command(front, session, &name, argc, &mut rest) {
+        return Answer::Now(value);
+    }
+    if name == "info" {
+        let (tx, rx) = oneshot::channel();
+        return match front.node.send(Input::Status { reply: tx }).await {
+            Ok(()) => Answer::Status(rx),
+            Err(_) => Answer::Now(error("ERR the node is shutting down")),
+        };
+    }
+    match store_command(&name, argc, rest) {
+        Ok(command) => submit(front, session, command).await,
+        Err(value) => Answer::Now(value),
+    }
+}
+
+/// A command about the connection itself, answered here; `None` for any
+/// other command (`rest` is then untouched).
+fn connection_command<M>(
+    front: &FrontEnd<M>,
+    session: &mut Session,
+    name: &str,
+    argc: usize,
+    rest: &mut Vec<Vec<u8>>,
+) -> Option<Value> {
+    let value = match name {
+        "ping" => match rest.len() {
+            0 => Value::Simple("PONG".into()),
+            1 => Value::Bulk(rest.pop()),
+            _ => arity("ping"),
+        },
+        "echo" if argc == 2 => Value::Bulk(rest.pop()),
         "quit" => {
             session.quit = true;
-            return Answer::Now(ok());
+            ok()
         }
-        "auth" => {
-            let password = match rest.len() {
-                1 => &rest[0],
-                2 => &rest[1], // AUTH username password: one user, "default"
-                _ => return Answer::Now(arity("auth")),
-            };
-            return Answer::Now(match &front.password {
-                None => error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
-                Some(expected) if same(expected.as_bytes(), password) => {
-                    session.authenticated = true;
-                    ok()
-                }
-                Some(_) => error("WRONGPASS invalid username-password pair or user is disabled."),
-            });
-        }
-        "hello" => return Answer::Now(error("NOPROTO this server speaks RESP2 only")),
+        "auth" => auth(front, session, rest),
+        "hello" => error("NOPROTO this server speaks RESP2 only"),
         "select" if argc == 2 => {
-            return Answer::Now(if rest[0] == b"0" { ok() } else { error("ERR DB index is out of range") });
+            if rest[0] == b"0" {
+                ok()
+            } else {
+                error("ERR DB index is out of range")
+            }
         }
         "readonly" if argc == 1 => {
             session.stale_reads = true;
-            return Answer::Now(ok());
+            ok()
         }
         "readwrite" if argc == 1 => {
             session.stale_reads = false;
-            return Answer::Now(ok());
+            ok()
         }
         // Tools ask for these on connect (redis-cli's hints, redis-benchmark's
         // config probe); an empty answer is what they handle best.
-        "command" | "config" => return Answer::Now(Value::Array(Some(Vec::new()))),
-        "client" => {
-            let sub =
-                rest.first().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
-            return Answer::Now(match sub.as_str() {
-                "setname" | "setinfo" => ok(),
-                "getname" => Value::Bulk(None),
-                "id" => Value::Integer(session.number as i64),
-                _ => error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")),
-            });
+        "command" | "config" => Value::Array(Some(Vec::new())),
+        "client" => client_subcommand(session, rest),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// `AUTH password` or `AUTH username password` (one user, "default").
+fn auth<M>(front: &FrontEnd<M>, session: &mut Session, rest: &[Vec<u8>]) -> Value {
+    let password = match rest.len() {
+        1 => &rest[0],
+        2 => &rest[1],
+        _ => return arity("auth"),
+    };
+    match &front.password {
+        None => error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"),
+        Some(expected) if same(expected.as_bytes(), password) => {
+            session.authenticated = true;
+            ok()
         }
-        "info" => {
-            let (tx, rx) = oneshot::channel();
-            return match front.node.send(Input::Status { reply: tx }).await {
-                Ok(()) => Answer::Status(rx),
-                Err(_) => Answer::Now(error("ERR the node is shutting down")),
-            };
-        }
+        Some(_) => error("WRONGPASS invalid username-password pair or user is disabled."),
+    }
+}
+
+fn client_subcommand(session: &Session, rest: &[Vec<u8>]) -> Value {
+    let sub = rest.first().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
+    match sub.as_str() {
+        "setname" | "setinfo" => ok(),
+        "getname" => Value::Bulk(None),
+        "id" => Value::Integer(session.number as i64),
+        _ => error(format!("ERR unknown subcommand '{sub}'. Try CLIENT HELP.")),
+    }
+}
+
+/// A command for the replicated store, or the error to answer instead
+/// (wrong arity, bad argument, unknown command).
+fn store_command(name: &str, argc: usize, mut rest: Vec<Vec<u8>>) -> Result<Command, Value> {
+    let command = match name {
         "get" if argc == 2 => Command::Get { key: rest.pop().unwrap_or_default() },
         "set" if argc == 3 => {
             let value = rest.pop().unwrap_or_default();
             Command::Set { key: rest.pop().unwrap_or_default(), value }
         }
-        "set" if argc > 3 => return Answer::Now(error("ERR syntax error (SET options are not supported)")),
+        "set" if argc > 3 => return Err(error("ERR syntax error (SET options are not supported)")),
         "mget" if argc >= 2 => Command::MGet { keys: rest },
         "exists" if argc >= 2 => Command::Exists { keys: rest },
         "del" if argc >= 2 => Command::Del { keys: rest },
         "incr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: 1 },
         "decr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: -1 },
-        "incrby" | "decrby" if argc == 3 => {
-            let Some(by) = parse_i64(&rest[1]) else {
-                return Answer::Now(error("ERR value is not an integer or out of range"));
-            };
-            let by = if name == "decrby" {
-                match by.checked_neg() {
-                    Some(n) => n,
-                    None => return Answer::Now(error("ERR decrement would overflow")),
-                }
-            } else {
-                by
-            };
-            Command::IncrBy { key: rest.swap_remove(0), by }
-        }
+        "incrby" | "decrby" if argc == 3 => incr_by(name, rest)?,
         "cas" if argc == 4 => {
             let new = rest.pop().unwrap_or_default();
             let expected = rest.pop().unwrap_or_default();
             Command::Cas { key: rest.pop().unwrap_or_default(), expected, new }
         }
         "get" | "set" | "mget" | "exists" | "del" | "incr" | "decr" | "incrby" | "decrby" | "cas"
-        | "echo" | "select" | "readonly" | "readwrite" => return Answer::Now(arity(&name)),
-        _ => {
-            let shown: Vec<String> =
-                rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
-            return Answer::Now(error(format!(
-                "ERR unknown command '{}', with args beginning with: {}",
-                String::from_utf8_lossy(name.as_bytes()),
-                shown.join(" ")
-            )));
-        }
+        | "echo" | "select" | "readonly" | "readwrite" => return Err(arity(name)),
+        _ => return Err(unknown_command(name, &rest)),
     };
+    Ok(command)
+}
+
+/// `INCRBY key n` or `DECRBY key n` (`rest` is `[key, n]`).
+fn incr_by(name: &str, mut rest: Vec<Vec<u8>>) -> Result<Command, Value> {
+    let Some(by) = parse_i64(&rest[1]) else {
+        return Err(error("ERR value is not an integer or out of range"));
+    };
+    let by = if name == "decrby" {
+        match by.checked_neg() {
+            Some(n) => n,
+            None => return Err(error("ERR decrement would overflow")),
+        }
+    } else {
+        by
+    };
+    Ok(Command::IncrBy { key: rest.swap_remove(0), by })
+}
+
+fn unknown_command(name: &str, rest: &[Vec<u8>]) -> Value {
+    let shown: Vec<String> =
+        rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
+    error(format!("ERR unknown command '{name}', with args beginning with: {}", shown.join(" ")))
+}
+
+/// Hand a store command to the node: a read from this node's own state
+/// when the connection chose `READONLY`, through the protocol otherwise.
+async fn submit<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, command: Command) -> Answer {
     if session.stale_reads
         && matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. })
     {
@@ -394,8 +432,53 @@ fn info<M>(front: &FrontEnd<M>, status: &Status) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::client_id;
+    use super::*;
     use std::collections::BTreeSet;
+
+    fn words(line: &str) -> Vec<Vec<u8>> {
+        line.split(' ').map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    /// `line` (its first word the command name) as `execute` hands it to `store_command`.
+    fn store(line: &str) -> Result<Command, Value> {
+        let args = words(line);
+        store_command(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), args.len(), args[1..].to_vec())
+    }
+
+    fn error_text(result: Result<Command, Value>) -> String {
+        match result {
+            Err(Value::Error(text)) => text,
+            other => panic!("expected an error reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn store_commands_parse_their_arguments_and_refuse_wrong_ones() {
+        let key = |k: &str| k.as_bytes().to_vec();
+        assert_eq!(store("GET k").unwrap(), Command::Get { key: key("k") });
+        assert_eq!(store("set k v").unwrap(), Command::Set { key: key("k"), value: key("v") });
+        assert_eq!(store("MGET a b").unwrap(), Command::MGet { keys: vec![key("a"), key("b")] });
+        assert_eq!(store("DEL a").unwrap(), Command::Del { keys: vec![key("a")] });
+        assert_eq!(store("EXISTS a b").unwrap(), Command::Exists { keys: vec![key("a"), key("b")] });
+        assert_eq!(store("INCR k").unwrap(), Command::IncrBy { key: key("k"), by: 1 });
+        assert_eq!(store("DECR k").unwrap(), Command::IncrBy { key: key("k"), by: -1 });
+        assert_eq!(store("INCRBY k 5").unwrap(), Command::IncrBy { key: key("k"), by: 5 });
+        assert_eq!(store("DECRBY k 5").unwrap(), Command::IncrBy { key: key("k"), by: -5 });
+        let cas = Command::Cas { key: key("k"), expected: key("old"), new: key("new") };
+        assert_eq!(store("CAS k old new").unwrap(), cas);
+        assert_eq!(error_text(store("GET")), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(error_text(store("CAS k v")), "ERR wrong number of arguments for 'cas' command");
+        // A connection command with the wrong arity falls through to here.
+        assert_eq!(error_text(store("ECHO a b")), "ERR wrong number of arguments for 'echo' command");
+        assert_eq!(error_text(store("SET k v EX 10")), "ERR syntax error (SET options are not supported)");
+        assert_eq!(error_text(store("INCRBY k x")), "ERR value is not an integer or out of range");
+        let overflow = format!("DECRBY k {}", i64::MIN);
+        assert_eq!(error_text(store(&overflow)), "ERR decrement would overflow");
+        assert_eq!(
+            error_text(store("FLUSHALL a b c d")),
+            "ERR unknown command 'flushall', with args beginning with: 'a' 'b' 'c'"
+        );
+    }
 
     #[test]
     fn client_ids_are_distinct_within_a_boot_and_across_boots() {
@@ -407,5 +490,45 @@ mod tests {
         // [key, key + connections) of random keys almost never overlap.
         let b: BTreeSet<u64> = (0..100_000).map(|n| client_id(boot_b, n)).collect();
         assert_eq!(a.intersection(&b).count(), 0);
+    }
+
+    #[test]
+    fn connection_commands_are_answered_here_and_others_are_passed_on() {
+        let (node, _inputs) = mpsc::channel::<Input<u8>>(1);
+        let front = FrontEnd {
+            node,
+            id: NodeId(0),
+            protocol: "raft",
+            password: Some("secret".into()),
+            limits: Limits::default(),
+            request_timeout: Duration::from_secs(1),
+            client_addrs: BTreeMap::new(),
+            metrics: Arc::new(Metrics::default()),
+            id_key: 0,
+            connections: AtomicU64::new(0),
+        };
+        let mut session =
+            Session { client: 1, number: 7, seq: 0, authenticated: false, stale_reads: false, quit: false };
+        let answer = |session: &mut Session, line: &str| {
+            let args = words(line);
+            let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            connection_command(&front, session, &name, args.len(), &mut args[1..].to_vec())
+        };
+        assert_eq!(answer(&mut session, "PING"), Some(Value::Simple("PONG".into())));
+        assert_eq!(answer(&mut session, "ECHO hi"), Some(Value::Bulk(Some(b"hi".to_vec()))));
+        assert_eq!(answer(&mut session, "ECHO a b"), None, "the arity error is store_command's");
+        let wrong = Value::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
+        assert_eq!(answer(&mut session, "AUTH nope"), Some(wrong));
+        assert!(!session.authenticated);
+        assert_eq!(answer(&mut session, "AUTH default secret"), Some(ok()));
+        assert!(session.authenticated);
+        assert_eq!(answer(&mut session, "SELECT 1"), Some(error("ERR DB index is out of range")));
+        assert_eq!(answer(&mut session, "READONLY"), Some(ok()));
+        assert!(session.stale_reads);
+        assert_eq!(answer(&mut session, "CLIENT ID"), Some(Value::Integer(7)));
+        assert_eq!(answer(&mut session, "GET k"), None);
+        assert_eq!(answer(&mut session, "INFO"), None, "INFO asks the node");
+        assert_eq!(answer(&mut session, "QUIT"), Some(ok()));
+        assert!(session.quit);
     }
 }

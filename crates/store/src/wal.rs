@@ -163,69 +163,19 @@ impl Wal {
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, Recovered), StoreError> {
         fs::create_dir_all(dir).at(dir)?;
         let lock = lock_dir(dir)?;
-        let mut segments = BTreeMap::new();
-        let mut snapshots = BTreeMap::new();
-        let mut obsolete = Vec::new();
-        for (path, entry) in fsutil::list(dir)? {
-            if let Entry::Segment(seq) | Entry::Snapshot(seq) = entry {
-                if seq > SEQ_MAX {
-                    return Err(StoreError::corrupt(
-                        &path,
-                        0,
-                        format!("sequence number {seq} is out of range"),
-                    ));
-                }
-            }
-            match entry {
-                Entry::Segment(seq) => {
-                    segments.insert(seq, path);
-                }
-                Entry::Snapshot(seq) => {
-                    snapshots.insert(seq, path);
-                }
-                // Left by a crash before a rename: never part of the log, and
-                // removed first, since creating a segment reuses the name.
-                Entry::Temp => fsutil::remove(&path)?,
-                Entry::Other => {}
-            }
-        }
-        let snapshot = match snapshots.pop_last() {
-            Some((seq, path)) => Some(load_snapshot(seq, &path)?),
-            None => None,
-        };
-        obsolete.extend(snapshots.into_values());
-        let snapshot_seq = snapshot.as_ref().map(|(seq, _, _)| *seq);
-        // Invariant: segments `(base_seq, ..]` are the log after the checkpoint.
-        let base_seq = snapshot_seq.unwrap_or(0);
-        let live = segments.split_off(&(base_seq + 1));
-        obsolete.extend(segments.into_values());
+        let found = Found::read(dir)?;
+        Wal::resume(dir, options, lock, found)
+    }
 
-        let mut recovered = Recovered::default();
-        let mut sealed_bytes = 0;
-        let mut tail = None;
-        let mut expected_seq = base_seq + 1;
-        let live_count = live.len();
-        for (index, (seq, path)) in live.into_iter().enumerate() {
-            if seq != expected_seq {
-                return Err(StoreError::corrupt(
-                    &path,
-                    0,
-                    format!(
-                        "segment {} is missing: the log jumps from {expected_seq} to {seq}",
-                        fsutil::segment_name(expected_seq)
-                    ),
-                ));
-            }
-            expected_seq += 1;
-            let role = if index + 1 == live_count { SegmentRole::Last } else { SegmentRole::Sealed };
-            let (mut contents, file_bytes) = read_segment_file(seq, &path, role)?;
-            recovered.records.append(&mut contents.records);
-            if role == SegmentRole::Sealed {
-                sealed_bytes += contents.valid_bytes;
-            } else {
-                tail = Some((path, contents, file_bytes));
-            }
-        }
+    /// Opens the log `found` in `dir` for appends: repairs a torn tail (or
+    /// starts the first segment after the checkpoint), deletes superseded
+    /// files and hands back what the protocol must replay.
+    fn resume(
+        dir: &Path,
+        options: WalOptions,
+        lock: File,
+        found: Found,
+    ) -> Result<(Wal, Recovered), StoreError> {
         // Recovery succeeded: only now is it worth preparing spares.
         let mut spares = match options.preallocate {
             true => {
@@ -233,24 +183,23 @@ impl Wal {
             }
             false => None,
         };
-        let current = match tail {
-            Some((path, contents, file_bytes)) => {
-                recovered.torn_tail = repair_torn_tail(&path, &contents, options.fsync)?;
-                reopen_segment(path, &contents, file_bytes)?
+        let (current, torn_tail) = match found.tail {
+            Some(tail) => {
+                let torn_tail = repair_torn_tail(&tail.path, &tail.contents, options.fsync)?;
+                (reopen_segment(tail.path, &tail.contents, tail.file_bytes)?, torn_tail)
             }
-            None => new_segment(dir, expected_seq, options.fsync, spares.as_mut())?,
+            None => (new_segment(dir, found.next_seq, options.fsync, spares.as_mut())?, None),
         };
         // Superseded files: recovery ignores them, so deleting them need not
         // be durable; the next directory fsync persists it.
-        for path in obsolete {
+        for path in found.obsolete {
             fsutil::remove(&path)?;
         }
-        let (snapshot_bytes, checkpoint) = match snapshot {
-            Some((_, bytes, record)) => (bytes, Some(record)),
-            None => (0, None),
+        let (snapshot_seq, snapshot_bytes, checkpoint) = match found.snapshot {
+            Some((seq, bytes, record)) => (Some(seq), bytes, Some(record)),
+            None => (None, 0, None),
         };
-        recovered.checkpoint = checkpoint;
-        let first_segment_seq = base_seq + 1;
+        let recovered = Recovered { checkpoint, records: found.records, torn_tail };
         let wal = Wal {
             dir: dir.to_path_buf(),
             options,
@@ -261,11 +210,11 @@ impl Wal {
             segment_end: current.end,
             segment_file_bytes: current.file_bytes,
             spares,
-            first_segment_seq,
+            first_segment_seq: found.first_segment_seq,
             snapshot_seq,
             buffer: Vec::new(),
             buffered_records: 0,
-            sealed_bytes,
+            sealed_bytes: found.sealed_bytes,
             snapshot_bytes,
             records_since_checkpoint: recovered.records.len() as u64,
             syncs: 0,
@@ -277,7 +226,7 @@ impl Wal {
             dir = %dir.display(),
             checkpoint_bytes = recovered.checkpoint.as_ref().map_or(0, Vec::len),
             records = recovered.records.len(),
-            segments = wal.segment_seq + 1 - first_segment_seq,
+            segments = wal.segment_seq + 1 - wal.first_segment_seq,
             torn_tail = recovered.torn_tail.is_some(),
             "write-ahead log recovered"
         );
@@ -485,6 +434,118 @@ impl Wal {
 
 /// Name of the lock file inside the data dir.
 pub const LOCK_FILE: &str = "LOCK";
+
+/// What recovery read from a log dir, before anything in it is changed
+/// (except leftover temp files, removed first).
+struct Found {
+    /// The latest checkpoint: its sequence number, bytes on disk, record.
+    snapshot: Option<(u64, u64, Vec<u8>)>,
+    /// Every record of the live segments, in append order.
+    records: Vec<Vec<u8>>,
+    /// Bytes of the live segments before the last one.
+    sealed_bytes: u64,
+    /// The last live segment, to append to; `None` when there is none.
+    tail: Option<Tail>,
+    /// The first live segment's sequence number (just after the checkpoint's).
+    first_segment_seq: u64,
+    /// The sequence number after the last live segment's.
+    next_seq: u64,
+    /// Segments and snapshots the latest checkpoint superseded.
+    obsolete: Vec<PathBuf>,
+}
+
+/// The last live segment as read: its valid frames and the file's length.
+struct Tail {
+    path: PathBuf,
+    contents: SegmentContents,
+    file_bytes: u64,
+}
+
+impl Found {
+    /// Lists `dir`, loads the latest snapshot and reads the segments after it.
+    fn read(dir: &Path) -> Result<Found, StoreError> {
+        let (mut segments, mut snapshots) = list_log_files(dir)?;
+        let snapshot = match snapshots.pop_last() {
+            Some((seq, path)) => Some(load_snapshot(seq, &path)?),
+            None => None,
+        };
+        let mut obsolete: Vec<PathBuf> = snapshots.into_values().collect();
+        // Invariant: segments `(base_seq, ..]` are the log after the checkpoint.
+        let base_seq = snapshot.as_ref().map_or(0, |(seq, _, _)| *seq);
+        let live = segments.split_off(&(base_seq + 1));
+        obsolete.extend(segments.into_values());
+        let mut found = Found {
+            snapshot,
+            records: Vec::new(),
+            sealed_bytes: 0,
+            tail: None,
+            first_segment_seq: base_seq + 1,
+            next_seq: base_seq + 1,
+            obsolete,
+        };
+        found.read_segments(live)?;
+        Ok(found)
+    }
+
+    /// Reads the live segments in order, refusing a gap in their sequence
+    /// numbers; the last one is the tail (a torn end allowed), the others
+    /// are sealed.
+    fn read_segments(&mut self, live: BySeq) -> Result<(), StoreError> {
+        let live_count = live.len();
+        for (index, (seq, path)) in live.into_iter().enumerate() {
+            if seq != self.next_seq {
+                return Err(StoreError::corrupt(
+                    &path,
+                    0,
+                    format!(
+                        "segment {} is missing: the log jumps from {} to {seq}",
+                        fsutil::segment_name(self.next_seq),
+                        self.next_seq
+                    ),
+                ));
+            }
+            self.next_seq += 1;
+            let role = if index + 1 == live_count { SegmentRole::Last } else { SegmentRole::Sealed };
+            let (mut contents, file_bytes) = read_segment_file(seq, &path, role)?;
+            self.records.append(&mut contents.records);
+            if role == SegmentRole::Sealed {
+                self.sealed_bytes += contents.valid_bytes;
+            } else {
+                self.tail = Some(Tail { path, contents, file_bytes });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Files of one kind (segments, snapshots) by sequence number.
+type BySeq = BTreeMap<u64, PathBuf>;
+
+/// The segments and snapshots in `dir`, by sequence number. Temp files,
+/// left by a crash before a rename, are never part of the log: they are
+/// removed here, first, since creating a segment reuses the name.
+fn list_log_files(dir: &Path) -> Result<(BySeq, BySeq), StoreError> {
+    let mut segments = BTreeMap::new();
+    let mut snapshots = BTreeMap::new();
+    for (path, entry) in fsutil::list(dir)? {
+        if let Entry::Segment(seq) | Entry::Snapshot(seq) = entry {
+            if seq > SEQ_MAX {
+                return Err(StoreError::corrupt(&path, 0, format!("sequence number {seq} is out of range")));
+            }
+        }
+        match entry {
+            Entry::Segment(seq) => {
+                segments.insert(seq, path);
+            }
+            Entry::Snapshot(seq) => {
+                snapshots.insert(seq, path);
+            }
+            Entry::Temp => fsutil::remove(&path)?,
+            Entry::Other => {}
+        }
+    }
+    Ok((segments, snapshots))
+}
 
 /// Takes the exclusive lock on `dir/LOCK`, or says who cannot have it.
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
