@@ -1,7 +1,6 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
-mod protocols;
 mod replay;
 mod server_cmds;
 mod tour;
@@ -15,7 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quorum_check::linearizability::{self, Model, Outcome};
 use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig, Violation};
 
-use crate::protocols::{Selected, Settings};
+use quorum_registry::Registered;
+use quorum_sim::ProtocolChoice;
 
 #[derive(Parser)]
 #[command(
@@ -258,24 +258,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn select(run: &RunArgs) -> Result<Selected, UsageError> {
-    let settings =
-        Settings { variant: run.variant.as_deref(), bug: run.bug.as_deref(), config: run.config.as_deref() };
-    Selected::parse(&run.protocol, &settings)
+impl From<quorum_registry::Error> for UsageError {
+    fn from(e: quorum_registry::Error) -> UsageError {
+        UsageError(e.0)
+    }
 }
 
-fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageError> {
+/// The protocol the command line names, and how it is chosen.
+fn select(run: &RunArgs) -> Result<(&'static Registered, ProtocolChoice), UsageError> {
+    let registered = quorum_registry::find(&run.protocol)?;
+    let choice = registered.choose(run.variant.as_deref(), run.bug.as_deref(), run.config.as_deref())?;
+    Ok((registered, choice))
+}
+
+fn sim_config(
+    run: &RunArgs,
+    registered: &Registered,
+    choice: ProtocolChoice,
+) -> Result<SimConfig, UsageError> {
     let faults: FaultSet = run.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
-    let mut config = SimConfig::new(selected.choice());
+    let mut config = registered.sim_config(choice);
     config.nodes = run.nodes;
     config.ops = run.ops;
     config.clients = run.clients;
     config.keys = run.keys;
     config.ops_per_key = run.ops_per_key;
-    config.cas = selected.entry().cas;
     config.faults = faults;
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
-    config.retries = run.retries.unwrap_or_else(|| selected.default_retries());
+    if let Some(retries) = run.retries {
+        config.retries = retries;
+    }
     if let Some(timeout) = run.client_timeout_ms {
         config.client_timeout_ms = timeout;
     }
@@ -290,20 +302,21 @@ fn sim_config(run: &RunArgs, selected: &Selected) -> Result<SimConfig, UsageErro
         };
         (config.latency_min_us, config.latency_max_us) = (parse(min)?, parse(max)?);
     }
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    registered.validate(&config.protocol, config.nodes)?;
     Ok(config)
 }
 
 fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
-    let selected = select(&args.run)?;
-    let mut config = sim_config(&args.run, &selected)?;
+    let (registered, choice) = select(&args.run)?;
+    let mut config = sim_config(&args.run, registered, choice)?;
     config.seed = args.seed;
     if let Some(schedule) = &args.schedule {
         let schedule: Schedule = schedule.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.schedule = Some(schedule);
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
-    selected.validate(config.nodes)?;
-    let outcome = selected.run(&config, args.trace.is_some());
+    let outcome = registered.run(&config, args.trace.is_some()).map_err(|e| UsageError(e.to_string()))?;
     if let Some(path) = &args.trace {
         write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
     }
@@ -400,11 +413,9 @@ fn print_txn(t: &quorum_sim::TxnFigures) {
 }
 
 fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
-    let selected = select(&args.run)?;
-    let mut config = sim_config(&args.run, &selected)?;
+    let (registered, choice) = select(&args.run)?;
+    let mut config = sim_config(&args.run, registered, choice)?;
     config.seed = args.seed_start;
-    config.validate().map_err(|e| UsageError(e.to_string()))?;
-    selected.validate(config.nodes)?;
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
@@ -424,8 +435,14 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
         ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let report =
-        quorum_sim::explore(&config, args.seeds, threads, focus, &|c| selected.run(c, false), &|| bar.inc(1));
+    let report = quorum_sim::explore(
+        &config,
+        args.seeds,
+        threads,
+        focus,
+        &|c| registered.run(c, false).expect("settings validated before exploring"),
+        &|| bar.inc(1),
+    );
     bar.finish_and_clear();
     let wall_ms = started.elapsed().as_millis() as u64;
     if args.json {
@@ -526,21 +543,26 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
         .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
     let blocks = quorum_sim::script::parse_blocks(&text)
         .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
-    let named = blocks
-        .iter()
-        .filter(|b| b.command.starts_with("cluster "))
-        .flat_map(|b| b.command.split_whitespace())
-        .find_map(|w| w.strip_prefix("protocol="))
-        .map(str::to_string);
-    let protocol = args.protocol.or(named).ok_or_else(|| {
+    let option = |key: &str| {
+        blocks
+            .iter()
+            .filter(|b| b.command.starts_with("cluster "))
+            .flat_map(|b| b.command.split_whitespace())
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    let protocol = args.protocol.or(option("protocol=")).ok_or_else(|| {
         UsageError(format!(
             "{}: name the protocol with --protocol or `cluster N protocol=P`",
             args.file.display()
         ))
     })?;
-    let settings = Settings { variant: args.variant.as_deref(), ..Settings::default() };
-    let selected = Selected::parse(&protocol, &settings)?;
-    let run = selected.script(&blocks).map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    let variant = args.variant.or(option("variant="));
+    let registered = quorum_registry::find(&protocol)?;
+    let choice = registered.choose(variant.as_deref(), None, None)?;
+    let run = registered
+        .script(&choice, &blocks)
+        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut differ = false;
     for (block, output) in blocks.iter().zip(&run.outputs) {
         println!("{}\n----\n{}", block.command, output);
@@ -553,7 +575,7 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
             );
         }
     }
-    if let Some(verdict) = selected.judge_script(&run) {
+    if let Some(verdict) = registered.judge_script(&run) {
         println!("# {verdict}");
     }
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -561,12 +583,13 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
 
 fn list() {
     println!("{:<16} {:<32} claims", "protocol", "source section");
-    for e in quorum_protocols::catalog::ENTRIES {
+    for r in quorum_registry::PROTOCOLS {
+        let e = r.entry;
         let variants = if e.variants.is_empty() {
             String::new()
         } else {
             format!(" (--variant {})", e.variants.join("|"))
         };
-        println!("{:<16} {:<32} {}{}", e.name, e.section, e.claims, variants);
+        println!("{:<16} {:<32} {}{}", e.name, e.section, e.summary, variants);
     }
 }

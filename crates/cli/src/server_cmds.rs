@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Args;
 use quorum_core::NodeId;
-use quorum_server::{ProtocolKind, Running, ServeConfig};
+use quorum_registry::Registered;
+use quorum_server::{Running, ServeConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::UsageError;
@@ -111,8 +112,8 @@ fn parse_node_map(items: &[String], flag: &str) -> Result<BTreeMap<NodeId, Strin
     Ok(map)
 }
 
-fn protocol_kind(name: &str) -> Result<ProtocolKind, UsageError> {
-    name.parse().map_err(UsageError)
+fn servable(name: &str) -> Result<&'static Registered, UsageError> {
+    Ok(quorum_registry::find_servable(name)?)
 }
 
 fn json_config(text: &Option<String>) -> Result<Option<serde_json::Value>, UsageError> {
@@ -154,6 +155,8 @@ async fn ctrl_c_or_term() {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
+    let registered = servable(&args.protocol)?;
+    let overrides = json_config(&args.tuning.config)?;
     let config = ServeConfig {
         id: NodeId(args.id),
         listen: args.listen,
@@ -161,8 +164,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
         peers: parse_node_map(&args.peers, "--peers")?,
         client_addrs: parse_node_map(&args.peer_clients, "--peer-clients")?,
         data_dir: args.data_dir,
-        protocol: protocol_kind(&args.protocol)?,
-        protocol_config: json_config(&args.tuning.config)?,
+        protocol: registered.entry.name,
         cluster_id: args.cluster_id,
         cluster_secret: args.cluster_secret,
         password: args.password,
@@ -180,7 +182,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
     init_logging();
     let rt = runtime()?;
     rt.block_on(async move {
-        let running = quorum_server::start(config).await.map_err(|e| UsageError(format!("{e:#}")))?;
+        let running = registered.serve(config, overrides)?.await.map_err(|e| UsageError(format!("{e:#}")))?;
         eprintln!("quorum node ready: clients at {}, peers at {}", running.client_addr, running.peer_addr);
         wait_then_stop(vec![running]).await
     })
@@ -287,7 +289,7 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
     if top > 65_535 {
         return Err(UsageError(format!("--port {} is too high: node ports reach {top}", args.port)));
     }
-    protocol_kind(&args.protocol)?;
+    let registered = servable(&args.protocol)?;
     let file = cluster_file(&args.data_dir, args.nodes, &args.protocol)?;
     let protocol_config = json_config(&args.tuning.config)?;
     let port = |base: u32, i: u32| format!("127.0.0.1:{}", u32::from(args.port) + base + i);
@@ -302,8 +304,7 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
             peers: peer_addrs.iter().filter(|(n, _)| n.0 != i).map(|(n, a)| (*n, a.clone())).collect(),
             client_addrs: client_addrs.clone(),
             data_dir: args.data_dir.join(format!("node-{i}")),
-            protocol: args.protocol.parse().expect("checked"),
-            protocol_config: protocol_config.clone(),
+            protocol: registered.entry.name,
             cluster_id: file.cluster_id.clone(),
             cluster_secret: file.secret.clone(),
             password: args.password.clone(),
@@ -322,7 +323,7 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
         for config in configs {
             let id = config.id;
             let dir = config.data_dir.clone();
-            match quorum_server::start(config).await {
+            match registered.serve(config, protocol_config.clone())?.await {
                 Ok(r) => {
                     println!(
                         "node {}: redis://{}  (peers {}, metrics http://{}/metrics, data {})",

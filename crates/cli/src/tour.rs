@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use quorum_sim::SimConfig;
 
-use crate::protocols::{Selected, Settings};
 use crate::UsageError;
 
 struct Stop {
@@ -134,15 +133,15 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
     );
     let mut replays = Vec::new();
     for stop in STOPS {
-        let settings = Settings { variant: stop.variant, ..Settings::default() };
-        let selected = Selected::parse(stop.protocol, &settings)?;
-        let mut config = SimConfig::new(selected.choice());
-        config.cas = selected.entry().cas;
+        let registered = quorum_registry::find(stop.protocol)?;
+        let choice = registered.choose(stop.variant, None, None)?;
+        let mut config = registered.sim_config(choice);
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
-        selected.validate(config.nodes)?;
+        registered.validate(&config.protocol, config.nodes)?;
         let focus = stop.focus.map(|f| f.parse().expect("the tour names known kinds"));
-        let report = quorum_sim::explore(&config, seeds, threads, focus, &|c| selected.run(c, false), &|| {});
+        let run = |c: &SimConfig| registered.run(c, false).expect("settings validated");
+        let report = quorum_sim::explore(&config, seeds, threads, focus, &run, &|| {});
         let kinds: Vec<String> =
             report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
         let label = match stop.variant {

@@ -157,7 +157,7 @@ fn three_pc_without_faults_sends_more_messages_than_two_pc() {
 #[test]
 fn the_three_pc_partition_script_reports_a_split_decision() {
     let file =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/tests/scenarios/3pc/partition_splits_the_decision.txt");
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../protocols/scenarios/3pc/partition_splits_the_decision.txt");
     let out = quorum(&["script", file, "--check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -167,7 +167,7 @@ fn the_three_pc_partition_script_reports_a_split_decision() {
     );
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../sim/tests/scenarios/2pc/coordinator_crash_blocks_cohorts.txt"
+        "/../protocols/scenarios/2pc/coordinator_crash_blocks_cohorts.txt"
     );
     let out = quorum(&["script", file, "--check"]);
     assert!(out.status.success());

@@ -68,7 +68,7 @@ const DOUBLE_VOTE_OPTIONS: [&str; 10] = [
 /// the moment of the kill, so it is rare: one run in 1,500 under these
 /// options (seed 134); the seed window is fixed, so the test is
 /// deterministic. The script
-/// `crates/sim/tests/scenarios/raft/no_persist_vote_double_vote.txt` shows
+/// `crates/protocols/scenarios/raft/no_persist_vote_double_vote.txt` shows
 /// the interleaving step by step.
 #[test]
 fn raft_no_persist_vote_elects_two_leaders_in_one_term() {
@@ -111,7 +111,7 @@ const FIGURE_8_OPTIONS: [&str; 12] = [
 /// of the first entry is elected, and with the bug commits it by counting
 /// replicas (and applies it); it dies before an entry of its own term
 /// spreads, and the holder of the conflicting entry wins and overwrites
-/// the applied index. `crates/sim/tests/scenarios/raft/
+/// the applied index. `crates/protocols/scenarios/raft/
 /// figure8_commit_old_term_bug.txt` shows the interleaving step by step.
 /// About one run in 18 (55 of 1,000; the first is seed 51).
 #[test]

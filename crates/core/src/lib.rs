@@ -24,6 +24,7 @@
 //! Time comes from [`Out::now`], randomness from [`Out::rng`] (a seeded
 //! xoshiro256++ owned by the driver). Same seed, same inputs ⇒ same effects.
 
+pub mod claims;
 pub mod host;
 pub mod kv;
 pub mod observe;

@@ -12,7 +12,7 @@ pub enum Role {
 }
 
 /// Something a protocol saw or did that a checker may judge.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Observation {
     /// The node took `role` in `term` (a term, view, epoch or ballot round).
     /// Leadership lasts until the next `Role` observation or a crash.
@@ -31,6 +31,10 @@ pub enum Observation {
     /// A participant decided transaction `txn`. Atomicity: all participants
     /// decide the same way, and no decision is ever reversed.
     TxnDecided { txn: u64, commit: bool },
+    /// The protocol reached one of its "sometimes" properties (by name,
+    /// as its catalogue entry declares it; see [`crate::claims`]): the hard
+    /// case its safety properties must survive happened.
+    Reached(&'static str),
     /// Free-form, for traces only.
     Note(String),
 }

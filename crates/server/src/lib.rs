@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use quorum_core::{Cluster, NodeId};
-use quorum_protocols::{raft::Raft, zab::Zab};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -38,35 +37,7 @@ use tracing::{info, warn};
 use crate::client::FrontEnd;
 use crate::metrics::Metrics;
 use crate::node::{Input, Node, NodeSettings, ServerProtocol};
-use crate::state::KvMap;
 use crate::transport::Identity;
-
-/// The replicated-log protocols the server can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolKind {
-    Raft,
-    Zab,
-}
-
-impl ProtocolKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ProtocolKind::Raft => "raft",
-            ProtocolKind::Zab => "zab",
-        }
-    }
-}
-
-impl std::str::FromStr for ProtocolKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "raft" => Ok(ProtocolKind::Raft),
-            "zab" => Ok(ProtocolKind::Zab),
-            other => Err(format!("the server runs 'raft' or 'zab', not '{other}'")),
-        }
-    }
-}
 
 /// Everything `quorum serve` needs.
 #[derive(Clone, Debug)]
@@ -81,10 +52,9 @@ pub struct ServeConfig {
     /// Other nodes' client addresses, only for error hints (optional).
     pub client_addrs: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
-    pub protocol: ProtocolKind,
-    /// Protocol settings as JSON (fields of the protocol's `Config`), merged
-    /// over the server's defaults.
-    pub protocol_config: Option<serde_json::Value>,
+    /// The protocol's `--protocol` name (kept in the data dir's identity,
+    /// shown by INFO); the protocol itself is the type `start` runs.
+    pub protocol: &'static str,
     pub cluster_id: String,
     pub cluster_secret: String,
     pub password: Option<String>,
@@ -140,61 +110,10 @@ impl Running {
     }
 }
 
-/// Server-side defaults for the protocols: snapshots far apart (a snapshot
-/// writes the whole map), the simulator's timeouts otherwise.
-fn protocol_config<C: serde::de::DeserializeOwned + serde::Serialize + Default>(
-    defaults: serde_json::Value,
-    overrides: &Option<serde_json::Value>,
-) -> anyhow::Result<C> {
-    let mut merged = serde_json::to_value(C::default())?;
-    for source in [Some(defaults), overrides.clone()].into_iter().flatten() {
-        let serde_json::Value::Object(fields) = source else {
-            bail!("the protocol config must be a JSON object")
-        };
-        for (k, v) in fields {
-            merged[k] = v;
-        }
-    }
-    serde_json::from_value(merged).context("bad protocol config")
-}
-
-/// Open the data dir, recover, bind the listeners and start the node.
-pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
-    config.validate()?;
-    match config.protocol {
-        ProtocolKind::Raft => {
-            let c: quorum_protocols::raft::Config = protocol_config(
-                // Timeouts as etcd's defaults (heartbeat 100 ms, election
-                // 1 s): a real disk stalls for tens of ms under load, and
-                // check-quorum must not depose a healthy leader for it.
-                serde_json::json!({
-                    "snapshot_entries": 20000,
-                    "sessions_max": 65536,
-                    "heartbeat_interval": 100_000,
-                    "election_timeout_min": 1_000_000,
-                    "election_timeout_max": 2_000_000,
-                }),
-                &config.protocol_config,
-            )?;
-            start_with::<Raft<KvMap>>(config, c).await
-        }
-        ProtocolKind::Zab => {
-            let c: quorum_protocols::zab::Config = protocol_config(
-                // Slower than the simulator's defaults for the same reason.
-                serde_json::json!({
-                    "checkpoint_records_max": 20000,
-                    "tick_interval": 100_000,
-                    "election_round_timeout": 500_000,
-                    "follower_timeout": 1_500_000,
-                }),
-                &config.protocol_config,
-            )?;
-            start_with::<Zab<KvMap>>(config, c).await
-        }
-    }
-}
-
-async fn start_with<P: ServerProtocol>(
+/// Open the data dir, recover, bind the listeners and start a node of
+/// protocol `P` with settings `protocol_config`. The settings are validated
+/// (`Protocol::validate`) before anything on disk is touched.
+pub async fn start<P: ServerProtocol>(
     config: ServeConfig,
     protocol_config: P::Config,
 ) -> anyhow::Result<Running>
@@ -202,11 +121,12 @@ where
     P::Msg: Send + 'static,
     P::Timer: Send,
 {
+    config.validate()?;
     let mut members: Vec<NodeId> = config.peers.keys().copied().collect();
     members.push(config.id);
     members.sort();
     P::validate(&protocol_config, &members)
-        .map_err(|e| anyhow::anyhow!("bad {} config: {e}", config.protocol.name()))?;
+        .map_err(|e| anyhow::anyhow!("bad {} config: {e}", config.protocol))?;
     let (log, durable) = storage::open::<P>(&config)?;
     let client_listener = TcpListener::bind(&config.listen)
         .await
@@ -220,24 +140,43 @@ where
         ),
         None => None,
     };
-    let client_addr = client_listener.local_addr()?;
-    let peer_addr = peer_listener.local_addr()?;
-    let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+    let listeners = Listeners { client: client_listener, peer: peer_listener, metrics: metrics_listener };
+    run_node::<P>(config, protocol_config, members, log, durable, listeners).await
+}
 
+struct Listeners {
+    client: TcpListener,
+    peer: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+/// Start the node loop, the peer transport, the RESP front end and the
+/// metrics endpoint over recovered state and bound listeners.
+async fn run_node<P: ServerProtocol>(
+    config: ServeConfig,
+    protocol_config: P::Config,
+    members: Vec<NodeId>,
+    log: Box<dyn node::Log>,
+    durable: Vec<P::Record>,
+    listeners: Listeners,
+) -> anyhow::Result<Running>
+where
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
+    let client_addr = listeners.client.local_addr()?;
+    let peer_addr = listeners.peer.local_addr()?;
+    let metrics_addr = listeners.metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     let metrics = Arc::new(Metrics::default());
     let identity = Identity {
         id: config.id,
         cluster_id: config.cluster_id.clone(),
         secret: config.cluster_secret.clone(),
     };
-    let mut nodes: Vec<NodeId> = config.peers.keys().copied().collect();
-    nodes.push(config.id);
-    let cluster = Cluster::new(config.id, nodes);
+    let cluster = Cluster::new(config.id, members);
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input<P::Msg>>(64 * 1024);
     let peer_queues = transport::dial_peers(&identity, &config.peers, metrics.clone());
     let (fatal_tx, fatal_rx) = oneshot::channel();
-    let mut seed = [0u8; 8];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let settings = NodeSettings { cluster, forward: config.forward };
     let node = Node::<P>::start(
         settings,
@@ -247,52 +186,62 @@ where
         peer_queues,
         inputs_tx.clone(),
         metrics.clone(),
-        u64::from_le_bytes(seed),
+        random_u64()?,
         fatal_tx,
     );
     drop(durable);
-
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(transport::accept_peers(
+    let mut tasks = vec![tokio::spawn(transport::accept_peers(
         identity,
-        peer_listener,
+        listeners.peer,
         config.peers.keys().copied().collect(),
         inputs_tx.clone(),
         metrics.clone(),
-    )));
-    let mut id_key = [0u8; 8];
-    getrandom::fill(&mut id_key).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    ))];
     let front = Arc::new(FrontEnd {
         node: inputs_tx,
         id: config.id,
-        protocol: config.protocol.name(),
+        protocol: config.protocol,
         password: config.password.clone(),
         limits: quorum_resp::codec::Limits { max_bulk: config.max_bulk, ..Default::default() },
         request_timeout: config.request_timeout,
         client_addrs: config.client_addrs.clone(),
         metrics: metrics.clone(),
-        id_key: u64::from_le_bytes(id_key),
+        id_key: random_u64()?,
         connections: AtomicU64::new(0),
     });
-    tasks.push(tokio::spawn(client::accept_clients(client_listener, front)));
-    if let Some(listener) = metrics_listener {
+    tasks.push(tokio::spawn(client::accept_clients(listeners.client, front)));
+    if let Some(listener) = listeners.metrics {
         tasks.push(tokio::spawn(serve_metrics(listener, metrics.clone())));
     }
-    info!(node = config.id.0, %client_addr, %peer_addr, protocol = config.protocol.name(), "node started");
+    info!(node = config.id.0, %client_addr, %peer_addr, protocol = config.protocol, "node started");
+    let (stop, done) = supervise(node, inputs_rx, fatal_rx, tasks);
+    Ok(Running { client_addr, peer_addr, metrics_addr, stop, done })
+}
 
+/// Run the node loop until told to stop or a fatal storage error; then stop
+/// the listeners, then the node loop (the log writer drains what it holds,
+/// fsync and releases, before the node loop returns).
+fn supervise<P: ServerProtocol>(
+    node: Node<P>,
+    inputs: mpsc::Receiver<Input<P::Msg>>,
+    fatal: oneshot::Receiver<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>)
+where
+    P::Msg: Send + 'static,
+    P::Timer: Send,
+{
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (node_stop_tx, node_stop_rx) = oneshot::channel::<()>();
-    let node_task = tokio::spawn(node.run(inputs_rx, node_stop_rx));
+    let node_task = tokio::spawn(node.run(inputs, node_stop_rx));
     let done = tokio::spawn(async move {
         let result = tokio::select! {
             _ = stop_rx => Ok(()),
-            fatal = fatal_rx => match fatal {
-                Ok(e) => Err(anyhow::anyhow!("storage failure: {e}")),
+            fatal = fatal => match fatal {
+                Ok(e) => Err(anyhow::anyhow!("node stopped: {e}")),
                 Err(_) => Ok(()),
             },
         };
-        // Stop the listeners, then the node loop; the log writer drains
-        // what it holds (fsync, releases) before the node loop returns.
         for task in tasks {
             task.abort();
         }
@@ -300,7 +249,13 @@ where
         let _ = node_task.await;
         result
     });
-    Ok(Running { client_addr, peer_addr, metrics_addr, stop: stop_tx, done })
+    (stop_tx, done)
+}
+
+fn random_u64() -> anyhow::Result<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// A minimal HTTP endpoint: `GET /metrics` in Prometheus' text format.

@@ -834,6 +834,9 @@ mod tests {
         type Timer = u8;
         type Config = ();
 
+        fn validate(_: &(), _: &[NodeId]) -> Result<(), quorum_core::ConfigError> {
+            Ok(())
+        }
         fn start(_: &Cluster, _: &(), _: &[u8], _: &mut Out<'_, Self>) -> Self {
             Counted::default()
         }
@@ -862,6 +865,9 @@ mod tests {
         type Timer = u8;
         type Config = ();
 
+        fn validate(_: &(), _: &[NodeId]) -> Result<(), quorum_core::ConfigError> {
+            Ok(())
+        }
         fn start(_: &Cluster, _: &(), _: &[u8], _: &mut Out<'_, Self>) -> Self {
             Breaks::default()
         }

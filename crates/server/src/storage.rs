@@ -38,7 +38,7 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
     let meta = NodeMeta {
         cluster_id: config.cluster_id.clone(),
         node_id: config.id.0,
-        protocol: Some(config.protocol.name().to_string()),
+        protocol: Some(config.protocol.to_string()),
     };
     check_or_init_meta(&config.data_dir, &meta)?;
     let options = WalOptions {
@@ -60,7 +60,7 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
             format!(
                 "the snapshot in {} is not a {} checkpoint (was this data dir written by another protocol?)",
                 config.data_dir.display(),
-                config.protocol.name()
+                config.protocol
             )
         })?);
     }
@@ -69,7 +69,7 @@ pub fn open<P: Protocol>(config: &ServeConfig) -> anyhow::Result<Opened<P>> {
             format!(
                 "log record {i} after the snapshot in {} is not a {} record (another protocol's data dir?)",
                 config.data_dir.display(),
-                config.protocol.name()
+                config.protocol
             )
         })?);
     }

@@ -1,92 +1,10 @@
 //! What one run produced and what the checkers said about it.
 
-use std::fmt;
-use std::str::FromStr;
-
 use quorum_check::History;
+pub use quorum_core::claims::Violation;
 use serde::Serialize;
 
 use crate::config::SimConfig;
-
-/// A kind of broken promise a run can show (`RunOutcome::violations`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Violation {
-    /// A protocol invariant (or the simulator) panicked.
-    Panic,
-    /// The run exceeded a budget (events, queue length, events per simulated
-    /// millisecond): a message storm or a zero-delay loop. The run was cut
-    /// short; only its safety verdicts so far count.
-    Runaway,
-    Linearizability,
-    LostAckedWrites,
-    SplitBrain,
-    Divergence,
-    Liveness,
-    LogSafety,
-    ElectionSafety,
-    Consensus,
-    Termination,
-    ClusterInvariant,
-    Atomicity,
-    Balance,
-}
-
-impl Violation {
-    /// Every kind, in the order a run lists them.
-    pub const ALL: [Violation; 14] = [
-        Violation::Panic,
-        Violation::Runaway,
-        Violation::Linearizability,
-        Violation::LostAckedWrites,
-        Violation::SplitBrain,
-        Violation::Divergence,
-        Violation::Liveness,
-        Violation::LogSafety,
-        Violation::ElectionSafety,
-        Violation::Consensus,
-        Violation::Termination,
-        Violation::ClusterInvariant,
-        Violation::Atomicity,
-        Violation::Balance,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Violation::Panic => "panic",
-            Violation::Runaway => "runaway",
-            Violation::Linearizability => "linearizability",
-            Violation::LostAckedWrites => "lost_acked_writes",
-            Violation::SplitBrain => "split_brain",
-            Violation::Divergence => "divergence",
-            Violation::Liveness => "liveness",
-            Violation::LogSafety => "log_safety",
-            Violation::ElectionSafety => "election_safety",
-            Violation::Consensus => "consensus",
-            Violation::Termination => "termination",
-            Violation::ClusterInvariant => "cluster_invariant",
-            Violation::Atomicity => "atomicity",
-            Violation::Balance => "balance",
-        }
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Violation {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Violation, String> {
-        Violation::ALL.into_iter().find(|v| v.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Violation::ALL.iter().map(|v| v.name()).collect();
-            format!("unknown violation kind '{s}' (expected one of: {})", names.join(", "))
-        })
-    }
-}
 
 /// How close a run came to its budgets (`SimConfig::budgets`): events in
 /// the run, the most queued at once, the most within one simulated ms.

@@ -17,7 +17,7 @@
 //!
 //! | command | effect |
 //! | --- | --- |
-//! | `cluster N [protocol=P] [names=A,B,..] [seed=S] [config={json}]` | start N fresh nodes (`protocol` is for `quorum script`) |
+//! | `cluster N [protocol=P] [variant=V] [names=A,B,..] [seed=S] [config={json}]` | start N fresh nodes (`protocol`, `variant` choose the protocol for `quorum script`) |
 //! | `request NODE ARGS..` | a client request (the protocol's text form, e.g. `write 1 8`) |
 //! | `admin NODE ARGS..` | an operator command (`Protocol::on_admin`) |
 //! | `deliver [N]` | deliver up to N in-flight messages in order (all, with cascades, if omitted) |
@@ -36,7 +36,6 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::{Debug, Write as _};
-use std::path::Path;
 use std::str::FromStr;
 
 use quorum_core::host::{Carried, Cut, Host};
@@ -284,7 +283,7 @@ where
                 }
             } else if let Some(s) = arg.strip_prefix("seed=") {
                 seed = s.parse().map_err(|_| format!("'{s}' is not a seed"))?;
-            } else if arg.starts_with("protocol=") {
+            } else if arg.starts_with("protocol=") || arg.starts_with("variant=") {
                 // Read by the CLI to choose the protocol; nothing to do here.
             } else if arg.starts_with("config=") {
                 break;
@@ -358,7 +357,8 @@ where
                 Some(p) => p.describe(),
                 None => "crashed".to_string(),
             };
-            let _ = writeln!(self.output, "{}: {}", self.names[i], line);
+            let status = format!("{}: {}", self.names[i], line);
+            let _ = writeln!(self.output, "{}", status.trim_end());
         }
     }
 
@@ -470,36 +470,4 @@ where
 /// `{:?}` on one line.
 fn compact<T: Debug>(value: &T) -> String {
     format!("{value:?}")
-}
-
-/// Run a script file's blocks and compare each output with the expected one.
-/// With `REWRITE=1` in the environment, rewrite the file with the actual
-/// outputs instead (review the diff). Returns a description of the first
-/// mismatch.
-pub fn check_file<P: Protocol>(path: &Path, config: P::Config) -> Result<(), String>
-where
-    P::Request: FromStr,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-{
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let blocks = parse_blocks(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut cluster = Scripted::<P>::new(config);
-    let outputs = cluster.run_blocks(&blocks).map_err(|e| format!("{}: {e}", path.display()))?;
-    if std::env::var_os("REWRITE").is_some() {
-        std::fs::write(path, render_blocks(&blocks, &outputs)).map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    for (block, actual) in blocks.iter().zip(&outputs) {
-        if block.expected != *actual {
-            return Err(format!(
-                "{}:{}: `{}`\n--- expected\n{}--- actual\n{}(run with REWRITE=1 to accept)",
-                path.display(),
-                block.line,
-                block.command,
-                block.expected,
-                actual
-            ));
-        }
-    }
-    Ok(())
 }

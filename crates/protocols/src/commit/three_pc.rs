@@ -52,12 +52,42 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::txn::{TxnRequest, TxnResponse};
 use quorum_core::{Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
 use super::roles::{self, Cohort, Coordinator, Round, Tally};
 use super::{agree, Change, TxnId, Write};
+
+/// The catalogue entry (source text, "3-phase-commit"): non-blocking and
+/// atomic when nodes fail by stopping; a partition splits the decision.
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "3pc",
+    section: "3-phase-commit",
+    summary: "canCommit / preCommit / doCommit with timeouts and a promoted recovery coordinator: \
+              no blocking under fail-stop crashes; a partition splits the decision",
+    model: SystemModel::FailStop,
+    always: catalog::EVERYTHING,
+    breaks: &[Violation::Atomicity],
+    sometimes: &[reached::COMMITTED, reached::ABORTED, TERMINATED],
+    workload: catalog::Workload::Txn,
+    variants: &[],
+    bugs: &[catalog::Bug {
+        name: "no-force-prepare",
+        what: "a cohort votes yes without forcing its Prepared record",
+        caught_as: &[Violation::Atomicity, Violation::Balance],
+    }],
+    explorable: &[],
+    retries: 0,
+};
+
+/// Cohorts decided among themselves, without their coordinator.
+pub const TERMINATED: Sometimes = Sometimes {
+    name: "terminated_without_coordinator",
+    what: "cohorts whose coordinator went silent decided by the termination protocol",
+};
 
 /// Deliberately broken variants (negative controls).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -646,6 +676,7 @@ impl ThreePhaseCommit {
             has(State::PreCommitted)
         };
         let participants = self.participants(txn);
+        out.observe(Observation::Reached(TERMINATED.name));
         self.adopt(txn, commit, out);
         for node in participants {
             out.send(node, Msg::Outcome { txn, commit });

@@ -54,12 +54,49 @@
 
 use std::convert::Infallible;
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::txn::{TxnRequest, TxnResponse};
-use quorum_core::{Cluster, ConfigError, Micros, NodeId, Out, Protocol, RequestId};
+use quorum_core::{Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
 use super::roles::{self, Cohort, Coordinator, Tally};
 use super::{agree, Change, TxnId, Write};
+
+/// The catalogue entry (source text, "2-phase-commit").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "2pc",
+    section: "2-phase-commit",
+    summary:
+        "atomic commit of bank transfers across cohorts: forced prepare/decision records, 3n messages \
+              (+n acks); blocks while the coordinator is down, recovers from its log, cooperative termination",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[reached::COMMITTED, reached::ABORTED, reached::RECOVERED, IN_DOUBT],
+    workload: catalog::Workload::Txn,
+    variants: &[],
+    bugs: &[
+        catalog::Bug {
+            name: "no-force-prepare",
+            what: "a cohort votes yes without forcing prepare*: after a crash it forgets its promise",
+            caught_as: &[Violation::Atomicity, Violation::Balance],
+        },
+        catalog::Bug {
+            name: "no-force-decision",
+            what: "the coordinator sends its decision before forcing it: after a crash it presumes abort",
+            caught_as: &[Violation::Atomicity, Violation::Balance],
+        },
+    ],
+    explorable: &[catalog::Setting { name: "cooperative_termination", values: catalog::ON_OFF }],
+    retries: 0,
+};
+
+/// A cohort in doubt asked for the outcome and nobody could tell it yet.
+pub const IN_DOUBT: Sometimes = Sometimes {
+    name: "in_doubt",
+    what: "a prepared cohort asked for the outcome and had to wait (the blocking the text describes)",
+};
 
 /// Deliberately broken variants (negative controls for the checkers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +423,7 @@ impl TwoPhaseCommit {
 
     fn ask_outcome(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
         let Some(doubt) = self.cohort.in_doubt.get(&txn) else { return };
+        out.observe(Observation::Reached(IN_DOUBT.name));
         out.send(txn.coordinator(), Msg::DecisionRequest { txn });
         if self.config.cooperative_termination {
             let me = self.coordinator.id();

@@ -64,6 +64,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::{
     fnv1a, ClientOutput, Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId,
     Role as CoreRole, StateMachine, Time,
@@ -75,6 +77,78 @@ use crate::quorum::{self, Tally};
 pub use self::log::{Entry, Log, Payload};
 pub use self::membership::MembershipChange;
 pub use self::snapshot::{Checkpoint, Session, Sessions, Snapshot};
+
+/// The catalogue entry (source text, "Raft").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "raft",
+    section: "Raft",
+    summary: "a replicated log with leader election (pre-vote, check-quorum), snapshots, membership change, \
+              ReadIndex reads and leadership transfer; linearizable, durable with a minority down",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[
+        reached::LEADER_CHANGED,
+        reached::LEADER_CRASHED,
+        reached::RETRIED,
+        LOG_TRUNCATED,
+        SNAPSHOT_INSTALLED,
+        RETRY_ANSWERED,
+    ],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &[],
+    bugs: &[
+        catalog::Bug {
+            name: "commit-old-term",
+            what: "commits entries of earlier terms by counting replicas (figure 8, §5.4.2)",
+            caught_as: &[
+                Violation::LogSafety,
+                Violation::ClusterInvariant,
+                Violation::Linearizability,
+                Violation::Panic,
+            ],
+        },
+        catalog::Bug {
+            name: "no-persist-vote",
+            what: "never forces the vote to the log: a restarted voter votes twice in one term (§5.2)",
+            caught_as: &[Violation::ElectionSafety, Violation::LogSafety, Violation::Linearizability],
+        },
+        catalog::Bug {
+            name: "stale-read",
+            what: "answers reads from local state at any node, without ReadIndex (diss. §6.4)",
+            caught_as: &[Violation::Linearizability],
+        },
+        catalog::Bug {
+            name: "no-sessions",
+            what: "no client sessions: a retried command is applied twice (diss. §6.3)",
+            caught_as: &[Violation::Linearizability],
+        },
+    ],
+    explorable: &[
+        catalog::Setting { name: "pre_vote", values: catalog::ON_OFF },
+        catalog::Setting { name: "check_quorum", values: catalog::ON_OFF },
+        catalog::Setting { name: "lease_reads", values: catalog::ON_OFF },
+        catalog::Setting { name: "max_inflight_appends", values: &["1", "8"] },
+        catalog::Setting { name: "batch_entries_max", values: &["1", "64"] },
+    ],
+    retries: 2,
+};
+
+/// A follower discarded a conflicting suffix of its log for the leader's.
+pub const LOG_TRUNCATED: Sometimes = Sometimes {
+    name: "log_truncated",
+    what: "a follower discarded a conflicting suffix of its log for the leader's entries (§5.3)",
+};
+/// A follower too far behind took the leader's snapshot.
+pub const SNAPSHOT_INSTALLED: Sometimes = Sometimes {
+    name: "snapshot_installed",
+    what: "a follower behind the leader's compacted log installed its snapshot (§7)",
+};
+/// A retried command was answered from its session, not applied again.
+pub const RETRY_ANSWERED: Sometimes = Sometimes {
+    name: "retry_answered",
+    what: "a command retried after it was applied was answered from its client session (diss. §6.3)",
+};
 
 /// Deliberately broken variants, for negative controls (`--bug NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +234,22 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Settings for a real server: etcd's timeouts (heartbeat 100 ms,
+    /// election 1–2 s), since a real disk stalls for tens of ms under load
+    /// and check-quorum must not depose a healthy leader for it; snapshots
+    /// far apart (a snapshot writes the whole state); room for every
+    /// connection's session.
+    pub fn for_server() -> Config {
+        Config {
+            snapshot_entries: 20_000,
+            sessions_max: 65_536,
+            heartbeat_interval: Micros::from_millis(100),
+            election_timeout_min: Micros::from_millis(1_000),
+            election_timeout_max: Micros::from_millis(2_000),
+            ..Config::default()
+        }
+    }
+
     /// Reject settings that cannot work; run before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.heartbeat_interval.0 == 0 {
@@ -580,6 +670,7 @@ impl<S: StateMachine> Raft<S> {
         }
         if let Some(output) = self.sessions.duplicate(id).filter(|_| !self.config.has(Bug::NoSessions)) {
             // Already applied: answer with the original output (diss. §6.3).
+            out.observe(Observation::Reached(RETRY_ANSWERED.name));
             return out.reply(id, output);
         }
         if self.proposals.len() >= self.config.proposals_max {

@@ -169,6 +169,9 @@ impl<S: StateMachine> Raft<S> {
         }
         let membership_changed = self.membership_index >= first
             || fresh.iter().any(|e| matches!(e.payload, Payload::Membership(_)));
+        if first <= self.log.last_index() {
+            out.observe(Observation::Reached(super::LOG_TRUNCATED.name));
+        }
         self.log.truncate_after(first - 1);
         for entry in &fresh {
             self.log.append(entry.clone());

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use quorum_core::{NodeId, Out, RequestId, StateMachine};
+use quorum_core::{NodeId, Observation, Out, RequestId, StateMachine};
 use serde::{Deserialize, Serialize};
 
 use super::{Bug, Entry, Membership, Msg, Payload, Raft, Record, ReplicationState};
@@ -293,6 +293,7 @@ impl<S: StateMachine> Raft<S> {
         }
         let index = snapshot.index;
         let response = success(index);
+        out.observe(Observation::Reached(super::SNAPSHOT_INSTALLED.name));
         self.log.compact(snapshot.index, snapshot.term);
         self.state = snapshot.state.clone();
         self.sessions = snapshot.sessions.clone();

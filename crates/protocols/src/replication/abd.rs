@@ -25,6 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel};
 use quorum_core::{
     Cluster, ConfigError, Key, KvCommand, KvResponse, Micros, NodeId, Observation, Out, Protocol, RequestId,
     Time, Value,
@@ -69,6 +71,30 @@ impl std::fmt::Debug for OpId {
         write!(f, "op:{:04x}", self.0 & 0xffff)
     }
 }
+
+/// The catalogue entry (source text, "Quorums: consensus by majority").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "abd",
+    section: "Quorums: consensus by majority",
+    summary: "a linearizable register from majority quorums (reads write back); \
+              available with a minority down, no leader",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[READ_WROTE_BACK, reached::RECOVERED],
+    workload: catalog::Workload::Kv { cas: false },
+    variants: &[],
+    bugs: &[],
+    explorable: &[],
+    retries: 0,
+};
+
+/// A read found the majority it asked disagreeing and wrote the newest value
+/// back before answering: the step that makes ABD's reads linearizable.
+pub const READ_WROTE_BACK: Sometimes = Sometimes {
+    name: "read_wrote_back",
+    what: "a read found replicas behind the newest value and wrote it back before answering",
+};
 
 /// Settings of an ABD node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +347,7 @@ impl Abd {
             }
             Kind::Read => {
                 let value = max_value.expect("a written tag has a value");
+                out.observe(Observation::Reached(READ_WROTE_BACK.name));
                 self.begin_store(op, max_tag, value, out);
             }
         }

@@ -22,11 +22,39 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::catalog;
+use quorum_core::claims::{reached, SystemModel, Violation};
 use quorum_core::{
     Cluster, ConfigError, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
     RequestId, Role, Value,
 };
 use serde::{Deserialize, Serialize};
+
+/// The catalogue entry (source text, "Asynchronous"): it breaks what the
+/// text says it breaks, and keeps convergence.
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "async",
+    section: "Asynchronous",
+    summary: "1-of-N: the primary acknowledges at once and propagates lazily; \
+              stale reads, acknowledged writes lost if the primary dies first; replicas converge when faults stop",
+    model: SystemModel::Asynchronous,
+    always: &[
+        Violation::Panic,
+        Violation::Runaway,
+        Violation::Divergence,
+        Violation::Liveness,
+        Violation::LogSafety,
+        Violation::ElectionSafety,
+        Violation::ClusterInvariant,
+    ],
+    breaks: &[Violation::LostAckedWrites, Violation::Linearizability],
+    sometimes: &[reached::RECOVERED],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &[],
+    bugs: &[],
+    explorable: &[],
+    retries: 0,
+};
 
 /// Settings of asynchronous replication.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

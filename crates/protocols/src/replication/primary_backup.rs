@@ -26,6 +26,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::catalog;
+use quorum_core::claims::{reached, SystemModel, Violation};
 use quorum_core::{
     Cluster, ConfigError, Key, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
     RequestId, Role, Time, Value,
@@ -45,6 +47,30 @@ pub enum Variant {
     /// Right after its own durable apply; backups catch up in the background.
     Async,
 }
+
+/// The catalogue entry (source text, "Master-slave replication").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "primary-backup",
+    section: "Master-slave replication",
+    summary:
+        "a primary ships its log to backups (sync: waits for them; async: does not); failover by timeout; \
+              lost updates and split-brain under partition",
+    model: SystemModel::Asynchronous,
+    always: &[
+        Violation::Panic,
+        Violation::Runaway,
+        Violation::Liveness,
+        Violation::ElectionSafety,
+        Violation::ClusterInvariant,
+    ],
+    breaks: &[Violation::LostAckedWrites, Violation::Linearizability, Violation::SplitBrain],
+    sometimes: &[reached::LEADER_CHANGED, reached::RECOVERED],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &["sync", "async"],
+    bugs: &[],
+    explorable: &[],
+    retries: 0,
+};
 
 /// Settings of a primary-backup node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

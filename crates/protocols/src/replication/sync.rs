@@ -34,11 +34,30 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use crate::catalog;
+use quorum_core::claims::{reached, SystemModel};
 use quorum_core::{
     fnv1a, Cluster, ConfigError, KvCommand, KvResponse, KvStore, Micros, NodeId, Observation, Out, Protocol,
     RequestId, Role,
 };
 use serde::{Deserialize, Serialize};
+
+/// The catalogue entry (source text, "Synchronous").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "sync",
+    section: "Synchronous",
+    summary: "N-of-N: a write is acknowledged only once every node has it durably; \
+              linearizable, no acknowledged write lost with N-1 crashes; writes fail while any node is down",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[reached::WRITE_REFUSED, reached::RECOVERED],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &[],
+    bugs: &[],
+    explorable: &[],
+    retries: 0,
+};
 
 /// Settings of synchronous replication. `Default` is a sensible production
 /// setting for the simulator's networks (one-way latency of a few ms).

@@ -196,6 +196,7 @@ impl<S: StateMachine> Zab<S> {
                 return self.append_after_divergence(epoch, proposals, out);
             }
             assert!(base_index >= self.applied_index, "TRUNC never drops a committed proposal");
+            out.observe(Observation::Reached(super::TRUNC_SYNCED.name));
             self.history.truncate_after(base);
             self.log(Record::Truncate(base), out);
         }
@@ -239,6 +240,7 @@ impl<S: StateMachine> Zab<S> {
         proposals: Vec<Proposal<S::Command>>,
         out: &mut Out<'_, Self>,
     ) {
+        out.observe(Observation::Reached(super::SNAP_SYNCED.name));
         assert!(epoch <= self.accepted_epoch);
         let checkpoint =
             Checkpoint { accepted_epoch: self.accepted_epoch, current_epoch: epoch, snap, proposals };

@@ -68,6 +68,8 @@ mod tests;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::{
     fnv1a, ClientOutput, Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId,
     StateMachine, Time,
@@ -77,6 +79,55 @@ use serde::{Deserialize, Serialize};
 use crate::quorum;
 
 pub use history::{History, Proposal, Zxid};
+
+/// The catalogue entry (source text, "ZAB").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "zab",
+    section: "ZAB",
+    summary: "atomic broadcast with discovery, synchronisation and broadcast phases, epochs and zxids; \
+              primary order, linearizable writes, linearizable reads after sync",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[reached::LEADER_CHANGED, reached::LEADER_CRASHED, TRUNC_SYNCED, SNAP_SYNCED],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &[],
+    bugs: &[
+        catalog::Bug {
+            name: "skip-sync-truncate",
+            what: "a follower told to TRUNC keeps its diverged suffix (synchronisation phase)",
+            caught_as: &[
+                Violation::LogSafety,
+                Violation::Linearizability,
+                Violation::LostAckedWrites,
+                Violation::Divergence,
+            ],
+        },
+        catalog::Bug {
+            name: "commit-without-quorum",
+            what: "the leader commits a proposal as soon as it logged it itself (broadcast phase)",
+            caught_as: &[
+                Violation::LostAckedWrites,
+                Violation::Linearizability,
+                Violation::LogSafety,
+                Violation::Divergence,
+            ],
+        },
+    ],
+    explorable: &[catalog::Setting { name: "batching", values: catalog::ON_OFF }],
+    retries: 0,
+};
+
+/// A follower's diverged suffix was cut back by the new leader.
+pub const TRUNC_SYNCED: Sometimes = Sometimes {
+    name: "trunc_synced",
+    what: "a follower with proposals the new leader never had was synchronised by TRUNC",
+};
+/// A follower too far behind was synchronised from a snapshot.
+pub const SNAP_SYNCED: Sometimes = Sometimes {
+    name: "snap_synced",
+    what: "a follower behind the leader's history was synchronised by SNAP",
+};
 
 /// Deliberately broken variants, for negative controls (`--bug NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +204,19 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Settings for a real server: ticks and timeouts slower than the
+    /// simulator's (a real disk stalls for tens of ms under load), and
+    /// checkpoints far apart (a checkpoint writes the whole state).
+    pub fn for_server() -> Config {
+        Config {
+            checkpoint_records_max: 20_000,
+            tick_interval: Micros::from_millis(100),
+            election_round_timeout: Micros::from_millis(500),
+            follower_timeout: Micros::from_millis(1_500),
+            ..Config::default()
+        }
+    }
+
     /// Reject settings that cannot work; run before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tick_interval.0 == 0 {

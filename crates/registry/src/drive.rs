@@ -1,0 +1,74 @@
+//! The generic functions behind each registration: a protocol's settings
+//! from its choice, a simulated run, a script, a server node.
+
+use quorum_core::{ConfigError, NodeId, Protocol};
+use quorum_server::ServeConfig;
+use quorum_sim::script::{Block, ScriptError, Scripted};
+use quorum_sim::{KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload};
+
+use crate::settings::{merged, ServerDefaults};
+use crate::{Scripting, Serving};
+
+/// The protocol's `Config` from a choice: its settings, with the variant
+/// and the bug as the fields `variant` and `bug`.
+pub(crate) fn typed<P: Protocol>(choice: &ProtocolChoice) -> Result<P::Config, ConfigError> {
+    let mut json = serde_json::Value::Object(choice.config.clone());
+    if let Some(variant) = &choice.variant {
+        json["variant"] = variant.clone().into();
+    }
+    if let Some(bug) = &choice.bug {
+        json["bug"] = bug.clone().into();
+    }
+    serde_json::from_value(json)
+        .map_err(|e| ConfigError::new(format!("bad settings for '{}': {e}", choice.name)))
+}
+
+/// Parse `choice`, and with `nodes` also ask the protocol to validate it.
+pub(crate) fn check<P: Protocol>(
+    choice: &ProtocolChoice,
+    nodes: Option<&[NodeId]>,
+) -> Result<(), ConfigError> {
+    let config = typed::<P>(choice)?;
+    match nodes {
+        Some(nodes) => P::validate(&config, nodes)
+            .map_err(|e| ConfigError::new(format!("bad settings for '{}': {e}", choice.name))),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn run_kv<P: KvProtocol>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError> {
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, KvWorkload>(config, &protocol, traced)
+}
+
+pub(crate) fn run_txn<P>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<Request = quorum_core::txn::TxnRequest, Response = quorum_core::txn::TxnResponse>,
+{
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, traced)
+}
+
+pub(crate) fn script<P: Protocol>(choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError>
+where
+    P::Request: std::str::FromStr,
+    <P::Request as std::str::FromStr>::Err: std::fmt::Display,
+{
+    let config = typed::<P>(choice).map_err(|e| ScriptError { line: 0, reason: e.to_string() })?;
+    let mut cluster = Scripted::<P>::new(config);
+    let outputs = cluster.run_blocks(blocks)?;
+    Ok(Scripting { outputs, observations: cluster.observations().to_vec() })
+}
+
+pub(crate) fn serve<S>(config: ServeConfig, overrides: Option<serde_json::Value>) -> Serving
+where
+    S: quorum_server::node::ServerProtocol,
+    S::Config: ServerDefaults,
+    S::Msg: Send + 'static,
+    S::Timer: Send,
+{
+    Box::pin(async move {
+        let settings: S::Config = merged(S::Config::server_defaults(), overrides)?;
+        quorum_server::start::<S>(config, settings).await
+    })
+}

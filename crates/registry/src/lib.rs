@@ -1,0 +1,253 @@
+//! quorum-registry: every protocol of the catalogue, bound to its type.
+//!
+//! A protocol's module declares its catalogue entry (`ENTRY`: name, source
+//! section, claims, variants, bugs, explorable settings, workload); this
+//! crate holds the one list that binds each entry to the Rust type that
+//! implements it, in one line per protocol ([`PROTOCOLS`]). Everything that
+//! runs a protocol by name goes through it: `quorum list / sim / explore /
+//! script / tour`, the server's `--protocol`, the scenario runner and the
+//! negative-control tests. The simulator and the server know no protocol
+//! by name; the protocols know neither driver.
+//!
+//! Adding a protocol: its folder in `crates/protocols`, its `ENTRY`, its
+//! scenario files under `crates/protocols/scenarios/<name>/`, and one line
+//! below. The tests in `tests/registry.rs` walk the list: every protocol has
+//! scenarios and a positive exploration that reaches its sometimes
+//! properties, and every bug has a negative control that catches it.
+
+mod drive;
+mod settings;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use quorum_core::{KvStore, NodeId, Observation, Time};
+use quorum_protocols::catalog::{Entry, Workload};
+use quorum_protocols::commit::{three_pc, two_pc};
+use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
+use quorum_protocols::{paxos, raft, zab};
+use quorum_server::state::KvMap;
+use quorum_server::{Running, ServeConfig};
+use quorum_sim::script::{Block, ScriptError};
+use quorum_sim::{ProtocolChoice, RunError, RunOutcome, SimConfig};
+
+pub use self::settings::ServerDefaults;
+
+/// Every protocol the laboratory runs, in catalogue order: one line each.
+pub static PROTOCOLS: &[Registered] = &[
+    Registered::kv::<sync::Synchronous>(&sync::ENTRY),
+    Registered::kv::<asynchronous::Asynchronous>(&asynchronous::ENTRY),
+    Registered::kv::<primary_backup::PrimaryBackup>(&primary_backup::ENTRY),
+    Registered::kv::<abd::Abd>(&abd::ENTRY),
+    Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::PAXOS),
+    Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::MULTI_PAXOS),
+    Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY).serving::<raft::Raft<KvMap>>(),
+    Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
+    Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
+    Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
+];
+
+/// A choice the registry refuses: one line for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(pub String);
+
+/// The registered protocol named `name`.
+pub fn find(name: &str) -> Result<&'static Registered, Error> {
+    PROTOCOLS.iter().find(|r| r.entry.name == name).ok_or_else(|| {
+        Error(format!("unknown protocol '{name}' (expected one of: {})", names(PROTOCOLS.iter()).join(", ")))
+    })
+}
+
+/// The registered protocol named `name`, if the server can run it.
+pub fn find_servable(name: &str) -> Result<&'static Registered, Error> {
+    let servable = || names(PROTOCOLS.iter().filter(|r| r.serves())).join(", ");
+    match find(name) {
+        Ok(r) if r.serves() => Ok(r),
+        Ok(_) => Err(Error(format!("the server does not run '{name}' (it runs: {})", servable()))),
+        Err(_) => Err(Error(format!("unknown protocol '{name}' (the server runs: {})", servable()))),
+    }
+}
+
+fn names<'a>(protocols: impl Iterator<Item = &'a Registered>) -> Vec<&'static str> {
+    protocols.map(|r| r.entry.name).collect()
+}
+
+/// What a script run produced.
+pub struct Scripting {
+    /// Each block's output.
+    pub outputs: Vec<String>,
+    /// Every observation the nodes made, with its time.
+    pub observations: Vec<(NodeId, Observation, Time)>,
+}
+
+type RunFn = fn(&SimConfig, bool) -> Result<RunOutcome, RunError>;
+type CheckFn = fn(&ProtocolChoice, Option<&[NodeId]>) -> Result<(), quorum_core::ConfigError>;
+type ScriptFn = fn(&ProtocolChoice, &[Block]) -> Result<Scripting, ScriptError>;
+/// The server started on a protocol: the future of the running node.
+pub type Serving = Pin<Box<dyn Future<Output = anyhow::Result<Running>>>>;
+type ServeFn = fn(ServeConfig, Option<serde_json::Value>) -> Serving;
+
+/// A catalogue entry bound to its protocol's type.
+#[derive(Clone, Copy)]
+pub struct Registered {
+    pub entry: &'static Entry,
+    run: RunFn,
+    check: CheckFn,
+    script: ScriptFn,
+    serve: Option<ServeFn>,
+}
+
+impl Registered {
+    /// A protocol of the KV workload.
+    pub const fn kv<P: quorum_sim::KvProtocol>(entry: &'static Entry) -> Registered {
+        assert!(
+            matches!(entry.workload, Workload::Kv { .. }),
+            "a KV protocol's entry declares the KV workload"
+        );
+        Registered {
+            entry,
+            run: drive::run_kv::<P>,
+            check: drive::check::<P>,
+            script: drive::script::<P>,
+            serve: None,
+        }
+    }
+
+    /// A protocol of the bank-transfer workload.
+    pub const fn txn<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+            Request = quorum_core::txn::TxnRequest,
+            Response = quorum_core::txn::TxnResponse,
+        >,
+    {
+        assert!(
+            matches!(entry.workload, Workload::Txn),
+            "a transaction protocol's entry declares Workload::Txn"
+        );
+        Registered {
+            entry,
+            run: drive::run_txn::<P>,
+            check: drive::check::<P>,
+            script: drive::script::<P>,
+            serve: None,
+        }
+    }
+
+    /// The server runs it as `S` (the same protocol over the server's
+    /// byte-string store).
+    pub const fn serving<S>(self) -> Registered
+    where
+        S: quorum_server::node::ServerProtocol,
+        S::Config: ServerDefaults,
+        S::Msg: Send + 'static,
+        S::Timer: Send,
+    {
+        Registered { serve: Some(drive::serve::<S>), ..self }
+    }
+
+    pub fn serves(&self) -> bool {
+        self.serve.is_some()
+    }
+
+    /// The protocol chosen with a variant, a bug and settings (a JSON
+    /// object) from the command line, checked against the entry and the
+    /// protocol's `Config` (unknown fields, wrong types).
+    pub fn choose(
+        &self,
+        variant: Option<&str>,
+        bug: Option<&str>,
+        config: Option<&str>,
+    ) -> Result<ProtocolChoice, Error> {
+        let entry = self.entry;
+        let name = entry.name;
+        let mut choice = ProtocolChoice::named(name);
+        if let Some(text) = config {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(fields)) => choice.config = fields,
+                Ok(_) => return Err(Error("--config must be a JSON object".into())),
+                Err(e) => return Err(Error(format!("--config is not JSON: {e}"))),
+            }
+        }
+        if let Some(v) = variant {
+            if !entry.variants.contains(&v) {
+                return Err(Error(if entry.variants.is_empty() {
+                    format!("protocol '{name}' has no variants (got --variant {v})")
+                } else {
+                    format!(
+                        "unknown variant '{v}' for '{name}' (expected one of: {})",
+                        entry.variants.join(", ")
+                    )
+                }));
+            }
+            choice.variant = Some(v.to_string());
+        }
+        if let Some(b) = bug {
+            if entry.bug(b).is_none() {
+                let bugs: Vec<&str> = entry.bugs.iter().map(|b| b.name).collect();
+                return Err(Error(if bugs.is_empty() {
+                    format!("protocol '{name}' has no --bug variants (got '{b}')")
+                } else {
+                    format!("unknown bug '{b}' for '{name}' (expected one of: {})", bugs.join(", "))
+                }));
+            }
+            choice.bug = Some(b.to_string());
+        }
+        (self.check)(&choice, None).map_err(|e| Error(e.to_string()))?;
+        Ok(choice)
+    }
+
+    /// The protocol's verdict on `choice` for a cluster of `nodes`
+    /// (`Protocol::validate`).
+    pub fn validate(&self, choice: &ProtocolChoice, nodes: u32) -> Result<(), Error> {
+        let members: Vec<NodeId> = (0..nodes).map(NodeId).collect();
+        (self.check)(choice, Some(&members)).map_err(|e| Error(e.to_string()))
+    }
+
+    /// A run's parameters for this protocol, with its defaults (the
+    /// workload's cas, client retries where sessions promise them).
+    pub fn sim_config(&self, choice: ProtocolChoice) -> SimConfig {
+        let mut config = SimConfig::new(choice);
+        config.cas = matches!(self.entry.workload, Workload::Kv { cas: true });
+        config.retries = self.entry.retries;
+        config
+    }
+
+    /// One simulated run of `config.protocol` (which names this entry).
+    pub fn run(&self, config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError> {
+        debug_assert_eq!(config.protocol.name, self.entry.name);
+        (self.run)(config, traced)
+    }
+
+    /// Run a script's blocks: each block's output and every observation.
+    pub fn script(&self, choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError> {
+        (self.script)(choice, blocks)
+    }
+
+    /// For a transaction protocol, the atomicity checker's verdict on a
+    /// script's decisions; `None` for the others.
+    pub fn judge_script(&self, run: &Scripting) -> Option<String> {
+        if self.entry.workload != Workload::Txn {
+            return None;
+        }
+        let observations: Vec<_> =
+            run.observations.iter().map(|(n, o, t)| (*n, o.clone(), t.as_micros())).collect();
+        let decisions = quorum_check::commit::decisions(&observations);
+        let violations = quorum_check::commit::atomicity(&decisions);
+        Some(if violations.is_empty() {
+            format!("atomicity: ok ({} decisions)", decisions.len())
+        } else {
+            let each: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            format!("atomicity: VIOLATED: {}", each.join("; "))
+        })
+    }
+
+    /// Start a server node running this protocol, with `overrides` (a JSON
+    /// object of `Config` fields) over the protocol's server defaults.
+    pub fn serve(&self, config: ServeConfig, overrides: Option<serde_json::Value>) -> Result<Serving, Error> {
+        let serve =
+            self.serve.ok_or_else(|| Error(format!("the server does not run '{}'", self.entry.name)))?;
+        Ok(serve(config, overrides))
+    }
+}
