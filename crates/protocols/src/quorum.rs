@@ -3,7 +3,7 @@
 //! Every protocol here decides by counting answers, and every count is safe
 //! for the same reason: any two quorums share a member, and that member
 //! carries what the first quorum decided into the second ("Paxos Made Simple",
-//! §2.2 and the text's "Majorities"). Lamport generalises majorities to any
+//! §2.2; the source text's "Majorities"). Lamport generalises majorities to any
 //! sets with that property ("Fast Paxos", 2006, §3, "any two quorums have
 //! non-empty intersection"), and each protocol that needs larger quorums
 //! states the stronger intersection it relies on:
@@ -88,8 +88,9 @@ pub enum Outcome {
 ///
 /// A grant is final: a refusal after it is ignored (a voter grants one
 /// candidate per term or ballot and never takes it back). A refusal is not:
-/// a voter that refused may grant later, once its state allows it (Raft: a
-/// voter that had heard from a leader), and then counts as granted. So
+/// a voter that refused may grant later, once its state allows it, and then
+/// counts as granted (a Raft voter that refused because it followed a
+/// leader, which it does not persist, may grant after a restart). So
 /// [`Outcome::Lost`] is final exactly where refusals are binding, as a Paxos
 /// acceptor's, which never promises below what it promised.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
