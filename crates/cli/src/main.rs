@@ -88,25 +88,28 @@ struct RunArgs {
     /// Client operations in total.
     #[arg(long, default_value_t = 300)]
     ops: u32,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 5)]
-    clients: u32,
-    /// Keys in use at once.
-    #[arg(long, default_value_t = 3)]
-    keys: u32,
+    /// Concurrent clients [default: 5; under swarm, drawn per seed].
+    #[arg(long)]
+    clients: Option<u32>,
+    /// Keys in use at once [default: 3; under swarm, drawn per seed].
+    #[arg(long)]
+    keys: Option<u32>,
     /// Operations a key takes before it is retired for a fresh one (so a lost write is not masked by later ones).
     #[arg(long, default_value_t = 30)]
     ops_per_key: u32,
-    /// Faults to inject: a comma list of none, crash, partition, loss, dup, delay, pause, kill (kill as a
-    /// write finishes, restart within 50 ms), all (these seven), crash-leader (crash the leader in the middle of
-    /// its next disk write and broadcast, restart within 500 ms; only by name).
-    #[arg(long, default_value = "none")]
+    /// Faults to inject. `swarm` (the default): each seed draws its own mix from the faults the protocol's
+    /// claims assume, its own fault rates, max-down, latency, keys, clients and the protocol's explorable
+    /// settings (flags given pin theirs; the replay names what was drawn). Or a fixed comma list of none,
+    /// crash, partition, loss, dup, delay, pause, kill (kill as a write finishes, restart within 50 ms), all
+    /// (these seven), crash-leader (crash the leader in the middle of its next disk write and broadcast,
+    /// restart within 1.5 s; only by name), with nothing else drawn.
+    #[arg(long, default_value = "swarm")]
     faults: String,
-    /// Most nodes down (crashed or paused) at once [default: a minority].
+    /// Most nodes down (crashed or paused) at once [default: a minority; under swarm, drawn per seed].
     #[arg(long)]
     max_down: Option<u32>,
     /// One-way message latency in simulated µs: `MIN-MAX` (uniform) or one
-    /// value (fixed: no jitter, for counting round trips) [default: 500-2000].
+    /// value (fixed: no jitter, for counting round trips) [default: 500-2000; under swarm, drawn per seed].
     #[arg(long)]
     latency_us: Option<String>,
     /// Times a client re-sends a timed-out update with the same request id to another node
@@ -159,8 +162,10 @@ struct ExploreArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Report (and shrink) the first run showing this kind of violation:
-    /// linearizability, lost_acked_writes, split_brain, divergence, liveness, log_safety, panic.
+    /// Report (and shrink) the first run showing one of these kinds of violation (a comma list:
+    /// linearizability, lost_acked_writes, split_brain, divergence, liveness, log_safety, election_safety,
+    /// consensus, termination, cluster_invariant, atomicity, balance, panic, runaway)
+    /// [default: with --bug, what catches that bug; else any].
     #[arg(long)]
     focus: Option<String>,
     /// Print one JSON object instead of a summary.
@@ -276,14 +281,26 @@ fn sim_config(
     registered: &Registered,
     choice: ProtocolChoice,
 ) -> Result<SimConfig, UsageError> {
-    let faults: FaultSet = run.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
     let mut config = registered.sim_config(choice);
+    match (run.faults.as_str(), config.swarm.as_mut()) {
+        ("swarm", Some(swarm)) => {
+            swarm.fixed = quorum_sim::Fixed {
+                max_down: run.max_down.is_some(),
+                latency: run.latency_us.is_some(),
+                keys: run.keys.is_some(),
+                clients: run.clients.is_some(),
+            };
+        }
+        (faults, _) => {
+            config.faults = faults.parse::<FaultSet>().map_err(|e| UsageError(format!("{e}")))?;
+            config.swarm = None;
+        }
+    }
     config.nodes = run.nodes;
     config.ops = run.ops;
-    config.clients = run.clients;
-    config.keys = run.keys;
+    config.clients = run.clients.unwrap_or(config.clients);
+    config.keys = run.keys.unwrap_or(config.keys);
     config.ops_per_key = run.ops_per_key;
-    config.faults = faults;
     config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
     if let Some(retries) = run.retries {
         config.retries = retries;
@@ -314,6 +331,8 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
     if let Some(schedule) = &args.schedule {
         let schedule: Schedule = schedule.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.schedule = Some(schedule);
+        // An explicit schedule is the whole run: nothing is drawn.
+        config.swarm = None;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     let outcome = registered.run(&config, args.trace.is_some()).map_err(|e| UsageError(e.to_string()))?;
@@ -419,7 +438,7 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
-    let focus: Option<Violation> = args.focus.as_deref().map(str::parse).transpose().map_err(UsageError)?;
+    let focus = focus_of(args.focus.as_deref(), registered, args.run.bug.as_deref())?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()));
@@ -439,14 +458,16 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
         &config,
         args.seeds,
         threads,
-        focus,
+        &focus,
         &|c| registered.run(c, false).expect("settings validated before exploring"),
         &|| bar.inc(1),
     );
     bar.finish_and_clear();
     let wall_ms = started.elapsed().as_millis() as u64;
+    let properties = quorum_registry::claims::Properties::of(registered.entry, &report);
     if args.json {
         let mut value = serde_json::to_value(&report).expect("reports serialize");
+        value["properties"] = serde_json::to_value(&properties).expect("properties serialize");
         if let Some(first) = &report.first {
             value["first"]["replay"] = replay::command(&first.replay).into();
         }
@@ -455,8 +476,23 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
         println!("{value}");
     } else {
         print_report(&report, wall_ms);
+        print_properties(&properties);
     }
     Ok(if report.violating_runs > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The kinds explore reports first: `--focus` (a comma list), else what a
+/// `--bug`'s negative control catches, else any.
+fn focus_of(
+    focus: Option<&str>,
+    registered: &Registered,
+    bug: Option<&str>,
+) -> Result<Vec<Violation>, UsageError> {
+    match (focus, bug.and_then(|b| registered.entry.bug(b))) {
+        (Some(list), _) => list.split(',').map(|k| k.trim().parse().map_err(UsageError)).collect(),
+        (None, Some(bug)) => Ok(bug.caught_as.to_vec()),
+        (None, None) => Ok(Vec::new()),
+    }
 }
 
 fn print_report(r: &ExploreReport, wall_ms: u64) {
@@ -469,6 +505,10 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
         r.events * 1000 / wall_ms.max(1)
     );
     println!("violating runs  {}", r.violating_runs);
+    if !r.focus.is_empty() {
+        let kinds: Vec<&str> = r.focus.iter().map(|v| v.name()).collect();
+        println!("  showing {:<14}{} (focus)", kinds.join("|"), r.focus_runs);
+    }
     for (kind, count) in r.violations.iter().filter(|(_, n)| **n > 0) {
         println!("  {kind:<22}{count}");
     }
@@ -502,6 +542,35 @@ fn print_report(r: &ExploreReport, wall_ms: u64) {
             println!("                {why}");
         }
         println!("replay          {}", replay::command(&first.replay));
+    }
+}
+
+/// The claims table: always properties (claimed, or broken as the source
+/// text says), sometimes properties reached, and those never reached.
+fn print_properties(p: &quorum_registry::claims::Properties) {
+    let claimed: Vec<String> =
+        p.always.iter().filter(|a| a.claimed).map(|a| format!("{} {}", a.name, a.held)).collect();
+    println!("always          held in runs: {}", claimed.join(", "));
+    let broken: Vec<String> = p
+        .always
+        .iter()
+        .filter(|a| !a.claimed && a.broken > 0)
+        .map(|a| format!("{} ({})", a.name, a.broken))
+        .collect();
+    if !broken.is_empty() {
+        println!("                broken, not claimed: {}", broken.join(", "));
+    }
+    if !p.claims_broken.is_empty() {
+        println!("                CLAIMS BROKEN: {}", p.claims_broken.join(", "));
+    }
+    let reached: Vec<String> =
+        p.sometimes.iter().filter(|s| s.declared).map(|s| format!("{} {}", s.name, s.reached)).collect();
+    println!("sometimes       reached in runs: {}", reached.join(", "));
+    if !p.never_reached.is_empty() {
+        println!(
+            "                NEVER REACHED: {} (the hard case never happened)",
+            p.never_reached.join(", ")
+        );
     }
 }
 

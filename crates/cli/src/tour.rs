@@ -139,9 +139,10 @@ pub fn tour(seeds: u64) -> Result<ExitCode, UsageError> {
         config.faults = stop.faults.parse().map_err(|e| UsageError(format!("{e}")))?;
         config.max_down = SimConfig::minority(config.nodes);
         registered.validate(&config.protocol, config.nodes)?;
-        let focus = stop.focus.map(|f| f.parse().expect("the tour names known kinds"));
+        let focus: Vec<quorum_sim::Violation> =
+            stop.focus.iter().map(|f| f.parse().expect("the tour names known kinds")).collect();
         let run = |c: &SimConfig| registered.run(c, false).expect("settings validated");
-        let report = quorum_sim::explore(&config, seeds, threads, focus, &run, &|| {});
+        let report = quorum_sim::explore(&config, seeds, threads, &focus, &run, &|| {});
         let kinds: Vec<String> =
             report.violations.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} ({n})")).collect();
         let label = match stop.variant {

@@ -182,7 +182,18 @@ fn the_three_pc_partition_script_reports_a_split_decision() {
 #[test]
 fn round_trips_with_a_fixed_latency_are_the_protocols_own() {
     for (protocol, round_trips) in [("2pc", 1), ("3pc", 2), ("paxos", 2), ("multi-paxos", 1)] {
-        let run = json(&["sim", "--protocol", protocol, "--seed", "1", "--latency-us", "1000", "--json"]);
+        let run = json(&[
+            "sim",
+            "--protocol",
+            protocol,
+            "--faults",
+            "none",
+            "--seed",
+            "1",
+            "--latency-us",
+            "1000",
+            "--json",
+        ]);
         assert_eq!(run["violations"].as_array().unwrap().len(), 0, "{run}");
         let latency = &run["update_latency_us"];
         assert!(latency["samples"].as_u64().unwrap() > 0, "{protocol}: {latency}");

@@ -15,12 +15,14 @@
 //! scenarios and a positive exploration that reaches its sometimes
 //! properties, and every bug has a negative control that catches it.
 
+pub mod claims;
 mod drive;
 mod settings;
 
 use std::future::Future;
 use std::pin::Pin;
 
+use quorum_core::claims::SystemModel;
 use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
@@ -29,7 +31,7 @@ use quorum_protocols::{paxos, raft, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
-use quorum_sim::{ProtocolChoice, RunError, RunOutcome, SimConfig};
+use quorum_sim::{FaultKind, ProtocolChoice, RunError, RunOutcome, SimConfig, Swarm};
 
 pub use self::settings::ServerDefaults;
 
@@ -39,8 +41,8 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<asynchronous::Asynchronous>(&asynchronous::ENTRY),
     Registered::kv::<primary_backup::PrimaryBackup>(&primary_backup::ENTRY),
     Registered::kv::<abd::Abd>(&abd::ENTRY),
-    Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::PAXOS),
-    Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::MULTI_PAXOS),
+    Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY),
+    Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY),
     Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY).serving::<raft::Raft<KvMap>>(),
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
@@ -206,18 +208,61 @@ impl Registered {
     }
 
     /// A run's parameters for this protocol, with its defaults (the
-    /// workload's cas, client retries where sessions promise them).
+    /// workload's cas, client retries where sessions promise them) and a
+    /// swarm over its system model's faults and its explorable settings.
     pub fn sim_config(&self, choice: ProtocolChoice) -> SimConfig {
         let mut config = SimConfig::new(choice);
         config.cas = matches!(self.entry.workload, Workload::Kv { cas: true });
         config.retries = self.entry.retries;
+        config.swarm = Some(self.swarm());
         config
     }
 
-    /// One simulated run of `config.protocol` (which names this entry).
+    /// What a seed of this protocol may draw.
+    pub fn swarm(&self) -> Swarm {
+        let kinds = match self.entry.model {
+            SystemModel::Asynchronous => FaultKind::KNOWN.to_vec(),
+            SystemModel::FailStop => {
+                vec![FaultKind::Crash, FaultKind::Kill, FaultKind::CrashLeader, FaultKind::TornSend]
+            }
+        };
+        let settings = self
+            .entry
+            .explorable
+            .iter()
+            .map(|s| {
+                let values =
+                    s.values.iter().map(|v| serde_json::from_str(v).expect("explorable values are JSON"));
+                (s.name.to_string(), values.collect())
+            })
+            .collect();
+        Swarm { kinds, settings, fixed: Default::default() }
+    }
+
+    /// The run `config` describes for its seed: with a swarm, every drawn
+    /// parameter and setting written in (a drawn combination the protocol
+    /// refuses is drawn again, then left at its defaults), and no swarm.
+    pub fn resolve(&self, config: &SimConfig) -> SimConfig {
+        let mut resolved = config.resolve();
+        let Some(swarm) = config.swarm.as_ref().filter(|_| config.schedule.is_none()) else {
+            return resolved;
+        };
+        for attempt in 0..8 {
+            let mut choice = config.protocol.clone();
+            choice.config.extend(swarm.draw_settings(config.seed, attempt, &config.protocol.config));
+            if self.validate(&choice, config.nodes).is_ok() {
+                resolved.protocol = choice;
+                break;
+            }
+        }
+        resolved
+    }
+
+    /// One simulated run of `config.protocol` (which names this entry), as
+    /// its seed draws it when `config` has a swarm.
     pub fn run(&self, config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError> {
         debug_assert_eq!(config.protocol.name, self.entry.name);
-        (self.run)(config, traced)
+        (self.run)(&self.resolve(config), traced)
     }
 
     /// Run a script's blocks: each block's output and every observation.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::faults::Schedule;
+pub use crate::swarm::Swarm;
 
 /// One kind of fault the nemesis may inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,12 +34,19 @@ pub enum FaultKind {
     /// leader-targeted nemesis. Not part of `all` (asked for by name), so
     /// the schedules of `all` stay what they were.
     CrashLeader,
+    /// `kill -9` a node right after the first message of one of its steps
+    /// leaves (before the rest of the step: later sends, persists, replies)
+    /// and restart it 1–50 ms later: the dual of `kill`. Where `kill` tests
+    /// that what a node persisted is enough, this tests that what it said
+    /// was persisted before it said it (a vote, a promise, a decision).
+    /// Not part of `all` (asked for by name, or drawn by the swarm).
+    TornSend,
 }
 
 impl FaultKind {
     /// Every kind: first those `all` stands for, then those only asked
     /// for by name.
-    pub const KNOWN: [FaultKind; 8] = [
+    pub const KNOWN: [FaultKind; 9] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
@@ -47,6 +55,7 @@ impl FaultKind {
         FaultKind::Pause,
         FaultKind::Kill,
         FaultKind::CrashLeader,
+        FaultKind::TornSend,
     ];
 
     /// The kinds `all` stands for.
@@ -62,12 +71,20 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Kill => "kill",
             FaultKind::CrashLeader => "crash-leader",
+            FaultKind::TornSend => "torn-send",
         }
     }
 
     /// Whether the fault takes nodes down (and so counts against `max_down`).
     pub fn takes_nodes_down(self) -> bool {
-        matches!(self, FaultKind::Crash | FaultKind::Pause | FaultKind::Kill | FaultKind::CrashLeader)
+        matches!(
+            self,
+            FaultKind::Crash
+                | FaultKind::Pause
+                | FaultKind::Kill
+                | FaultKind::CrashLeader
+                | FaultKind::TornSend
+        )
     }
 }
 
@@ -108,7 +125,7 @@ impl FromStr for FaultSet {
                     let kind = FaultKind::KNOWN.into_iter().find(|k| k.name() == other).ok_or_else(|| {
                         let names: Vec<&str> = FaultKind::KNOWN.iter().map(|k| k.name()).collect();
                         ConfigError::Faults(format!(
-                            "unknown fault '{other}' (expected none, {}, all)",
+                            "unknown fault '{other}' (expected swarm, none, {}, all)",
                             names.join(", ")
                         ))
                     })?;
@@ -211,6 +228,13 @@ pub struct SimConfig {
     pub latency_max_us: u64,
     /// Per-node timer drift: each node's timers run at a rate in `[1-d, 1+d]`.
     pub timer_drift: f64,
+    /// A generated schedule's fault episodes last `[lo, hi)` ms each, and
+    /// the next one starts `[lo, hi)` ms after the previous one began.
+    pub fault_length_ms: (u64, u64),
+    pub fault_gap_ms: (u64, u64),
+    /// Each seed draws its own faults and parameters (swarm testing; see
+    /// [`Swarm`]), unless an explicit schedule is given.
+    pub swarm: Option<Swarm>,
     /// Limits that end a run that runs away (see [`Budgets`]).
     pub budgets: Budgets,
     /// The protocol and its settings, as chosen (by name: the simulator
@@ -263,6 +287,9 @@ impl SimConfig {
             latency_min_us: 500,
             latency_max_us: 2_000,
             timer_drift: 0.05,
+            fault_length_ms: (200, 1_500),
+            fault_gap_ms: (100, 700),
+            swarm: None,
             budgets: Budgets::default(),
             protocol: protocol.into(),
         }
@@ -331,6 +358,10 @@ impl SimConfig {
         }
         if self.safety_ms == 0 || self.liveness_ms == 0 {
             return invalid("phase lengths must be positive".into());
+        }
+        let (length, gap) = (self.fault_length_ms, self.fault_gap_ms);
+        if length.0 == 0 || length.0 >= length.1 || gap.0 == 0 || gap.0 >= gap.1 {
+            return invalid("fault episode lengths and gaps must satisfy 0 < lo < hi".into());
         }
         if let Some(schedule) = &self.schedule {
             schedule.validate(self.nodes)?;

@@ -36,8 +36,15 @@ pub struct ExploreReport {
     pub nodes: u32,
     pub runs: u64,
     pub violating_runs: u64,
+    /// The kinds `first` and `focus_runs` look for (empty: any).
+    pub focus: Vec<Violation>,
+    /// Runs that showed one of `focus` (all violating runs if it is empty).
+    pub focus_runs: u64,
     /// Violation kind → number of runs that showed it.
     pub violations: BTreeMap<String, u64>,
+    /// Sometimes property → number of runs that reached it (properties no
+    /// run reached are absent).
+    pub reached: BTreeMap<String, u64>,
     pub first: Option<FirstViolation>,
     /// Writes refused without effect, over all runs (how often the protocol
     /// chose consistency over availability).
@@ -171,13 +178,16 @@ impl Percentiles {
 
 /// Run `seeds` seeds starting at `config.seed`, on `threads` threads.
 /// `run` executes one configuration; `progress` is told each finished run.
-/// `first` is the smallest-seeded run showing `focus` (any kind if `None`),
+/// `first` is the smallest-seeded run showing one of `focus` (any kind if
+/// empty), and `focus_runs` counts the runs showing one of them;
 /// shrunk while it keeps showing that kind.
+/// `run` is handed each seed's config as is (a swarm config included) and
+/// reports what actually ran in its outcome's replay.
 pub fn explore(
     config: &SimConfig,
     seeds: u64,
     threads: usize,
-    focus: Option<Violation>,
+    focus: &[Violation],
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
     progress: &(dyn Fn() + Sync),
 ) -> ExploreReport {
@@ -202,11 +212,17 @@ pub fn explore(
     outcomes.sort_by_key(|(seed, _)| *seed);
     let mut report = ExploreReport {
         protocol: config.protocol_name().to_string(),
-        faults: config.faults.to_string(),
+        faults: match &config.swarm {
+            Some(_) if config.schedule.is_none() => "swarm".to_string(),
+            _ => config.faults.to_string(),
+        },
         nodes: config.nodes,
         runs: outcomes.len() as u64,
         violating_runs: 0,
+        focus: focus.to_vec(),
+        focus_runs: 0,
         violations: Violation::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
+        reached: BTreeMap::new(),
         first: None,
         writes_failed: 0,
         runs_with_failed_writes: 0,
@@ -232,6 +248,9 @@ pub fn explore(
         report.events += s.events;
         report.sim_time_ms += s.sim_time_ms;
         report.peaks = report.peaks.max(s.peaks);
+        for property in &s.reached {
+            *report.reached.entry(property.to_string()).or_default() += 1;
+        }
         if let Some(t) = &s.txn {
             report.txn.get_or_insert_with(TxnTotals::default).merge(t);
         }
@@ -241,7 +260,8 @@ pub fn explore(
             for kind in &s.violations {
                 *report.violations.get_mut(kind.name()).expect("a known kind") += 1;
             }
-            if focus.is_none_or(|kind| s.violations.contains(&kind)) {
+            if focus.is_empty() || focus.iter().any(|kind| s.violations.contains(kind)) {
+                report.focus_runs += 1;
                 first_seed.get_or_insert(*seed);
             }
         }
@@ -261,6 +281,7 @@ pub fn explore(
 /// What explore keeps of each run.
 struct Summary {
     violations: Vec<Violation>,
+    reached: Vec<&'static str>,
     writes_failed: u64,
     live: bool,
     ops: (u64, u64, u64),
@@ -275,6 +296,7 @@ impl Summary {
     fn of(o: &RunOutcome) -> Summary {
         Summary {
             violations: o.violations.clone(),
+            reached: o.reached.clone(),
             writes_failed: o.writes_failed,
             live: o.liveness_ok,
             ops: (o.ops_ok, o.ops_fail, o.ops_info),
@@ -296,14 +318,22 @@ impl Summary {
 /// until a pass deletes nothing.
 pub fn shrink(
     config: &SimConfig,
-    focus: Option<Violation>,
+    focus: &[Violation],
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
 ) -> FirstViolation {
-    let original = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
-    let mut c = config.clone();
+    // The run as it ran, every drawn setting written in and its schedule
+    // explicit: what the shrunk schedules are tried against.
+    let first = run(config);
+    let mut c = first.replay.config.clone();
+    let original = c.schedule.clone().unwrap_or_else(|| Schedule::generate(&c));
     c.schedule = Some(original.clone());
-    let first = run(&c);
-    let kind = focus.or_else(|| first.violations.first().copied());
+    // The kind to keep: the first of `focus` the run shows, else its first.
+    let kind = first
+        .violations
+        .iter()
+        .copied()
+        .find(|v| focus.contains(v))
+        .or_else(|| first.violations.first().copied());
     let mut best = original.clone();
     let mut best_outcome = first;
     loop {
@@ -330,7 +360,7 @@ pub fn shrink(
         faults_before_shrink: original.len(),
         faults_after_shrink: best.len(),
         schedule: best.to_string(),
-        replay: replay_of(config, &best),
+        replay: replay_of(&c, &best),
         explanation: best_outcome.linearizability_explanation.clone(),
     }
 }

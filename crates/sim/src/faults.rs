@@ -5,8 +5,9 @@
 //! Text form (`--schedule`), comma separated, each entry `<ms>:<fault>`:
 //! `crash=N` (now), `crash=N/K` (during N's next step, after K of its
 //! effects), `restart=N`, `kill=N+D` (kill N as its next step that
-//! persists finishes, restart it D ms later), `disarm=N` (cancel a pending
-//! kill), `pause=N`, `resume=N`, `part=0.1|2.3.4` (groups
+//! persists finishes, restart it D ms later), `torn=N+D/K` (kill N right
+//! after K messages of its next step that sends left, restart it D ms later),
+//! `disarm=N` (cancel a pending kill or torn send), `pause=N`, `resume=N`, `part=0.1|2.3.4` (groups
 //! that cannot reach each other), `oneway=0.1>2` (0 and 1 cannot send to 2),
 //! `heal`, `loss=0.2`, `dup=0.1`, `delay=50` (extra ms, 0 ends it).
 
@@ -34,7 +35,17 @@ pub enum Fault {
         node: NodeId,
         restart_after_ms: u64,
     },
-    /// Cancel a kill that has not happened yet.
+    /// Kill `node` right after `sends` messages of its next step that sends
+    /// left (all of them, if it sends fewer; nothing after the cut in that
+    /// step happens: no later send, persist or reply), and restart it
+    /// `restart_after_ms` later: whatever the messages promised that was
+    /// not yet durable is forgotten.
+    TornSend {
+        node: NodeId,
+        restart_after_ms: u64,
+        sends: u32,
+    },
+    /// Cancel a kill or torn send that has not happened yet.
     Disarm {
         node: NodeId,
     },
@@ -99,6 +110,9 @@ impl fmt::Display for Fault {
             Fault::Crash { node, after_effects: Some(k) } => write!(f, "crash={}/{k}", node.0),
             Fault::Restart { node } => write!(f, "restart={}", node.0),
             Fault::Kill { node, restart_after_ms } => write!(f, "kill={}+{restart_after_ms}", node.0),
+            Fault::TornSend { node, restart_after_ms, sends } => {
+                write!(f, "torn={}+{restart_after_ms}/{sends}", node.0)
+            }
             Fault::Disarm { node } => write!(f, "disarm={}", node.0),
             Fault::Pause { node } => write!(f, "pause={}", node.0),
             Fault::Resume { node } => write!(f, "resume={}", node.0),
@@ -168,6 +182,19 @@ impl std::str::FromStr for Fault {
                     restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
                 }
             }
+            "torn" => {
+                let (n, rest) = arg.split_once('+').ok_or("torn needs NODE+MS/K")?;
+                let (d, k) = rest.split_once('/').ok_or("torn needs NODE+MS/K")?;
+                let sends: u32 = k.parse().map_err(|_| format!("'{k}' is not a number of sends"))?;
+                if sends == 0 {
+                    return Err("torn needs at least one send (K >= 1)".into());
+                }
+                Fault::TornSend {
+                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
+                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
+                    sends,
+                }
+            }
             "disarm" => Fault::Disarm { node: node()? },
             "pause" => Fault::Pause { node: node()? },
             "resume" => Fault::Resume { node: node()? },
@@ -229,6 +256,7 @@ impl Schedule {
                 Fault::Crash { node, .. }
                 | Fault::Restart { node }
                 | Fault::Kill { node, .. }
+                | Fault::TornSend { node, .. }
                 | Fault::Disarm { node }
                 | Fault::Pause { node }
                 | Fault::Resume { node } => vec![*node],
@@ -265,111 +293,141 @@ impl Schedule {
     /// Faults come as episodes (a start and its end); crash and pause episodes
     /// never take more than `max_down` nodes down at once.
     pub fn generate(config: &SimConfig) -> Schedule {
-        let mut rng = Rng::stream(config.seed, NEMESIS_STREAM);
         let kinds = &config.faults.0;
-        let mut entries = Vec::new();
         if kinds.is_empty() {
-            return Schedule(entries);
+            return Schedule::default();
         }
+        let mut nemesis = Nemesis {
+            rng: Rng::stream(config.seed, NEMESIS_STREAM),
+            nodes: (0..config.nodes).map(NodeId).collect(),
+            max_down: config.max_down as usize,
+            down: Vec::new(),
+            busy_until: [0; FaultKind::KNOWN.len()],
+            entries: Vec::new(),
+        };
         let end_ms = config.safety_ms;
-        let nodes: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
-        // Down intervals [start, end) in ms, for the max_down budget: the
-        // node, or `None` for a leader crash (the leader is not known yet).
-        let mut down: Vec<(Option<NodeId>, u64, u64)> = Vec::new();
-        // Partition and network-mode episodes do not overlap their own kind.
-        let mut busy_until = [0u64; FaultKind::KNOWN.len()];
-        let mut t = rng.range(100, 400);
+        let mut t = nemesis.rng.range(100, 400);
         while t < end_ms {
-            let kind = kinds[rng.range(0, kinds.len() as u64) as usize];
-            let length = rng.range(200, 1_500);
-            let stop = (t + length).min(end_ms);
-            let slot = kind as usize;
-            let at = |ms: u64| Time::from_millis(ms);
-            match kind {
-                FaultKind::Crash | FaultKind::Pause | FaultKind::Kill => {
-                    // A kill may take its node down until its restart, after stop.
-                    let until = if kind == FaultKind::Kill { stop + KILL_RESTART_MS.1 } else { stop };
-                    let candidates: Vec<NodeId> = nodes
-                        .iter()
-                        .copied()
-                        .filter(|n| overlapping(&down, Some(*n), t, until) == 0)
-                        .collect();
-                    if overlapping(&down, None, t, until) < config.max_down as usize && !candidates.is_empty()
-                    {
-                        let node = *rng.pick(&candidates).expect("candidates is not empty");
-                        if kind == FaultKind::Kill {
-                            // Armed over [t, stop); the node is down at most
-                            // the restart delay after the kill, before stop + D.
-                            let restart_after_ms = rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
-                            down.push((Some(node), t, stop + restart_after_ms));
-                            entries.push(ScheduledFault {
-                                at: at(t),
-                                fault: Fault::Kill { node, restart_after_ms },
-                            });
-                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Disarm { node } });
-                        } else if kind == FaultKind::Crash {
-                            down.push((Some(node), t, stop));
-                            let after_effects = rng.chance(0.5).then(|| rng.range(0, 4) as u32);
-                            entries.push(ScheduledFault {
-                                at: at(t),
-                                fault: Fault::Crash { node, after_effects },
-                            });
-                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Restart { node } });
-                        } else {
-                            down.push((Some(node), t, stop));
-                            entries.push(ScheduledFault { at: at(t), fault: Fault::Pause { node } });
-                            entries.push(ScheduledFault { at: at(stop), fault: Fault::Resume { node } });
-                        }
-                    }
-                }
-                FaultKind::CrashLeader => {
-                    // Armed over [t, stop); whichever node it strikes is down
-                    // at most the restart delay after, before stop + D. Any
-                    // node may be the leader then, so it takes a slot of the
-                    // budget without naming one.
-                    let until = stop + LEADER_RESTART_MS.1;
-                    if overlapping(&down, None, t, until) < config.max_down as usize {
-                        // Cut after the disk write, with at most a minority
-                        // of the nodes (the leader included) holding it:
-                        // persist + up to nodes/2 - 1 sends.
-                        let after_effects = rng.range(1, nodes.len() as u64 / 2 + 1) as u32;
-                        let restart_after_ms = rng.range(LEADER_RESTART_MS.0, LEADER_RESTART_MS.1);
-                        down.push((None, t, stop + restart_after_ms));
-                        entries.push(ScheduledFault {
-                            at: at(t),
-                            fault: Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t },
-                        });
-                    }
-                }
-                FaultKind::Partition if busy_until[slot] <= t => {
-                    busy_until[slot] = stop;
-                    entries.push(ScheduledFault { at: at(t), fault: random_partition(&mut rng, &nodes) });
-                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Heal });
-                }
-                FaultKind::Loss if busy_until[slot] <= t => {
-                    busy_until[slot] = stop;
-                    let probability = (rng.range(5, 31) as f64) / 100.0;
-                    entries.push(ScheduledFault { at: at(t), fault: Fault::Loss { probability } });
-                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Loss { probability: 0.0 } });
-                }
-                FaultKind::Dup if busy_until[slot] <= t => {
-                    busy_until[slot] = stop;
-                    let probability = (rng.range(5, 31) as f64) / 100.0;
-                    entries.push(ScheduledFault { at: at(t), fault: Fault::Dup { probability } });
-                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Dup { probability: 0.0 } });
-                }
-                FaultKind::Delay if busy_until[slot] <= t => {
-                    busy_until[slot] = stop;
-                    let extra_ms = rng.range(5, 101);
-                    entries.push(ScheduledFault { at: at(t), fault: Fault::Delay { extra_ms } });
-                    entries.push(ScheduledFault { at: at(stop), fault: Fault::Delay { extra_ms: 0 } });
-                }
-                _ => {}
-            }
-            t += rng.range(100, 700);
+            let kind = kinds[nemesis.rng.range(0, kinds.len() as u64) as usize];
+            let length = nemesis.rng.range(config.fault_length_ms.0, config.fault_length_ms.1);
+            nemesis.episode(kind, t, (t + length).min(end_ms));
+            t += nemesis.rng.range(config.fault_gap_ms.0, config.fault_gap_ms.1);
         }
+        let mut entries = nemesis.entries;
         entries.sort_by_key(|e| e.at);
         Schedule(entries)
+    }
+}
+
+/// The generator's state while it lays out episodes.
+struct Nemesis {
+    rng: Rng,
+    nodes: Vec<NodeId>,
+    max_down: usize,
+    /// Down intervals [start, end) in ms, for the max_down budget: the
+    /// node, or `None` for a leader crash (the leader is not known yet).
+    down: Vec<(Option<NodeId>, u64, u64)>,
+    /// Partition and network-mode episodes do not overlap their own kind.
+    busy_until: [u64; FaultKind::KNOWN.len()],
+    entries: Vec<ScheduledFault>,
+}
+
+impl Nemesis {
+    fn push(&mut self, ms: u64, fault: Fault) {
+        self.entries.push(ScheduledFault { at: Time::from_millis(ms), fault });
+    }
+
+    /// One episode of `kind` over `[t, stop)`, if the budgets allow it.
+    fn episode(&mut self, kind: FaultKind, t: u64, stop: u64) {
+        match kind {
+            FaultKind::Crash | FaultKind::Pause | FaultKind::Kill | FaultKind::TornSend => {
+                self.node_episode(kind, t, stop)
+            }
+            FaultKind::CrashLeader => self.leader_episode(t, stop),
+            FaultKind::Partition | FaultKind::Loss | FaultKind::Dup | FaultKind::Delay => {
+                let slot = kind as usize;
+                if self.busy_until[slot] <= t {
+                    self.busy_until[slot] = stop;
+                    self.network_episode(kind, t, stop);
+                }
+            }
+        }
+    }
+
+    /// A crash, pause, kill or torn send of a node that is up throughout,
+    /// within the `max_down` budget. A kill (or torn send) may keep its
+    /// node down until its restart, after `stop`.
+    fn node_episode(&mut self, kind: FaultKind, t: u64, stop: u64) {
+        let restarts_itself = matches!(kind, FaultKind::Kill | FaultKind::TornSend);
+        let until = if restarts_itself { stop + KILL_RESTART_MS.1 } else { stop };
+        let candidates: Vec<NodeId> =
+            self.nodes.iter().copied().filter(|n| overlapping(&self.down, Some(*n), t, until) == 0).collect();
+        if overlapping(&self.down, None, t, until) >= self.max_down || candidates.is_empty() {
+            return;
+        }
+        let node = *self.rng.pick(&candidates).expect("candidates is not empty");
+        match kind {
+            FaultKind::Kill | FaultKind::TornSend => {
+                // Armed over [t, stop); the node is down at most the restart
+                // delay after the strike, before stop + D.
+                let restart_after_ms = self.rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
+                self.down.push((Some(node), t, stop + restart_after_ms));
+                let fault = if kind == FaultKind::Kill {
+                    Fault::Kill { node, restart_after_ms }
+                } else {
+                    // The first message only, a few, or the whole broadcast.
+                    let sends = *self.rng.pick(&[1, 2, 64]).expect("not empty");
+                    Fault::TornSend { node, restart_after_ms, sends }
+                };
+                self.push(t, fault);
+                self.push(stop, Fault::Disarm { node });
+            }
+            FaultKind::Crash => {
+                self.down.push((Some(node), t, stop));
+                let after_effects = self.rng.chance(0.5).then(|| self.rng.range(0, 4) as u32);
+                self.push(t, Fault::Crash { node, after_effects });
+                self.push(stop, Fault::Restart { node });
+            }
+            _ => {
+                self.down.push((Some(node), t, stop));
+                self.push(t, Fault::Pause { node });
+                self.push(stop, Fault::Resume { node });
+            }
+        }
+    }
+
+    /// Armed over [t, stop); whichever node it strikes is down at most the
+    /// restart delay after, before stop + D. Any node may be the leader
+    /// then, so it takes a slot of the budget without naming one.
+    fn leader_episode(&mut self, t: u64, stop: u64) {
+        let until = stop + LEADER_RESTART_MS.1;
+        if overlapping(&self.down, None, t, until) >= self.max_down {
+            return;
+        }
+        // Cut after the disk write, with at most a minority of the nodes
+        // (the leader included) holding it: persist + up to nodes/2 - 1 sends.
+        let after_effects = self.rng.range(1, self.nodes.len() as u64 / 2 + 1) as u32;
+        let restart_after_ms = self.rng.range(LEADER_RESTART_MS.0, LEADER_RESTART_MS.1);
+        self.down.push((None, t, stop + restart_after_ms));
+        self.push(t, Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t });
+    }
+
+    /// A partition, or a period of loss, duplication or extra delay.
+    fn network_episode(&mut self, kind: FaultKind, t: u64, stop: u64) {
+        let (start, end) = match kind {
+            FaultKind::Partition => (random_partition(&mut self.rng, &self.nodes), Fault::Heal),
+            FaultKind::Loss => {
+                let probability = (self.rng.range(5, 31) as f64) / 100.0;
+                (Fault::Loss { probability }, Fault::Loss { probability: 0.0 })
+            }
+            FaultKind::Dup => {
+                let probability = (self.rng.range(5, 31) as f64) / 100.0;
+                (Fault::Dup { probability }, Fault::Dup { probability: 0.0 })
+            }
+            _ => (Fault::Delay { extra_ms: self.rng.range(5, 101) }, Fault::Delay { extra_ms: 0 }),
+        };
+        self.push(t, start);
+        self.push(stop, end);
     }
 }
 

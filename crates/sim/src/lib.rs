@@ -25,6 +25,7 @@ pub mod faults;
 mod network;
 pub mod outcome;
 pub mod script;
+pub mod swarm;
 pub mod txn_workload;
 pub mod workload;
 mod world;
@@ -33,6 +34,7 @@ pub use config::{Budgets, ConfigError, FaultKind, FaultSet, ProtocolChoice, SimC
 pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
 pub use outcome::{Peaks, Percentiles, Replay, RunOutcome, TxnFigures, TxnOp, Violation};
+pub use swarm::{Fixed, Swarm};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{run, run_traced, run_with, KvProtocol, RunError};

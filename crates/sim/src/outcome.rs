@@ -115,6 +115,9 @@ pub struct RunOutcome {
     pub txn: Option<TxnFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<Violation>,
+    /// The sometimes properties the run reached (see `quorum_core::claims`),
+    /// by name, ascending.
+    pub reached: Vec<&'static str>,
     /// What reproduces this run.
     #[serde(skip)]
     pub replay: Replay,

@@ -96,7 +96,7 @@ fn every_budget_bites() {
 fn exploration_goes_on_past_runaway_runs() {
     let mut c = config();
     c.budgets.events_max = 100_000;
-    let report = quorum_sim::explore(&c, 3, 1, None, &|c| run::<Chatter>(c, &false).unwrap(), &|| {});
+    let report = quorum_sim::explore(&c, 3, 1, &[], &|c| run::<Chatter>(c, &false).unwrap(), &|| {});
     assert_eq!(report.runs, 3);
     assert_eq!(report.violations["runaway"], 3);
     let first = report.first.expect("the first runaway run, shrunk");

@@ -101,6 +101,7 @@ pub const ENTRY: catalog::Entry = catalog::Entry {
                 Violation::Linearizability,
                 Violation::LostAckedWrites,
                 Violation::Divergence,
+                Violation::Panic,
             ],
         },
         catalog::Bug {
@@ -111,6 +112,7 @@ pub const ENTRY: catalog::Entry = catalog::Entry {
                 Violation::Linearizability,
                 Violation::LogSafety,
                 Violation::Divergence,
+                Violation::Panic,
             ],
         },
     ],

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use quorum_core::claims::reached;
 use quorum_core::{Micros, NodeId, Protocol, RequestId, Rng, Time};
 
 use super::queue::Event;
@@ -248,6 +249,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         flight.attempt += 1;
         let attempt = flight.attempt;
         let (_, request) = self.clients.requests.get(&rid).cloned().expect("the request is known");
+        self.observers.reached.insert(reached::RETRIED.name);
         self.trace.line(self.now, "retry", Some(target), || serde_json::json!({ "rid": rid.to_string() }));
         self.send_attempt(owner, target, rid, request, attempt);
         true

@@ -16,6 +16,7 @@ mod queue;
 mod trace;
 
 use quorum_check::History;
+use quorum_core::claims::reached;
 use quorum_core::host::Host;
 use quorum_core::{Cluster, KvCommand, KvResponse, Micros, NodeId, Protocol, Rng, Time};
 
@@ -63,12 +64,15 @@ pub fn run_traced<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> Re
 }
 
 /// One run of protocol `P` under workload `W`, traced or not. The run's
-/// parameters and the protocol's settings are validated first.
+/// parameters and the protocol's settings are validated first. A swarm
+/// config runs what its seed draws (`SimConfig::resolve`; protocol
+/// settings are the caller's to draw, see `Swarm::draw_settings`).
 pub fn run_with<P: Protocol, W: Workload<P>>(
     config: &SimConfig,
     protocol: &P::Config,
     trace: bool,
 ) -> Result<RunOutcome, RunError> {
+    let config = &config.resolve();
     config.validate()?;
     let members: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
     P::validate(protocol, &members)?;
@@ -138,6 +142,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         sim_time_ms: 0,
         txn: None,
         violations: Vec::new(),
+        reached: Vec::new(),
         replay: replay_of(config, schedule),
         history: History::default(),
         txn_history: Vec::new(),
@@ -211,6 +216,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                     deferred: Vec::new(),
                     crash_after_effects: None,
                     kill_after_persist: None,
+                    torn_send: None,
                 }
             })
             .collect();
@@ -368,7 +374,11 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         outcome.sim_time_ms = self.now.as_millis();
         outcome.runaway = self.runaway.take();
         outcome.trace = self.trace.take();
+        let terms_led = self.observers.leadership.terms_led();
+        let mut reached = std::mem::take(&mut self.observers.reached);
         self.clients.workload.judge(&mut outcome);
+        reached.extend(derived_reached(&outcome, terms_led));
+        outcome.reached = reached.into_iter().collect();
         outcome.classify();
         outcome
     }
@@ -401,4 +411,19 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         outcome.acked_updates = observers.acked_writes.len() as u64;
         outcome.failover_us = observers.leadership.take_failover_us();
     }
+}
+
+/// The sometimes properties any run shows by itself (a leader changed, a
+/// write was refused...), given how many terms had a leader.
+fn derived_reached(outcome: &RunOutcome, terms_led: usize) -> impl Iterator<Item = &'static str> {
+    let txn = outcome.txn.as_ref();
+    let derived = [
+        (reached::LEADER_CHANGED, terms_led >= 2),
+        (reached::LEADER_CRASHED, !outcome.failover_us.is_empty()),
+        (reached::WRITE_REFUSED, outcome.writes_failed > 0),
+        (reached::OUTCOME_UNKNOWN, outcome.ops_info > 0),
+        (reached::COMMITTED, txn.is_some_and(|t| t.committed > 0)),
+        (reached::ABORTED, txn.is_some_and(|t| t.aborted > 0)),
+    ];
+    derived.into_iter().filter(|(_, hit)| *hit).map(|(p, _)| p.name)
 }

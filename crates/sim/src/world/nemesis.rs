@@ -29,7 +29,14 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             Fault::Kill { node, restart_after_ms } if up(self, node) => {
                 self.nodes[node.0 as usize].kill_after_persist = Some(*restart_after_ms);
             }
-            Fault::Disarm { node } => self.nodes[node.0 as usize].kill_after_persist = None,
+            Fault::TornSend { node, restart_after_ms, sends } if up(self, node) => {
+                self.nodes[node.0 as usize].torn_send = Some((*sends, *restart_after_ms));
+            }
+            Fault::Disarm { node } => {
+                let slot = &mut self.nodes[node.0 as usize];
+                slot.kill_after_persist = None;
+                slot.torn_send = None;
+            }
             Fault::Pause { node } if up(self, node) => self.nodes[node.0 as usize].paused = true,
             Fault::Resume { node } => self.resume(*node),
             Fault::CrashLeader { after_effects, restart_after_ms, armed_ms } => {
@@ -39,7 +46,11 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
                     expires: self.now + Micros::from_millis(*armed_ms),
                 });
             }
-            Fault::Crash { .. } | Fault::Restart { .. } | Fault::Kill { .. } | Fault::Pause { .. } => {}
+            Fault::Crash { .. }
+            | Fault::Restart { .. }
+            | Fault::Kill { .. }
+            | Fault::TornSend { .. }
+            | Fault::Pause { .. } => {}
             network_fault => self.network.apply(network_fault),
         }
     }
@@ -85,6 +96,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             let slot = &mut self.nodes[i as usize];
             slot.crash_after_effects = None;
             slot.kill_after_persist = None;
+            slot.torn_send = None;
             if !slot.host.is_up() {
                 self.start_node(node);
             }

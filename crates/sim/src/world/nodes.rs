@@ -5,6 +5,7 @@
 //! sends into the network, replies to the clients, observations to the
 //! checkers.
 
+use quorum_core::claims::reached;
 use quorum_core::host::{Armed, Carried, Cut, Host};
 use quorum_core::{Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng};
 
@@ -28,6 +29,9 @@ pub(super) struct Slot<P: Protocol> {
     /// Kill at the end of the next step that persists; restart after this
     /// many ms.
     pub(super) kill_after_persist: Option<u64>,
+    /// Kill right after this many sends (or all, if fewer) of the next
+    /// step that sends, and restart after this many ms.
+    pub(super) torn_send: Option<(u32, u64)>,
 }
 
 /// A carried effect, owned, waiting to be routed (records only as the
@@ -49,6 +53,9 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         let incarnation = slot.host.incarnation() + 1;
         slot.rng = Rng::stream(self.config.seed, NODE_STREAM + u64::from(id.0) + (incarnation << 16));
         let durable_records = slot.host.durable().len();
+        if durable_records > 0 {
+            self.observers.reached.insert(reached::RECOVERED.name);
+        }
         let effects = slot.host.start(self.protocol, now, &mut slot.rng);
         self.trace.line(now, "start", Some(id), || serde_json::json!({ "durable_records": durable_records }));
         self.execute(id, effects);
@@ -67,12 +74,17 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let slot = &mut self.nodes[id.0 as usize];
         let incarnation = slot.host.incarnation();
-        let (cut, how, revive_after_ms) = match slot.crash_after_effects.take() {
-            Some(k) => {
+        let torn = slot.torn_send.and_then(|(sends, restart_after_ms)| {
+            let cut = after_sends(&effects, sends)?;
+            Some((cut, restart_after_ms))
+        });
+        let (cut, how, revive_after_ms) = match (slot.crash_after_effects.take(), torn) {
+            (Some(k), _) => {
                 let how = if (k as usize) < effects.len() { "mid-step" } else { "end of step" };
                 (Cut::AfterEffects(k), how, None)
             }
-            None => match self.leader_crash_for(id, &effects) {
+            (None, Some((cut, restart_after_ms))) => (cut, "torn send", Some(restart_after_ms)),
+            _ => match self.leader_crash_for(id, &effects) {
                 Some(strike) => (
                     Cut::TornBroadcast { sends: strike.after_effects.saturating_sub(1) },
                     "leader crash",
@@ -185,6 +197,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         slot.paused = false;
         slot.crash_after_effects = None;
         slot.kill_after_persist = None;
+        slot.torn_send = None;
         let now = self.now;
         self.observers.leadership.crashed(id, now.as_micros(), self.phase.is_safety());
         self.clients.workload.crashed(id, now);
@@ -220,6 +233,14 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             self.observers.cluster_invariant = Some(broken);
         }
     }
+}
+
+/// The cut just after the `sends`-th send of `effects` (after the last one,
+/// if there are fewer); `None` if the step sends nothing.
+fn after_sends<P: Protocol>(effects: &[Effect<P>], sends: u32) -> Option<Cut> {
+    let positions = effects.iter().enumerate().filter(|(_, e)| matches!(e, Effect::Send { .. }));
+    let (i, _) = positions.take(sends.max(1) as usize).last()?;
+    Some(Cut::AfterEffects(i as u32 + 1))
 }
 
 impl<P: Protocol> Routed<P> {

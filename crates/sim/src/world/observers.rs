@@ -3,6 +3,8 @@
 //! cross-node invariants and the replicas' digests. The judging itself lives
 //! in `quorum-check`; this only routes.
 
+use std::collections::BTreeSet;
+
 use quorum_check::consensus::{ConsensusLog, LogSafety};
 use quorum_check::leadership::{ElectionSafetyViolation, Leadership};
 use quorum_core::{NodeId, Observation, Time};
@@ -22,6 +24,9 @@ pub(super) struct Observers {
     pub(super) cluster_invariant: Option<String>,
     /// Each node's state digest after quiescence.
     pub(super) digests: Vec<(NodeId, Option<u64>)>,
+    /// The sometimes properties reached so far (the protocol's own, by
+    /// `Observation::Reached`, and the ones the simulator sees).
+    pub(super) reached: BTreeSet<&'static str>,
 }
 
 impl Observers {
@@ -44,6 +49,9 @@ impl Observers {
             Observation::Propose { instance, value } => self.consensus.propose(node, instance, value),
             Observation::Decide { instance, value } => {
                 self.consensus.decide(node, instance, value, now.as_micros());
+            }
+            Observation::Reached(property) => {
+                self.reached.insert(property);
             }
             _ => {}
         }

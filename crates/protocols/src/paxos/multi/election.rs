@@ -178,7 +178,10 @@ impl<S: StateMachine> MultiPaxos<S> {
                 Some((None, entry)) => {
                     self.chosen.insert(slot, entry.clone());
                 }
-                Some((Some(_), entry)) => proposals.push((slot, entry.clone())),
+                Some((Some(_), entry)) => {
+                    out.observe(Observation::Reached(super::SLOT_RECOVERED.name));
+                    proposals.push((slot, entry.clone()));
+                }
                 None => proposals.push((slot, Entry::Noop)),
             }
         }

@@ -70,6 +70,8 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::{Cluster, ConfigError, Micros, NodeId, Out, Protocol, RequestId, StateMachine, Time};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +94,40 @@ pub enum Entry<C> {
     Commands(Vec<C>),
 }
 
+/// The catalogue entry of Multi-Paxos (source text, "Multi-paxos").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "multi-paxos",
+    section: "Multi-paxos",
+    summary: "a replicated log: a stable leader runs phase 1 once for all slots, fills gaps with no-ops, \
+              batches and pipelines; linearizable, durable with a minority down",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[reached::LEADER_CHANGED, reached::LEADER_CRASHED, reached::RECOVERED, SLOT_RECOVERED],
+    workload: catalog::Workload::Kv { cas: true },
+    variants: &[],
+    bugs: &[
+        catalog::Bug {
+            name: "skip-phase1-recovery",
+            what: "a new leader ignores the values its promises report and proposes after its own prefix",
+            caught_as: &[Violation::LogSafety, Violation::Linearizability, Violation::LostAckedWrites],
+        },
+        catalog::Bug {
+            name: "unconfirmed-reads",
+            what: "the leader answers reads from its state without confirming it still leads",
+            caught_as: &[Violation::Linearizability],
+        },
+    ],
+    explorable: &[catalog::Setting { name: "check_quorum", values: catalog::ON_OFF }],
+    retries: 0,
+};
+
+/// A new leader's phase 1 found a slot accepted under an earlier ballot and
+/// re-proposed its value (Paxos Made Simple §3).
+pub const SLOT_RECOVERED: Sometimes = Sometimes {
+    name: "slot_recovered",
+    what: "a new leader re-proposed a value its promises reported accepted in an earlier ballot (§3)",
+};
 /// Deliberately broken variants, for negative controls (`--bug NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

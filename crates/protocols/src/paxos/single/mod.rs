@@ -73,6 +73,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 
+use crate::catalog;
+use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::{
     Cluster, ConfigError, KvCommand, KvStore, Micros, NodeId, Out, Protocol, RequestId, StateMachine,
 };
@@ -131,6 +133,41 @@ impl Decrees for KvStore {
         }
     }
 }
+
+/// The catalogue entry of single-decree Paxos (source text, "Paxos").
+pub const ENTRY: catalog::Entry = catalog::Entry {
+    name: "paxos",
+    section: "Paxos",
+    summary: "single-decree consensus per key from proposers, acceptors and learners with ballots (counter, node); \
+              Agreement, Validity, Integrity under all faults; may not terminate with dueling proposers",
+    model: SystemModel::Asynchronous,
+    always: catalog::EVERYTHING,
+    breaks: &[],
+    sometimes: &[PRIOR_VALUE_ADOPTED, reached::RECOVERED, reached::OUTCOME_UNKNOWN],
+    workload: catalog::Workload::Kv { cas: false },
+    variants: &[],
+    bugs: &[
+        catalog::Bug {
+            name: "accept-without-promise-check",
+            what: "an acceptor accepts a proposal below the ballot it promised (Paxos Made Simple §2.2, P1a)",
+            caught_as: &[Violation::Consensus, Violation::Linearizability],
+        },
+        catalog::Bug {
+            name: "forget-promises",
+            what: "an acceptor does not force promises and acceptances: after a restart it forgot them (§2.3)",
+            caught_as: &[Violation::Consensus, Violation::Linearizability],
+        },
+    ],
+    explorable: &[],
+    retries: 0,
+};
+
+/// A proposer's phase 1 found a value accepted under an earlier ballot and
+/// proposed it instead of its own (P2c): the case Agreement rests on.
+pub const PRIOR_VALUE_ADOPTED: Sometimes = Sometimes {
+    name: "prior_value_adopted",
+    what: "a proposer's promises reported a value accepted earlier, and it proposed that value (P2c)",
+};
 
 /// Deliberately broken variants, for negative controls (`--bug NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

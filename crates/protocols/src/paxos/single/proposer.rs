@@ -182,6 +182,9 @@ impl<S: Decrees> Paxos<S> {
         let proposal = self.proposals.get_mut(&instance).expect("preparing");
         let Phase::Prepare { promises } = &proposal.phase else { unreachable!("preparing") };
         let reported = promises.values().flatten().max_by_key(|(b, _)| *b).map(|(_, v)| v.clone());
+        if reported.is_some() {
+            out.observe(Observation::Reached(super::PRIOR_VALUE_ADOPTED.name));
+        }
         let ballot = proposal.ballot;
         let Some(value) = reported.or_else(|| self.intents.get(&instance).cloned()) else {
             // No acceptor of a majority accepted anything: nothing was chosen
