@@ -236,7 +236,8 @@ impl Registered {
                 (s.name.to_string(), values.collect())
             })
             .collect();
-        Swarm { kinds, settings, fixed: Default::default() }
+        let timely = self.entry.model == SystemModel::FailStop;
+        Swarm { kinds, settings, timely, fixed: Default::default() }
     }
 
     /// The run `config` describes for its seed: with a swarm, every drawn

@@ -32,6 +32,10 @@ pub struct Swarm {
     /// Protocol settings a seed may draw: a `Config` field and the values
     /// (JSON) it may take. Drawn by the caller, [`Swarm::draw_settings`].
     pub settings: Vec<(String, Vec<serde_json::Value>)>,
+    /// The protocol assumes a timely network (a synchronous system:
+    /// messages arrive well within its timeouts): latency is drawn from the
+    /// low spreads only.
+    pub timely: bool,
     /// Parameters the caller fixed on the command line: not drawn.
     pub fixed: Fixed,
 }
@@ -56,7 +60,7 @@ impl SimConfig {
             return config;
         }
         let mut rng = Rng::stream(config.seed, SWARM_STREAM);
-        draw_shape(&mut config, &swarm.fixed, &mut rng);
+        draw_shape(&mut config, &swarm, &mut rng);
         config.faults = draw_mix(&swarm.kinds, &config, &mut rng);
         draw_rates(&mut config, &mut rng);
         config
@@ -65,14 +69,16 @@ impl SimConfig {
 
 /// How many nodes may be down (a minority up to all but one), the network's
 /// latency, and the workload's keys and clients.
-fn draw_shape(config: &mut SimConfig, fixed: &Fixed, rng: &mut Rng) {
+fn draw_shape(config: &mut SimConfig, swarm: &Swarm, rng: &mut Rng) {
+    let fixed = &swarm.fixed;
     if !fixed.max_down {
         let minority = u64::from(SimConfig::minority(config.nodes));
         config.max_down = rng.range(minority, u64::from(config.nodes.max(1))) as u32;
     }
     if !fixed.latency {
         let min = *rng.pick(&[100, 500, 1_000]).expect("not empty");
-        let spread = *rng.pick(&[1, 4, 20]).expect("not empty");
+        let spreads: &[u64] = if swarm.timely { &[1, 4] } else { &[1, 4, 20] };
+        let spread = *rng.pick(spreads).expect("not empty");
         (config.latency_min_us, config.latency_max_us) = (min, min * spread);
     }
     if !fixed.keys {
