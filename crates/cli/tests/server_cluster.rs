@@ -240,39 +240,8 @@ fn client_thread(
         let c = con.as_mut().unwrap();
         let key = next() % 4;
         let roll = next() % 10;
-        let (f, invoke_value, result) = if roll < 5 {
-            counter += 1;
-            let value = thread * 1_000_000 + counter;
-            recorder.push(OpType::Invoke, F::Write, key, OpValue::One(value), process, target as u32);
-            let r = redis::cmd("SET").arg(format!("k{key}")).arg(value).query::<String>(c);
-            (
-                F::Write,
-                OpValue::One(value),
-                r.map(|_| Outcome2::Ok(OpValue::One(value))).unwrap_or_else(|e| classify_error(&e)),
-            )
-        } else if roll < 9 {
-            recorder.push(OpType::Invoke, F::Read, key, OpValue::Nil, process, target as u32);
-            let r = redis::cmd("GET").arg(format!("k{key}")).query::<Option<u64>>(c);
-            let outcome = match r {
-                Ok(Some(v)) => Outcome2::Ok(OpValue::One(v)),
-                Ok(None) => Outcome2::Ok(OpValue::Nil),
-                Err(e) => classify_error(&e),
-            };
-            (F::Read, OpValue::Nil, outcome)
-        } else {
-            counter += 1;
-            let expected = thread * 1_000_000 + counter - 1;
-            let new = thread * 1_000_000 + counter;
-            let pair = OpValue::Pair([expected, new]);
-            recorder.push(OpType::Invoke, F::Cas, key, pair, process, target as u32);
-            let r = redis::cmd("CAS").arg(format!("k{key}")).arg(expected).arg(new).query::<i64>(c);
-            let outcome = match r {
-                Ok(1) => Outcome2::Ok(pair),
-                Ok(_) => Outcome2::Fail,
-                Err(e) => classify_error(&e),
-            };
-            (F::Cas, pair, outcome)
-        };
+        let at = Invocation { thread, key, process, target: target as u32 };
+        let (f, invoke_value, result) = issue(c, &recorder, at, roll, &mut counter);
         match result {
             Outcome2::Ok(value) => {
                 if f != F::Read {
@@ -289,6 +258,57 @@ fn client_thread(
         }
     }
     acked
+}
+
+/// Who issues an operation, on which key, through which node.
+#[derive(Clone, Copy)]
+struct Invocation {
+    thread: u64,
+    key: u64,
+    process: u64,
+    target: u32,
+}
+
+/// Send one operation (half writes, 40% reads, 10% cas, by `roll`),
+/// recording its invocation; what it was and how it ended.
+fn issue(
+    c: &mut redis::Connection,
+    recorder: &Recorder,
+    at: Invocation,
+    roll: u64,
+    counter: &mut u64,
+) -> (F, OpValue, Outcome2) {
+    let Invocation { thread, key, process, target } = at;
+    if roll < 5 {
+        *counter += 1;
+        let value = thread * 1_000_000 + *counter;
+        recorder.push(OpType::Invoke, F::Write, key, OpValue::One(value), process, target);
+        let r = redis::cmd("SET").arg(format!("k{key}")).arg(value).query::<String>(c);
+        let outcome = r.map(|_| Outcome2::Ok(OpValue::One(value))).unwrap_or_else(|e| classify_error(&e));
+        (F::Write, OpValue::One(value), outcome)
+    } else if roll < 9 {
+        recorder.push(OpType::Invoke, F::Read, key, OpValue::Nil, process, target);
+        let r = redis::cmd("GET").arg(format!("k{key}")).query::<Option<u64>>(c);
+        let outcome = match r {
+            Ok(Some(v)) => Outcome2::Ok(OpValue::One(v)),
+            Ok(None) => Outcome2::Ok(OpValue::Nil),
+            Err(e) => classify_error(&e),
+        };
+        (F::Read, OpValue::Nil, outcome)
+    } else {
+        *counter += 1;
+        let expected = thread * 1_000_000 + *counter - 1;
+        let new = thread * 1_000_000 + *counter;
+        let pair = OpValue::Pair([expected, new]);
+        recorder.push(OpType::Invoke, F::Cas, key, pair, process, target);
+        let r = redis::cmd("CAS").arg(format!("k{key}")).arg(expected).arg(new).query::<i64>(c);
+        let outcome = match r {
+            Ok(1) => Outcome2::Ok(pair),
+            Ok(_) => Outcome2::Fail,
+            Err(e) => classify_error(&e),
+        };
+        (F::Cas, pair, outcome)
+    }
 }
 
 fn final_values(port: u16) -> BTreeMap<u64, Option<u64>> {

@@ -191,6 +191,37 @@ pub fn explore(
     run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
     progress: &(dyn Fn() + Sync),
 ) -> ExploreReport {
+    let outcomes = run_seeds(config, seeds, threads, run, progress);
+    let mut report = ExploreReport::empty(config, outcomes.len() as u64, focus);
+    let mut failover_us = Vec::new();
+    let mut first_seed = None;
+    for (seed, s) in &outcomes {
+        failover_us.extend_from_slice(&s.failover_us);
+        if report.add(s) {
+            first_seed.get_or_insert(*seed);
+        }
+    }
+    if let Some(t) = report.txn.as_mut() {
+        t.finish();
+    }
+    report.failover_ms = Percentiles::of_micros(failover_us);
+    if let Some(seed) = first_seed {
+        let mut c = config.clone();
+        c.seed = seed;
+        report.first = Some(shrink(&c, focus, run));
+    }
+    report
+}
+
+/// Seeds `config.seed..config.seed + seeds` on `threads` threads, each
+/// run's summary in seed order.
+fn run_seeds(
+    config: &SimConfig,
+    seeds: u64,
+    threads: usize,
+    run: &(dyn Fn(&SimConfig) -> RunOutcome + Sync),
+    progress: &(dyn Fn() + Sync),
+) -> Vec<(u64, Summary)> {
     let next = AtomicU64::new(0);
     let outcomes: Mutex<Vec<(u64, Summary)>> = Mutex::new(Vec::with_capacity(seeds as usize));
     std::thread::scope(|scope| {
@@ -210,72 +241,67 @@ pub fn explore(
     });
     let mut outcomes = outcomes.into_inner().expect("no thread panicked");
     outcomes.sort_by_key(|(seed, _)| *seed);
-    let mut report = ExploreReport {
-        protocol: config.protocol_name().to_string(),
-        faults: match &config.swarm {
-            Some(_) if config.schedule.is_none() => "swarm".to_string(),
-            _ => config.faults.to_string(),
-        },
-        nodes: config.nodes,
-        runs: outcomes.len() as u64,
-        violating_runs: 0,
-        focus: focus.to_vec(),
-        focus_runs: 0,
-        violations: Violation::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
-        reached: BTreeMap::new(),
-        first: None,
-        writes_failed: 0,
-        runs_with_failed_writes: 0,
-        runs_live: 0,
-        ops_ok: 0,
-        ops_fail: 0,
-        ops_info: 0,
-        events: 0,
-        sim_time_ms: 0,
-        peaks: Peaks::default(),
-        txn: None,
-        failover_ms: None,
-    };
-    let mut failover_us = Vec::new();
-    let mut first_seed = None;
-    for (seed, s) in &outcomes {
-        report.writes_failed += s.writes_failed;
-        report.runs_with_failed_writes += u64::from(s.writes_failed > 0);
-        report.runs_live += u64::from(s.live);
-        report.ops_ok += s.ops.0;
-        report.ops_fail += s.ops.1;
-        report.ops_info += s.ops.2;
-        report.events += s.events;
-        report.sim_time_ms += s.sim_time_ms;
-        report.peaks = report.peaks.max(s.peaks);
+    outcomes
+}
+
+impl ExploreReport {
+    fn empty(config: &SimConfig, runs: u64, focus: &[Violation]) -> ExploreReport {
+        ExploreReport {
+            protocol: config.protocol_name().to_string(),
+            faults: match &config.swarm {
+                Some(_) if config.schedule.is_none() => "swarm".to_string(),
+                _ => config.faults.to_string(),
+            },
+            nodes: config.nodes,
+            runs,
+            violating_runs: 0,
+            focus: focus.to_vec(),
+            focus_runs: 0,
+            violations: Violation::ALL.iter().map(|k| (k.name().to_string(), 0)).collect(),
+            reached: BTreeMap::new(),
+            first: None,
+            writes_failed: 0,
+            runs_with_failed_writes: 0,
+            runs_live: 0,
+            ops_ok: 0,
+            ops_fail: 0,
+            ops_info: 0,
+            events: 0,
+            sim_time_ms: 0,
+            peaks: Peaks::default(),
+            txn: None,
+            failover_ms: None,
+        }
+    }
+
+    /// Count one run in; whether it shows one of the focus kinds.
+    fn add(&mut self, s: &Summary) -> bool {
+        self.writes_failed += s.writes_failed;
+        self.runs_with_failed_writes += u64::from(s.writes_failed > 0);
+        self.runs_live += u64::from(s.live);
+        self.ops_ok += s.ops.0;
+        self.ops_fail += s.ops.1;
+        self.ops_info += s.ops.2;
+        self.events += s.events;
+        self.sim_time_ms += s.sim_time_ms;
+        self.peaks = self.peaks.max(s.peaks);
         for property in &s.reached {
-            *report.reached.entry(property.to_string()).or_default() += 1;
+            *self.reached.entry(property.to_string()).or_default() += 1;
         }
         if let Some(t) = &s.txn {
-            report.txn.get_or_insert_with(TxnTotals::default).merge(t);
+            self.txn.get_or_insert_with(TxnTotals::default).merge(t);
         }
-        failover_us.extend_from_slice(&s.failover_us);
-        if !s.violations.is_empty() {
-            report.violating_runs += 1;
-            for kind in &s.violations {
-                *report.violations.get_mut(kind.name()).expect("a known kind") += 1;
-            }
-            if focus.is_empty() || focus.iter().any(|kind| s.violations.contains(kind)) {
-                report.focus_runs += 1;
-                first_seed.get_or_insert(*seed);
-            }
+        if s.violations.is_empty() {
+            return false;
         }
+        self.violating_runs += 1;
+        for kind in &s.violations {
+            *self.violations.get_mut(kind.name()).expect("a known kind") += 1;
+        }
+        let focused = self.focus.is_empty() || self.focus.iter().any(|kind| s.violations.contains(kind));
+        self.focus_runs += u64::from(focused);
+        focused
     }
-    if let Some(t) = report.txn.as_mut() {
-        t.finish();
-    }
-    report.failover_ms = Percentiles::of_micros(failover_us);
-    if let Some(seed) = first_seed {
-        let mut c = config.clone();
-        c.seed = seed;
-        report.first = Some(shrink(&c, focus, run));
-    }
-    report
 }
 
 /// What explore keeps of each run.

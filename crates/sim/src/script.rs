@@ -184,58 +184,12 @@ where
         }
         match *verb {
             "cluster" => self.cluster(command, args)?,
-            "request" => {
-                let node = self.node(args.first().ok_or("request NODE ARGS..")?)?;
-                let text = args[1..].join(" ");
-                let request = text.parse::<P::Request>().map_err(|e| e.to_string())?;
-                self.next_seq += 1;
-                let id = RequestId::new(0, self.next_seq);
-                self.step(node, |p, out| p.on_request(id, request, out));
-            }
-            "admin" => {
-                let node = self.node(args.first().ok_or("admin NODE ARGS..")?)?;
-                let text = args[1..].join(" ");
-                let mut result = Ok(());
-                self.step(node, |p, out| result = p.on_admin(&text, out));
-                if let Err(e) = result {
-                    let line = format!("{}: {e}", self.name(node));
-                    self.line(line);
-                }
-            }
-            "deliver" => match args {
-                [] => self.deliver(usize::MAX),
-                [n] => self.deliver(n.parse().map_err(|_| format!("'{n}' is not a count"))?),
-                [from, to] => {
-                    let (from, to) = (self.node(from)?, self.node(to)?);
-                    let i = self.in_flight.iter().position(|(f, t, _)| (*f, *t) == (from, to)).ok_or_else(
-                        || format!("no message in flight from {} to {}", self.name(from), self.name(to)),
-                    )?;
-                    let (f, t, msg) = self.in_flight.remove(i).expect("the position exists");
-                    self.deliver_one(f, t, msg);
-                }
-                _ => return Err("deliver [N] | deliver FROM TO".into()),
-            },
+            "request" => self.request(args)?,
+            "admin" => self.admin(args)?,
+            "deliver" => self.deliver_command(args)?,
             "stabilize" => self.deliver(usize::MAX),
-            "drop" => match args {
-                [] => self.in_flight.clear(),
-                [from, to] => {
-                    let (from, to) = (self.node(from)?, self.node(to)?);
-                    self.in_flight.retain(|(f, t, _)| (*f, *t) != (from, to));
-                }
-                _ => return Err("drop [FROM TO]".into()),
-            },
-            "fire" => {
-                let [node, prefix] = args else { return Err("fire NODE TIMER".into()) };
-                let node = self.node(node)?;
-                let timer = self.nodes[node.0 as usize]
-                    .timers()
-                    .keys()
-                    .find(|t| format!("{t:?}").starts_with(prefix))
-                    .cloned()
-                    .ok_or_else(|| format!("{} has no pending timer '{prefix}'", self.name(node)))?;
-                self.nodes[node.0 as usize].cancel_timer(&timer);
-                self.step(node, |p, out| p.on_timer(timer, out));
-            }
+            "drop" => self.drop_command(args)?,
+            "fire" => self.fire(args)?,
             "advance" => {
                 let [ms] = args else { return Err("advance MS".into()) };
                 let ms: u64 = ms.parse().map_err(|_| format!("'{ms}' is not a number of ms"))?;
@@ -263,6 +217,77 @@ where
             self.status();
         }
         Ok(std::mem::take(&mut self.output))
+    }
+
+    /// `request NODE ARGS..`: a client request in the protocol's text form.
+    fn request(&mut self, args: &[&str]) -> Result<(), String> {
+        let node = self.node(args.first().ok_or("request NODE ARGS..")?)?;
+        let text = args[1..].join(" ");
+        let request = text.parse::<P::Request>().map_err(|e| e.to_string())?;
+        self.next_seq += 1;
+        let id = RequestId::new(0, self.next_seq);
+        self.step(node, |p, out| p.on_request(id, request, out));
+        Ok(())
+    }
+
+    /// `admin NODE ARGS..`: an operator command; a refusal is printed.
+    fn admin(&mut self, args: &[&str]) -> Result<(), String> {
+        let node = self.node(args.first().ok_or("admin NODE ARGS..")?)?;
+        let text = args[1..].join(" ");
+        let mut result = Ok(());
+        self.step(node, |p, out| result = p.on_admin(&text, out));
+        if let Err(e) = result {
+            let line = format!("{}: {e}", self.name(node));
+            self.line(line);
+        }
+        Ok(())
+    }
+
+    /// `deliver [N]` or `deliver FROM TO`.
+    fn deliver_command(&mut self, args: &[&str]) -> Result<(), String> {
+        match args {
+            [] => self.deliver(usize::MAX),
+            [n] => self.deliver(n.parse().map_err(|_| format!("'{n}' is not a count"))?),
+            [from, to] => {
+                let (from, to) = (self.node(from)?, self.node(to)?);
+                let i =
+                    self.in_flight.iter().position(|(f, t, _)| (*f, *t) == (from, to)).ok_or_else(|| {
+                        format!("no message in flight from {} to {}", self.name(from), self.name(to))
+                    })?;
+                let (f, t, msg) = self.in_flight.remove(i).expect("the position exists");
+                self.deliver_one(f, t, msg);
+            }
+            _ => return Err("deliver [N] | deliver FROM TO".into()),
+        }
+        Ok(())
+    }
+
+    /// `drop [FROM TO]`.
+    fn drop_command(&mut self, args: &[&str]) -> Result<(), String> {
+        match args {
+            [] => self.in_flight.clear(),
+            [from, to] => {
+                let (from, to) = (self.node(from)?, self.node(to)?);
+                self.in_flight.retain(|(f, t, _)| (*f, *t) != (from, to));
+            }
+            _ => return Err("drop [FROM TO]".into()),
+        }
+        Ok(())
+    }
+
+    /// `fire NODE TIMER`: the pending timer whose form starts with TIMER.
+    fn fire(&mut self, args: &[&str]) -> Result<(), String> {
+        let [node, prefix] = args else { return Err("fire NODE TIMER".into()) };
+        let node = self.node(node)?;
+        let timer = self.nodes[node.0 as usize]
+            .timers()
+            .keys()
+            .find(|t| format!("{t:?}").starts_with(prefix))
+            .cloned()
+            .ok_or_else(|| format!("{} has no pending timer '{prefix}'", self.name(node)))?;
+        self.nodes[node.0 as usize].cancel_timer(&timer);
+        self.step(node, |p, out| p.on_timer(timer, out));
+        Ok(())
     }
 
     fn cluster(&mut self, line: &str, args: &[&str]) -> Result<(), String> {
