@@ -744,7 +744,7 @@ mod tests {
         assert_eq!(kit.node(N1).cohort.bank.balance(1), INITIAL_BALANCE - 30);
         assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
         assert!(kit.node(N0).coordinator.rounds.is_empty());
-        assert_eq!(kit.durable[1].len(), 1 + 3, "reserve, prepared, pre-committed, committed");
+        assert_eq!(kit.durable(1).len(), 1 + 3, "reserve, prepared, pre-committed, committed");
     }
 
     /// The text: "If the cohorts have completed the prepare phase but never
@@ -798,7 +798,7 @@ mod tests {
         two.network.clear();
         two.crash(N0);
         two.advance(Micros::from_millis(2_000));
-        assert!(two.nodes[1].is_some());
+        assert!(two.up(1).is_some());
         let blocked = |k: &Kit<TwoPhaseCommit>, n: NodeId| k.node(n).describe().contains("in-doubt=[t1.0]");
         assert!(blocked(&two, N1) && blocked(&two, N2), "2PC cohorts still in doubt after 2 s");
 

@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(kit.node(N1).cohort.bank.balance(1), INITIAL_BALANCE - 30);
         assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE + 30);
         assert!(kit.node(N0).coordinator.rounds.is_empty(), "every ack arrived: the round ended");
-        assert!(kit.durable[0].iter().any(|r| matches!(r, Record::End { .. })));
+        assert!(kit.durable(0).iter().any(|r| matches!(r, Record::End { .. })));
     }
 
     #[test]
@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(decided(&kit, N2), vec![false]);
         assert_eq!(kit.node(N2).cohort.bank.balance(2), INITIAL_BALANCE);
         assert!(kit.node(N2).cohort.bank.locks().next().is_none(), "the yes voter released its lock");
-        assert!(matches!(kit.durable[1].last(), Some(Record::Aborted { .. })), "abort* forced before NO");
+        assert!(matches!(kit.durable(1).last(), Some(Record::Aborted { .. })), "abort* forced before NO");
     }
 
     /// §"Coordinator failure": cohorts that voted yes stay in doubt, locks
@@ -522,7 +522,7 @@ mod tests {
         let mut kit = kit(Config::default());
         kit.request(N0, transfer(30));
         kit.deliver_all(4); // two queries, two yes votes: the coordinator forces COMMIT...
-        assert!(kit.durable[0].iter().any(|r| matches!(r, Record::Decided { commit: true, .. })));
+        assert!(kit.durable(0).iter().any(|r| matches!(r, Record::Decided { commit: true, .. })));
         kit.network.clear(); // ...and crashes before its COMMITs leave.
         kit.crash(N0);
         kit.advance(Micros::from_millis(1_000));

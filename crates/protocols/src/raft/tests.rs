@@ -42,7 +42,7 @@ fn cluster_of<S: StateMachine>(n: u32, config: Config) -> Kit<Raft<S>> {
     let mut kit = Kit::new(n, config);
     kit.network.clear();
     for i in 0..n {
-        kit.durable[i as usize].clear();
+        kit.durable_mut(i as usize).clear();
         kit.crash(NodeId(i));
         kit.start(NodeId(i));
     }
@@ -50,7 +50,7 @@ fn cluster_of<S: StateMachine>(n: u32, config: Config) -> Kit<Raft<S>> {
 }
 
 fn up(kit: &Kit<R>) -> impl Iterator<Item = (NodeId, &R)> {
-    kit.nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (NodeId(i as u32), n)))
+    kit.live()
 }
 
 /// The leader of the highest term among live nodes, if any.
@@ -61,7 +61,7 @@ fn leader(kit: &Kit<R>) -> Option<NodeId> {
 
 /// Make `node`'s election timer fire now (messages are delivered after).
 fn campaign<S: StateMachine>(kit: &mut Kit<Raft<S>>, node: NodeId) {
-    kit.timers[node.0 as usize].insert(Timer::Election, kit.now);
+    kit.arm_timer(node.0 as usize, Timer::Election, kit.now);
     kit.advance(Micros(0));
 }
 
@@ -77,7 +77,7 @@ fn elect<S: StateMachine>(kit: &mut Kit<Raft<S>>, node: NodeId, tries: usize) ->
 }
 
 fn isolate(kit: &mut Kit<R>, node: NodeId) {
-    for other in 0..kit.nodes.len() as u32 {
+    for other in 0..kit.len() as u32 {
         if other != node.0 {
             kit.cut.push((node, NodeId(other)));
             kit.cut.push((NodeId(other), node));
@@ -117,7 +117,8 @@ fn a_vote_survives_a_crash_of_the_voter() {
     let mut kit = cluster(3, no_bug_no_prevote());
     assert!(elect(&mut kit, N0, 1));
     let term = kit.node(N0).term();
-    let voted = kit.durable[1]
+    let voted = kit
+        .durable(1)
         .iter()
         .any(|r| matches!(r, Record::HardState { term: t, vote: Some(N0) } if *t == term));
     assert!(voted, "n1 forced its vote for n0");
@@ -379,8 +380,8 @@ fn a_lagging_follower_catches_up_from_a_snapshot() {
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
     }
     assert!(kit.node(N0).log().snapshot_index() >= 15, "the leader compacted its log");
-    assert_eq!(kit.durable[0].len(), 1 + kit.durable[0].len() - 1);
-    assert!(matches!(kit.durable[0][0], Record::Checkpoint(_)), "the durable log starts at a checkpoint");
+    assert_eq!(kit.durable(0).len(), 1 + kit.durable(0).len() - 1);
+    assert!(matches!(kit.durable(0)[0], Record::Checkpoint(_)), "the durable log starts at a checkpoint");
     kit.start(N2);
     kit.advance(ms(300)); // the leader gives up on appends lost while n2 was down
     assert!(kit.node(N2).log().snapshot_index() >= 15, "n2 installed the snapshot");
@@ -425,28 +426,14 @@ fn leadership_transfers_to_a_caught_up_follower() {
     kit.deliver_all(100);
     assert_eq!(kit.reply(w), Some(&KvResponse::Done));
     kit.cut.clear();
-    let mut out_rng = quorum_core::Rng::seed(1);
-    let mut out = quorum_core::Out::<R>::new(kit.now, &mut out_rng);
-    let node = kit.nodes[0].as_mut().expect("up");
-    node.transfer_leadership(N2, &mut out).expect("a voter");
-    assert!(node.transfer_leadership(N1, &mut out).is_err(), "one transfer at a time");
-    let rejected = {
-        let mut other_rng = quorum_core::Rng::seed(2);
-        let mut o = quorum_core::Out::<R>::new(kit.now, &mut other_rng);
-        node.on_request(quorum_core::RequestId::new(7, 1), write(2, 2), &mut o);
-        o.into_effects()
-    };
-    assert!(
-        rejected
-            .iter()
-            .any(|e| matches!(e, quorum_core::Effect::Reply { response: KvResponse::Rejected { .. }, .. })),
-        "no proposals during a transfer"
-    );
-    for effect in out.into_effects() {
-        if let quorum_core::Effect::Send { to, msg } = effect {
-            kit.network.push_back((N0, to, msg));
-        }
-    }
+    let mut second = Ok(());
+    kit.with(N0, |node, out| {
+        node.transfer_leadership(N2, out).expect("a voter");
+        second = node.transfer_leadership(N1, out);
+    });
+    assert!(second.is_err(), "one transfer at a time");
+    let r = kit.request(N0, write(2, 2));
+    assert!(matches!(kit.reply(r), Some(KvResponse::Rejected { .. })), "no proposals during a transfer");
     kit.deliver_all(100);
     assert_eq!(kit.node(N2).role(), Role::Leader, "the target won");
     assert_eq!(kit.node(N2).term(), term + 1);
@@ -455,21 +442,9 @@ fn leadership_transfers_to_a_caught_up_follower() {
     assert_eq!(kit.node(N2).state().get(1), Some(1));
 }
 
-/// Run an operator command at `node` and carry its effects into the kit.
+/// Run an operator command at `node`, then deliver what it caused.
 fn admin(kit: &mut Kit<R>, node: NodeId, command: &str) -> Result<(), String> {
-    let mut rng = quorum_core::Rng::seed(7);
-    let mut out = quorum_core::Out::<R>::new(kit.now, &mut rng);
-    let result = kit.nodes[node.0 as usize].as_mut().expect("up").on_admin(command, &mut out);
-    for effect in out.into_effects() {
-        match effect {
-            quorum_core::Effect::Send { to, msg } if !kit.cut.contains(&(node, to)) => {
-                kit.network.push_back((node, to, msg))
-            }
-            quorum_core::Effect::Persist(r) => kit.durable[node.0 as usize].push(r),
-            quorum_core::Effect::Checkpoint(r) => kit.durable[node.0 as usize] = vec![r],
-            _ => {}
-        }
-    }
+    let result = kit.admin(node, command);
     kit.deliver_all(1000);
     result
 }
@@ -490,7 +465,7 @@ fn membership_changes_one_server_at_a_time() {
         kit.request(N0, write(1, i));
         kit.deliver_all(100);
     }
-    kit.durable[3].clear();
+    kit.durable_mut(3).clear();
     kit.start(N3); // a fresh, empty server
     assert!(admin(&mut kit, N0, "promote 3").is_err(), "not a learner");
     kit.cut.extend([(N0, N1), (N0, N2)]);

@@ -640,7 +640,7 @@ mod tests {
         assert_eq!(kit.node(B).register(1).1, Some(10), "written back at the coordinator");
         kit.deliver_all(100);
         assert_eq!(kit.reply(r), Some(&KvResponse::Read(Some(10))));
-        assert!(kit.durable[2].iter().any(|r| matches!(
+        assert!(kit.durable(2).iter().any(|r| matches!(
             r,
             Record::Register { key: 1, tag: Tag { counter: 1, writer: A, .. }, value: 10 }
         )));
@@ -721,7 +721,7 @@ mod tests {
             kit.deliver_all(100);
             assert_eq!(kit.reply(w), Some(&KvResponse::Done));
         }
-        assert!(kit.durable[1].len() as u64 <= every, "the log is bounded by checkpoints");
+        assert!(kit.durable(1).len() as u64 <= every, "the log is bounded by checkpoints");
         let before: Vec<_> = (0..4).map(|k| kit.node(B).register(k)).collect();
         kit.crash(B);
         kit.start(B);
@@ -730,7 +730,7 @@ mod tests {
         // A stale store (lower tag) is acknowledged but not adopted.
         let (tag, _) = kit.node(B).register(0);
         assert!(tag.counter > 1);
-        let log = kit.durable[1].len();
+        let log = kit.durable(1).len();
         kit.network.push_back((
             A,
             B,
@@ -738,7 +738,7 @@ mod tests {
         ));
         kit.deliver_all(1);
         assert_eq!(kit.node(B).register(0).0, tag);
-        assert_eq!(kit.durable[1].len(), log, "nothing new to force");
+        assert_eq!(kit.durable(1).len(), log, "nothing new to force");
         assert!(matches!(kit.network.back(), Some((_, _, Msg::StoreAck { op: OpId(7) }))));
     }
 

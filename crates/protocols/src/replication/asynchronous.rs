@@ -434,7 +434,7 @@ mod tests {
         let mut kit = Kit::new(3, Config::default());
         kit.network.clear();
         for i in 0..3 {
-            kit.durable[i].clear();
+            kit.durable_mut(i).clear();
             kit.crash(NodeId(i as u32));
             kit.start(NodeId(i as u32));
         }
@@ -450,10 +450,10 @@ mod tests {
     #[test]
     fn primary_acknowledges_before_persisting_or_replicating() {
         let mut kit = kit();
-        let durable_before = kit.durable[0].len();
+        let durable_before = kit.durable(0).len();
         let rid = kit.request(P, write(1, 10));
         assert_eq!(kit.reply(rid), Some(&KvResponse::Done));
-        assert_eq!(kit.durable[0].len(), durable_before, "nothing forced yet");
+        assert_eq!(kit.durable(0).len(), durable_before, "nothing forced yet");
         assert!(kit.network.is_empty(), "nothing sent yet");
     }
 
@@ -569,8 +569,8 @@ mod tests {
             shuffled.extend(entries.iter().take(3).copied()); // duplicates
             let mut a = kit();
             let mut b = kit();
-            a.nodes[1].as_mut().unwrap().handle_entries(entries);
-            b.nodes[1].as_mut().unwrap().handle_entries(shuffled);
+            a.node_mut(NodeId(1)).handle_entries(entries);
+            b.node_mut(NodeId(1)).handle_entries(shuffled);
             proptest::prop_assert_eq!(a.node(B1).store(), b.node(B1).store());
             proptest::prop_assert_eq!(&a.node(B1).versions, &b.node(B1).versions);
         }
@@ -585,7 +585,7 @@ mod tests {
         }
         let max = Config::default().checkpoint_records_max;
         for node in [P, B1, B2] {
-            assert!(kit.durable[node.0 as usize].len() <= max, "{node}'s log is bounded");
+            assert!(kit.durable(node.0 as usize).len() <= max, "{node}'s log is bounded");
             kit.crash(node);
             kit.start(node);
             assert_eq!(kit.node(node).store().len(), 200, "{node} recovered everything");

@@ -696,7 +696,7 @@ mod tests {
         let mut kit = Kit::new(n, config);
         kit.network.clear();
         for i in 0..n {
-            assert!(kit.durable[i as usize].is_empty());
+            assert!(kit.durable(i as usize).is_empty());
             kit.crash(NodeId(i));
             kit.start(NodeId(i));
         }
@@ -717,9 +717,9 @@ mod tests {
     }
 
     fn primaries(kit: &Kit<PrimaryBackup>) -> Vec<NodeId> {
-        (0..kit.nodes.len() as u32)
+        (0..kit.len() as u32)
             .map(NodeId)
-            .filter(|n| kit.nodes[n.0 as usize].as_ref().is_some_and(|p| p.is_primary()))
+            .filter(|n| kit.up(n.0 as usize).is_some_and(|p| p.is_primary()))
             .collect()
     }
 
@@ -934,7 +934,7 @@ mod tests {
             kit.request(A, write(value % 3, value));
             kit.deliver_all(100);
         }
-        assert!(kit.durable[0].len() <= 4);
+        assert!(kit.durable(0).len() <= 4);
         kit.crash(A);
         kit.start(A);
         assert_eq!(kit.node(A).index(), 10);
@@ -968,7 +968,7 @@ mod tests {
                     1 => kit.cut.clear(),
                     2 => {
                         let node = *rng.pick(&nodes).expect("nodes");
-                        if kit.nodes[node.0 as usize].is_some() {
+                        if kit.up(node.0 as usize).is_some() {
                             kit.crash(node);
                         } else {
                             kit.start(node);
@@ -977,7 +977,7 @@ mod tests {
                     _ => {
                         let node = *rng.pick(&nodes).expect("nodes");
                         value += 1;
-                        if kit.nodes[node.0 as usize].is_some() {
+                        if kit.up(node.0 as usize).is_some() {
                             kit.request(node, write(value % 4, value));
                         }
                     }
@@ -987,7 +987,7 @@ mod tests {
             }
             kit.cut.clear();
             for node in &nodes {
-                if kit.nodes[node.0 as usize].is_none() {
+                if kit.up(node.0 as usize).is_none() {
                     kit.start(*node);
                 }
             }

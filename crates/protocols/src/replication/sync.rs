@@ -640,7 +640,7 @@ mod tests {
         let mut kit = Kit::new(n, Config::default());
         kit.network.clear();
         for i in 0..n {
-            kit.durable[i as usize].clear();
+            kit.durable_mut(i as usize).clear();
             kit.crash(NodeId(i));
             kit.start(NodeId(i));
         }
@@ -653,7 +653,7 @@ mod tests {
     }
 
     fn has_prepare(kit: &Kit<Synchronous>, node: NodeId) -> bool {
-        kit.durable[node.0 as usize].iter().any(|r| matches!(r, Record::Prepare(_)))
+        kit.durable(node.0 as usize).iter().any(|r| matches!(r, Record::Prepare(_)))
     }
 
     fn is_rejected(response: Option<&KvResponse>) -> bool {
@@ -727,7 +727,7 @@ mod tests {
         kit.cut.clear();
         kit.start(P);
         assert!(
-            matches!(kit.durable[0].last(), Some(Record::Abort { .. })),
+            matches!(kit.durable(0).last(), Some(Record::Abort { .. })),
             "the pending batch is aborted durably on restart"
         );
         kit.deliver_all(100);
@@ -840,7 +840,7 @@ mod tests {
         kit.advance(ms(150));
         let max = Config::default().checkpoint_records_max;
         for node in [P, B1, B2] {
-            assert!(kit.durable[node.0 as usize].len() <= max, "{node}'s log is bounded");
+            assert!(kit.durable(node.0 as usize).len() <= max, "{node}'s log is bounded");
         }
         for node in [P, B1, B2] {
             kit.crash(node);

@@ -32,7 +32,7 @@ fn cluster_from(durable: Vec<Vec<Record<KvStore, KvCommand>>>, config: Config) -
     kit.network.clear();
     for i in 0..count {
         kit.crash(n(i));
-        kit.durable[i as usize] = durable[i as usize].clone();
+        *kit.durable_mut(i as usize) = durable[i as usize].clone();
         kit.start(n(i));
     }
     kit
@@ -46,9 +46,9 @@ fn cluster(count: u32) -> Kit<Node> {
 }
 
 fn leader(kit: &Kit<Node>) -> Option<NodeId> {
-    let leaders: Vec<NodeId> = (0..kit.nodes.len() as u32)
+    let leaders: Vec<NodeId> = (0..kit.len() as u32)
         .map(n)
-        .filter(|id| kit.nodes[id.0 as usize].as_ref().is_some_and(|p| p.established_epoch().is_some()))
+        .filter(|id| kit.up(id.0 as usize).is_some_and(|p| p.established_epoch().is_some()))
         .collect();
     assert!(leaders.len() <= 1 || epochs_differ(kit, &leaders), "one established leader per epoch");
     leaders.into_iter().max_by_key(|id| kit.node(*id).established_epoch())
@@ -61,8 +61,7 @@ fn epochs_differ(kit: &Kit<Node>, leaders: &[NodeId]) -> bool {
 }
 
 fn check_cluster(kit: &Kit<Node>) {
-    let live: Vec<(NodeId, &Node)> =
-        kit.nodes.iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (n(i as u32), p))).collect();
+    let live: Vec<(NodeId, &Node)> = kit.live().collect();
     if let Err(problem) = Node::cluster_invariants(&live) {
         panic!("cluster invariant broken: {problem}");
     }
@@ -103,7 +102,7 @@ fn committed_write(kit: &mut Kit<Node>, at: NodeId, key: u64, value: u64) {
 }
 
 fn has_record(kit: &Kit<Node>, node: NodeId, pred: impl Fn(&Record<KvStore, KvCommand>) -> bool) -> bool {
-    kit.durable[node.0 as usize].iter().any(pred)
+    kit.durable(node.0 as usize).iter().any(pred)
 }
 
 #[test]
@@ -336,7 +335,7 @@ fn follower_behind_the_leaders_snapshot_is_synced_by_snap() {
     kit.advance(ms(1_000));
     assert_eq!(kit.node(f).leader(), Some(l));
     assert!(
-        matches!(kit.durable[0].first(), Some(Record::Checkpoint(c)) if c.snap.index > 2),
+        matches!(kit.durable(0).first(), Some(Record::Checkpoint(c)) if c.snap.index > 2),
         "SNAP installed as a checkpoint"
     );
     assert_eq!(kit.node(f).state_digest(), kit.node(l).state_digest());
@@ -369,7 +368,7 @@ fn durable_log_stays_bounded_and_recovers_after_a_full_restart() {
     kit.advance(ms(100));
     let max = Config::default().checkpoint_records_max;
     for i in 0..3 {
-        assert!(kit.durable[i].len() <= max, "n{i}'s log is bounded");
+        assert!(kit.durable(i).len() <= max, "n{i}'s log is bounded");
     }
     for i in 0..3 {
         kit.crash(n(i));
@@ -404,7 +403,7 @@ fn unbatched_writes_pipeline_one_proposal_each() {
         assert_eq!(kit.reply(rid), Some(&KvResponse::Done));
     }
     let proposal_records =
-        kit.durable[2].iter().filter(|r| matches!(r, Record::Proposals(p) if p.len() == 1)).count();
+        kit.durable(2).iter().filter(|r| matches!(r, Record::Proposals(p) if p.len() == 1)).count();
     assert_eq!(proposal_records, 4, "one PROPOSAL (and one record) per write");
 }
 

@@ -21,10 +21,10 @@ fn read(key: u64) -> KvCommand {
 
 /// Make `node` campaign now (every other election timer pushed away).
 fn elect(kit: &mut Kit<P>, node: NodeId) {
-    for timers in kit.timers.iter_mut() {
-        timers.remove(&Timer::Election);
+    for i in 0..kit.len() {
+        kit.cancel_timer(i, &Timer::Election);
     }
-    kit.timers[node.0 as usize].insert(Timer::Election, kit.now);
+    kit.arm_timer(node.0 as usize, Timer::Election, kit.now);
     kit.advance(Micros(1));
     assert!(kit.node(node).is_leader(), "{} won: {}", node, kit.node(node).describe());
 }
@@ -51,11 +51,11 @@ fn a_stable_leader_replicates_and_every_replica_applies() {
         assert_eq!(kit.node(NodeId(node)).state().get(1), Some(10));
     }
     // Phase 1 ran once: the next write is one Accept round trip.
-    let promises = kit.durable[1].iter().filter(|r| matches!(r, Record::Promised { .. })).count();
+    let promises = kit.durable(1).iter().filter(|r| matches!(r, Record::Promised { .. })).count();
     let w = kit.request(NodeId(0), write(2, 20));
     kit.deliver_all(100);
     assert_eq!(kit.reply(w), Some(&KvResponse::Done));
-    let after = kit.durable[1].iter().filter(|r| matches!(r, Record::Promised { .. })).count();
+    let after = kit.durable(1).iter().filter(|r| matches!(r, Record::Promised { .. })).count();
     assert_eq!(promises, after, "no new promise per command");
 }
 
@@ -172,7 +172,7 @@ fn skip_phase1_recovery_bug_overwrites_a_chosen_slot() {
     kit.deliver_all(1); // n0 learns it from n1's answer and applies
     assert_eq!(kit.node(n0).applied(), 1);
     kit.network.clear();
-    kit.timers[0].clear(); // n0 goes quiet (no heartbeat tells them)
+    kit.clear_timers(0); // n0 goes quiet (no heartbeat tells them)
     elect(&mut kit, n1);
     let w = kit.request(n1, write(1, 2));
     kit.deliver_all(1_000);
@@ -232,7 +232,7 @@ fn restart_recovers_from_checkpoint_and_log() {
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
     }
     settle(&mut kit);
-    assert!(kit.durable[1].len() < 10, "checkpoints bound the log");
+    assert!(kit.durable(1).len() < 10, "checkpoints bound the log");
     let digest = kit.node(NodeId(1)).state_digest();
     kit.crash(NodeId(1));
     kit.start(NodeId(1));

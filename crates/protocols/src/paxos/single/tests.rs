@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::testkit::Kit;
-use quorum_core::{KvResponse, Rng};
+use quorum_core::KvResponse;
 
 type P = Paxos<KvStore>;
 
@@ -35,11 +35,11 @@ fn drop_one(kit: &mut Kit<P>, from: NodeId, to: NodeId) -> Msg<KvCommand> {
     kit.network.remove(at).expect("in range").2
 }
 
+/// An operator command that changes only the node's state (no message).
 fn admin(kit: &mut Kit<P>, node: NodeId, command: &str) {
-    let mut rng = Rng::seed(0);
-    let mut out = Out::new(kit.now, &mut rng);
-    kit.nodes[node.0 as usize].as_mut().expect("up").on_admin(command, &mut out).expect("accepted");
-    assert!(out.effects().is_empty());
+    let in_flight = kit.network.len();
+    kit.admin(node, command).expect("accepted");
+    assert_eq!(kit.network.len(), in_flight, "nothing sent");
 }
 
 fn ballot(counter: u64, node: u32) -> Ballot {
@@ -297,7 +297,7 @@ fn checkpoints_bound_the_log_and_recover_everything() {
         kit.deliver_all(1_000);
         assert_eq!(kit.reply(w), Some(&KvResponse::Done));
     }
-    assert!(kit.durable[1].len() <= 8);
+    assert!(kit.durable(1).len() <= 8);
     let digest = kit.node(NodeId(1)).state_digest();
     kit.crash(NodeId(1));
     kit.start(NodeId(1));
