@@ -197,8 +197,8 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct TourArgs {
-    /// Seeds per protocol.
-    #[arg(long, default_value_t = 40)]
+    /// Seeds per protocol (and variant).
+    #[arg(long, default_value_t = 200)]
     seeds: u64,
 }
 
@@ -242,13 +242,19 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Sim(args) => sim(args),
-        Command::Explore(args) => explore(args),
+        Command::Explore(args) => {
+            quorum_sim::quiet_panics_in_runs();
+            explore(args)
+        }
         Command::Check(args) => check(args),
         Command::List => {
             list();
             Ok(ExitCode::SUCCESS)
         }
-        Command::Tour(args) => tour::tour(args.seeds),
+        Command::Tour(args) => {
+            quorum_sim::quiet_panics_in_runs();
+            tour::tour(args.seeds)
+        }
         Command::Script(args) => script(args),
         Command::Serve(args) => server_cmds::serve(args),
         Command::Cluster(args) => server_cmds::cluster(args),

@@ -78,7 +78,9 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
     P::validate(protocol, &members)?;
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
+    IN_RUN.with(|flag| flag.set(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
+    IN_RUN.with(|flag| flag.set(false));
     Ok(match result {
         Ok(()) => world.finish(),
         Err(payload) => {
@@ -95,6 +97,25 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
             outcome
         }
     })
+}
+
+thread_local! {
+    /// Whether this thread is inside a simulated run (whose panics become
+    /// `panic` violations of the outcome, with their message).
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Print nothing for a protocol's panic inside a simulated run (the outcome
+/// reports it as a `panic` violation with its message); every other panic
+/// prints as before. For drivers of many runs (explore, tour), whose output
+/// would drown in backtraces of the bugs they are looking for.
+pub fn quiet_panics_in_runs() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !IN_RUN.with(|flag| flag.get()) {
+            previous(info);
+        }
+    }));
 }
 
 /// The replay of `config` with `schedule` made explicit.
