@@ -39,8 +39,8 @@ enum Command {
     Explore(ExploreArgs),
     /// Check a history file (our JSON lines or Jepsen EDN) for linearizability.
     Check(CheckArgs),
-    /// Every protocol with the guarantee it claims.
-    List,
+    /// Every protocol with the guarantee it claims, its bugs and variants.
+    List(ListArgs),
     /// A short tour: each protocol under faults, with the checkers' verdicts.
     Tour(TourArgs),
     /// Drive a cluster step by step from a script file (deliver this, drop that, crash that node).
@@ -196,6 +196,14 @@ struct CheckArgs {
 }
 
 #[derive(Args)]
+struct ListArgs {
+    /// Print every catalogue entry as JSON (claims, system model, sometimes properties, bugs, explorable
+    /// settings, whether the server runs it).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct TourArgs {
     /// Seeds per protocol (and variant).
     #[arg(long, default_value_t = 200)]
@@ -235,11 +243,27 @@ fn clap_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Die quietly on a closed pipe (`quorum list | head`), as Unix tools do,
+/// instead of panicking in `println!`: Rust ignores SIGPIPE by default.
+/// Only for the commands that print and exit: a server must not die when a
+/// client closes its socket.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at the start of
+    // main, before any thread exists, has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
+    if !matches!(cli.command, Command::Serve(_) | Command::Cluster(_) | Command::Bench(_)) {
+        default_sigpipe();
+    }
     let result = match cli.command {
         Command::Sim(args) => sim(args),
         Command::Explore(args) => {
@@ -247,8 +271,8 @@ fn main() -> ExitCode {
             explore(args)
         }
         Command::Check(args) => check(args),
-        Command::List => {
-            list();
+        Command::List(args) => {
+            list(args.json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Tour(args) => {
@@ -656,7 +680,19 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn list() {
+fn list(json: bool) {
+    if json {
+        let entries: Vec<serde_json::Value> = quorum_registry::PROTOCOLS
+            .iter()
+            .map(|r| {
+                let mut value = serde_json::to_value(r.entry).expect("entries serialize");
+                value["serves"] = r.serves().into();
+                value
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(entries));
+        return;
+    }
     println!("{:<16} {:<32} claims", "protocol", "source section");
     for r in quorum_registry::PROTOCOLS {
         let e = r.entry;
@@ -666,5 +702,9 @@ fn list() {
             format!(" (--variant {})", e.variants.join("|"))
         };
         println!("{:<16} {:<32} {}{}", e.name, e.section, e.summary, variants);
+        if !e.bugs.is_empty() {
+            let bugs: Vec<&str> = e.bugs.iter().map(|b| b.name).collect();
+            println!("{:<16} {:<32} --bug {}", "", "", bugs.join(" | "));
+        }
     }
 }

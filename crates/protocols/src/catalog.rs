@@ -6,9 +6,10 @@
 //! and the negative-control tests from it.
 
 use quorum_core::claims::{Sometimes, SystemModel, Violation};
+use serde::Serialize;
 
 /// One protocol of the catalogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Entry {
     /// The `--protocol` name.
     pub name: &'static str,
@@ -44,7 +45,8 @@ pub struct Entry {
 }
 
 /// What the simulated clients ask of a protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Workload {
     /// Read / write (/ cas) on keys, judged for linearizability and
     /// durability.
@@ -58,7 +60,7 @@ pub enum Workload {
 }
 
 /// A deliberately broken variant (`--bug NAME`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Bug {
     pub name: &'static str,
     /// What it breaks in the protocol, citing the paper.
@@ -69,7 +71,7 @@ pub struct Bug {
 
 /// An optional feature a seed may draw: a field of the protocol's `Config`
 /// and the values (JSON literals) it may take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Setting {
     pub name: &'static str,
     pub values: &'static [&'static str],
