@@ -228,12 +228,15 @@ fn the_client_timeout_changes_the_run_and_its_replay_carries_it() {
     }
 }
 
-/// A run that runs away ends: this one (a CatchUp/Chosen ping-pong between
+/// A run that ran away ends: this one (a CatchUp/Chosen ping-pong between
 /// two multi-paxos nodes, doubled by message duplication) once grew its
-/// event queue past 3 GB while simulated time stood still. It now ends as a
-/// `runaway` violation with its replay, and the replay reproduces it.
+/// event queue past 3 GB while simulated time stood still. The runaway
+/// budgets made it end as a `runaway` violation; the follower now waits out
+/// an answer that did not move it on, so the run finishes, far below every
+/// budget, and its replay is the same run. (Runaway runs themselves are
+/// tested in crates/sim/tests/runaway.rs, with a protocol that storms.)
 #[test]
-fn a_message_storm_ends_as_a_runaway_violation_that_replays() {
+fn the_seed_that_hung_the_laboratory_finishes_and_replays() {
     let args = [
         "sim",
         "--protocol",
@@ -249,8 +252,8 @@ fn a_message_storm_ends_as_a_runaway_violation_that_replays() {
         "--json",
     ];
     let run = json(&args);
-    assert_eq!(run["violations"], serde_json::json!(["runaway"]), "{run}");
-    assert!(run["runaway"].as_str().unwrap().contains("events"), "{run}");
+    assert!(run.get("runaway").is_none(), "{run}");
+    assert!(run["peaks"]["events_per_ms"].as_u64().unwrap() < 1_000, "{run}");
     let mut replay = replay_args(run["replay"].as_str().unwrap());
     replay.push("--json".into());
     let replay: Vec<&str> = replay.iter().map(String::as_str).collect();
