@@ -102,7 +102,9 @@ struct RunArgs {
     /// settings (flags given pin theirs; the replay names what was drawn). Or a fixed comma list of none,
     /// crash, partition, loss, dup, delay, pause, kill (kill as a write finishes, restart within 50 ms), all
     /// (these seven), crash-leader (crash the leader in the middle of its next disk write and broadcast,
-    /// restart within 1.5 s; only by name), with nothing else drawn.
+    /// restart within 1.5 s), torn-send (kill a node right after the first messages of one of its steps,
+    /// restart within 50 ms), power-loss (kill a group of nodes together at the end of a step of one of
+    /// them, restart within 50 ms); the last three only by name. With a fixed list nothing else is drawn.
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Most nodes down (crashed or paused) at once [default: a minority; under swarm, drawn per seed].

@@ -223,7 +223,13 @@ impl Registered {
         let kinds = match self.entry.model {
             SystemModel::Asynchronous => FaultKind::KNOWN.to_vec(),
             SystemModel::FailStop => {
-                vec![FaultKind::Crash, FaultKind::Kill, FaultKind::CrashLeader, FaultKind::TornSend]
+                vec![
+                    FaultKind::Crash,
+                    FaultKind::Kill,
+                    FaultKind::CrashLeader,
+                    FaultKind::TornSend,
+                    FaultKind::PowerLoss,
+                ]
             }
         };
         let settings = self

@@ -83,34 +83,38 @@ fn every_break_the_text_names_is_shown() {
 
 /// A seed on which each catalogued bug is caught by default exploration (no
 /// flag but `--bug` and `--nodes`), at 3 and at 5 nodes: the first catching
-/// seed of `quorum explore --protocol P --bug B --nodes N --seeds 1000`. A
+/// seed of `quorum explore --protocol P --bug B --nodes N --seeds 1000`, or,
+/// for the three bugs caught less than once in 1,000 seeds (`commit-old-term`
+/// at 5 nodes, `no-persist-vote`, `forget-promises`), of `--seeds 10000`. A
 /// change to the protocol or the swarm may move them: re-measure with that
 /// command and update the seed.
 const NEGATIVE_CONTROLS: &[(&str, &str, u32, u64)] = &[
-    ("raft", "commit-old-term", 3, 201),
-    ("raft", "commit-old-term", 5, 279),
-    ("raft", "no-persist-vote", 3, 397),
-    ("raft", "no-persist-vote", 5, 397),
-    ("raft", "stale-read", 3, 2),
-    ("raft", "stale-read", 5, 1),
-    ("raft", "no-sessions", 3, 2),
+    ("raft", "commit-old-term", 3, 168),
+    ("raft", "commit-old-term", 5, 1164),
+    ("raft", "no-persist-vote", 3, 2405),
+    ("raft", "no-persist-vote", 5, 1627),
+    ("raft", "stale-read", 3, 0),
+    ("raft", "stale-read", 5, 0),
+    ("raft", "no-sessions", 3, 0),
     ("raft", "no-sessions", 5, 5),
-    ("paxos", "accept-without-promise-check", 3, 1),
-    ("paxos", "accept-without-promise-check", 5, 37),
-    ("multi-paxos", "skip-phase1-recovery", 3, 4),
-    ("multi-paxos", "skip-phase1-recovery", 5, 1),
-    ("multi-paxos", "unconfirmed-reads", 3, 679),
-    ("multi-paxos", "unconfirmed-reads", 5, 640),
-    ("zab", "skip-sync-truncate", 3, 0),
-    ("zab", "skip-sync-truncate", 5, 0),
-    ("zab", "commit-without-quorum", 3, 3),
-    ("zab", "commit-without-quorum", 5, 6),
-    ("2pc", "no-force-prepare", 3, 2),
-    ("2pc", "no-force-prepare", 5, 1),
-    ("2pc", "no-force-decision", 3, 130),
-    ("2pc", "no-force-decision", 5, 45),
-    ("3pc", "no-force-prepare", 3, 0),
-    ("3pc", "no-force-prepare", 5, 0),
+    ("paxos", "accept-without-promise-check", 3, 4),
+    ("paxos", "accept-without-promise-check", 5, 41),
+    ("paxos", "forget-promises", 3, 4016),
+    ("paxos", "forget-promises", 5, 5604),
+    ("multi-paxos", "skip-phase1-recovery", 3, 0),
+    ("multi-paxos", "skip-phase1-recovery", 5, 0),
+    ("multi-paxos", "unconfirmed-reads", 3, 0),
+    ("multi-paxos", "unconfirmed-reads", 5, 422),
+    ("zab", "skip-sync-truncate", 3, 1),
+    ("zab", "skip-sync-truncate", 5, 1),
+    ("zab", "commit-without-quorum", 3, 5),
+    ("zab", "commit-without-quorum", 5, 5),
+    ("2pc", "no-force-prepare", 3, 0),
+    ("2pc", "no-force-prepare", 5, 0),
+    ("2pc", "no-force-decision", 3, 25),
+    ("2pc", "no-force-decision", 5, 25),
+    ("3pc", "no-force-prepare", 3, 1),
+    ("3pc", "no-force-prepare", 5, 1),
 ];
 
 /// Every bug of every entry parses and has a negative control at 3 and at
@@ -162,10 +166,10 @@ fn every_bug_is_caught_on_a_seed_that_replays() {
 fn a_seed_catches_the_bug_and_not_the_correct_protocol() {
     let raft = quorum_registry::find("raft").unwrap();
     let mut c = config(raft, None, None, 5);
-    c.seed = 1;
+    c.seed = 0;
     let outcome = raft.run(&c, false).unwrap();
     assert!(outcome.violations.is_empty(), "raft without the bug: {:?}", outcome.violations);
     let mut c = config(raft, None, Some("stale-read"), 5);
-    c.seed = 1;
+    c.seed = 0;
     assert!(raft.run(&c, false).unwrap().violations.contains(&Violation::Linearizability));
 }

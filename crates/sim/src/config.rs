@@ -41,12 +41,21 @@ pub enum FaultKind {
     /// was persisted before it said it (a vote, a promise, a decision).
     /// Not part of `all` (asked for by name, or drawn by the swarm).
     TornSend,
+    /// `kill -9` a group of nodes at the same instant, as a rack losing
+    /// power: as many as `max_down` allows (two or more where it allows
+    /// two), struck together at the end of a step of one of them that sent
+    /// messages, and restarted 1–50 ms later. What each of them said but
+    /// did not persist is forgotten by several nodes at once, which is what
+    /// a node that skips a force needs to show when a quorum must forget
+    /// it: one forgetful node is outvoted by the others that remember. Not
+    /// part of `all` (asked for by name, or drawn by the swarm).
+    PowerLoss,
 }
 
 impl FaultKind {
     /// Every kind: first those `all` stands for, then those only asked
     /// for by name.
-    pub const KNOWN: [FaultKind; 9] = [
+    pub const KNOWN: [FaultKind; 10] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
@@ -56,6 +65,7 @@ impl FaultKind {
         FaultKind::Kill,
         FaultKind::CrashLeader,
         FaultKind::TornSend,
+        FaultKind::PowerLoss,
     ];
 
     /// The kinds `all` stands for.
@@ -72,6 +82,7 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::CrashLeader => "crash-leader",
             FaultKind::TornSend => "torn-send",
+            FaultKind::PowerLoss => "power-loss",
         }
     }
 
@@ -84,6 +95,7 @@ impl FaultKind {
                 | FaultKind::Kill
                 | FaultKind::CrashLeader
                 | FaultKind::TornSend
+                | FaultKind::PowerLoss
         )
     }
 }

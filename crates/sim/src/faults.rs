@@ -35,8 +35,8 @@ pub enum Fault {
         node: NodeId,
         restart_after_ms: u64,
     },
-    /// Kill `node` right after `sends` messages of its next step that sends
-    /// left (all of them, if it sends fewer; nothing after the cut in that
+    /// Kill `node` right after `sends` messages of one of its steps that
+    /// send left (while armed, each such step is struck with chance 1/4) (all of them, if it sends fewer; nothing after the cut in that
     /// step happens: no later send, persist or reply), and restart it
     /// `restart_after_ms` later: whatever the messages promised that was
     /// not yet durable is forgotten.
@@ -45,7 +45,14 @@ pub enum Fault {
         restart_after_ms: u64,
         sends: u32,
     },
-    /// Cancel a kill or torn send that has not happened yet.
+    /// Kill every node of `nodes` (those up) at the end of a step of one of
+    /// them that sends (while armed, each such step is struck with chance
+    /// 1/4), and restart them `restart_after_ms` later.
+    PowerLoss {
+        nodes: Vec<NodeId>,
+        restart_after_ms: u64,
+    },
+    /// Cancel a kill, torn send or power loss that has not happened yet.
     Disarm {
         node: NodeId,
     },
@@ -112,6 +119,9 @@ impl fmt::Display for Fault {
             Fault::Kill { node, restart_after_ms } => write!(f, "kill={}+{restart_after_ms}", node.0),
             Fault::TornSend { node, restart_after_ms, sends } => {
                 write!(f, "torn={}+{restart_after_ms}/{sends}", node.0)
+            }
+            Fault::PowerLoss { nodes, restart_after_ms } => {
+                write!(f, "power={}+{restart_after_ms}", fmt_nodes(nodes))
             }
             Fault::Disarm { node } => write!(f, "disarm={}", node.0),
             Fault::Pause { node } => write!(f, "pause={}", node.0),
@@ -195,6 +205,13 @@ impl std::str::FromStr for Fault {
                     sends,
                 }
             }
+            "power" => {
+                let (n, d) = arg.split_once('+').ok_or("power needs NODES+MS")?;
+                Fault::PowerLoss {
+                    nodes: parse_nodes(n)?,
+                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
+                }
+            }
             "disarm" => Fault::Disarm { node: node()? },
             "pause" => Fault::Pause { node: node()? },
             "resume" => Fault::Resume { node: node()? },
@@ -261,6 +278,7 @@ impl Schedule {
                 | Fault::Pause { node }
                 | Fault::Resume { node } => vec![*node],
                 Fault::Partition { groups } => groups.iter().flatten().copied().collect(),
+                Fault::PowerLoss { nodes, .. } => nodes.clone(),
                 Fault::OneWay { from, to } => from.iter().chain(to).copied().collect(),
                 _ => Vec::new(),
             };
@@ -344,6 +362,7 @@ impl Nemesis {
                 self.node_episode(kind, t, stop)
             }
             FaultKind::CrashLeader => self.leader_episode(t, stop),
+            FaultKind::PowerLoss => self.power_loss_episode(t, stop),
             FaultKind::Partition | FaultKind::Loss | FaultKind::Dup | FaultKind::Delay => {
                 let slot = kind as usize;
                 if self.busy_until[slot] <= t {
@@ -410,6 +429,30 @@ impl Nemesis {
         let restart_after_ms = self.rng.range(LEADER_RESTART_MS.0, LEADER_RESTART_MS.1);
         self.down.push((None, t, stop + restart_after_ms));
         self.push(t, Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t });
+    }
+
+    /// Arm a power loss over `[t, stop)` for as many nodes as the budget
+    /// allows (a random number of them, two or more where it allows two);
+    /// they are down at most the restart delay after the strike.
+    fn power_loss_episode(&mut self, t: u64, stop: u64) {
+        let restart_after_ms = self.rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
+        let until = stop + restart_after_ms;
+        let budget = self.max_down.saturating_sub(overlapping(&self.down, None, t, until));
+        let mut up: Vec<NodeId> =
+            self.nodes.iter().copied().filter(|n| overlapping(&self.down, Some(*n), t, until) == 0).collect();
+        let most = budget.min(up.len());
+        if most == 0 {
+            return;
+        }
+        let struck = self.rng.range(most.min(2) as u64, most as u64 + 1) as usize;
+        self.rng.shuffle(&mut up);
+        up.truncate(struck);
+        up.sort();
+        for node in &up {
+            self.down.push((Some(*node), t, until));
+            self.push(stop, Fault::Disarm { node: *node });
+        }
+        self.push(t, Fault::PowerLoss { nodes: up, restart_after_ms });
     }
 
     /// A partition, or a period of loss, duplication or extra delay.
@@ -579,6 +622,58 @@ mod tests {
             let schedule = Schedule::generate(&config);
             assert!(!schedule.0.iter().any(|e| matches!(e.fault, Fault::CrashLeader { .. })));
         }
+    }
+
+    #[test]
+    fn power_losses_strike_groups_within_the_budget() {
+        let mut config = SimConfig::new("x");
+        config.faults = "power-loss,crash".parse().unwrap();
+        let (mut groups, mut pairs) = (0, 0);
+        for (nodes, max_down) in [(3, 2), (5, 2), (5, 4), (3, 1)] {
+            config.nodes = nodes;
+            config.max_down = max_down;
+            for seed in 0..100 {
+                config.seed = seed;
+                let schedule = Schedule::generate(&config);
+                assert_eq!(schedule.to_string().parse::<Schedule>().unwrap(), schedule);
+                // Each armed group stays within the budget with the crashes
+                // around it: a power loss counts until its disarm plus its
+                // restart delay.
+                let mut windows: Vec<(u64, u64)> = Vec::new();
+                let mut crashed: std::collections::BTreeMap<NodeId, u64> = Default::default();
+                let mut armed: std::collections::BTreeMap<NodeId, (u64, u64)> = Default::default();
+                for e in &schedule.0 {
+                    let ms = e.at.as_millis();
+                    match &e.fault {
+                        Fault::PowerLoss { nodes: group, restart_after_ms } => {
+                            groups += 1;
+                            assert!(!group.is_empty() && group.len() <= max_down as usize);
+                            pairs += usize::from(group.len() >= 2);
+                            assert!((KILL_RESTART_MS.0..KILL_RESTART_MS.1).contains(restart_after_ms));
+                            for n in group {
+                                armed.insert(*n, (ms, *restart_after_ms));
+                            }
+                        }
+                        Fault::Disarm { node } => {
+                            let (from, d) = armed.remove(node).unwrap();
+                            windows.push((from, ms + d));
+                        }
+                        Fault::Crash { node, .. } => {
+                            crashed.insert(*node, ms);
+                        }
+                        Fault::Restart { node } => windows.push((crashed.remove(node).unwrap(), ms)),
+                        _ => {}
+                    }
+                }
+                for &(start, _) in &windows {
+                    let down = windows.iter().filter(|(s, e)| *s <= start && start < *e).count();
+                    assert!(down <= max_down as usize, "seed {seed}: {down} down at {start} ms");
+                }
+            }
+        }
+        assert!(groups > 0 && pairs > 0, "{groups} groups, {pairs} of two or more");
+        assert!("10:power=0.2+17".parse::<Schedule>().unwrap().validate(3).is_ok());
+        assert!("10:power=0.3+17".parse::<Schedule>().unwrap().validate(3).is_err());
     }
 
     #[test]

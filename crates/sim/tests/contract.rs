@@ -227,3 +227,57 @@ fn crash_leader_tears_a_broadcast_sent_before_the_write() {
     }
     assert!(struck > 0, "some seed has a leader write while the fault is armed");
 }
+
+/// `power-loss` takes its whole group down at one instant, at the end of a
+/// step of one of them that sent something (the messages are out), and
+/// restarts each of them the same delay later; a node outside the group is
+/// never struck.
+#[test]
+fn a_power_loss_takes_its_group_down_together_after_a_sending_step() {
+    let mut struck = 0;
+    for seed in 0..20 {
+        let mut config = SimConfig::new("relay");
+        config.seed = seed;
+        config.nodes = 3;
+        config.max_down = 2;
+        config.cas = false;
+        config.ops = 40;
+        config.clients = 2;
+        config.schedule = Some("0:power=0.1+20".parse().unwrap());
+        let outcome = run_traced::<Relay>(&config, &None).expect("valid settings");
+        let trace = lines(outcome.trace.as_deref().unwrap());
+        let crashes: Vec<&serde_json::Value> = trace.iter().filter(|l| l["ev"] == "crash").collect();
+        if crashes.is_empty() {
+            continue;
+        }
+        struck += 1;
+        assert_eq!(crashes.len(), 2, "the group goes down once, together: {crashes:?}");
+        assert!(crashes.iter().all(|c| c["how"] == "power loss" && c["t"] == crashes[0]["t"]));
+        let mut down: Vec<u64> = crashes.iter().map(|c| c["node"].as_u64().unwrap()).collect();
+        down.sort();
+        assert_eq!(down, [0, 1], "only the group is struck");
+        let at = trace.iter().position(|l| l == crashes[0]).unwrap();
+        let striker = trace[at - 1]["node"].clone();
+        let step_start = trace[..at]
+            .iter()
+            .rposition(|l| {
+                l["node"] == striker && ["request", "deliver", "timer"].contains(&l["ev"].as_str().unwrap())
+            })
+            .unwrap();
+        let step: Vec<&str> = trace[step_start + 1..at].iter().map(|l| l["ev"].as_str().unwrap()).collect();
+        assert!(step.contains(&"send"), "it strikes at the end of a step that sent: {step:?}");
+        let crashed_at = crashes[0]["t"].as_u64().unwrap();
+        for node in [0, 1] {
+            let restart = trace
+                .iter()
+                .find(|l| l["ev"] == "start" && l["node"] == node && l["t"].as_u64() > Some(0))
+                .unwrap();
+            assert_eq!(
+                restart["t"].as_u64().unwrap(),
+                crashed_at + 20_000,
+                "node {node} restarted 20 ms later"
+            );
+        }
+    }
+    assert!(struck > 0, "some seed sends from the group while the fault is armed");
+}

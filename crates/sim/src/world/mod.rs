@@ -37,6 +37,7 @@ pub trait KvProtocol: Protocol<Request = KvCommand, Response = KvResponse> {}
 impl<P: Protocol<Request = KvCommand, Response = KvResponse>> KvProtocol for P {}
 
 const NETWORK_STREAM: u64 = 1 << 41;
+const TORN_STREAM: u64 = 1 << 45;
 /// Cross-node invariants are checked every this many events (and at the end).
 const CLUSTER_CHECK_EVERY: u64 = 64;
 /// How long the final reader may take after quiescence.
@@ -216,6 +217,8 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     schedule: Schedule,
     /// Armed `crash-leader` faults, oldest first.
     leader_crashes: Vec<LeaderCrash>,
+    /// Which sending step an armed torn send strikes.
+    torn_rng: Rng,
     clients: Clients<P, W>,
     observers: Observers,
     counters: Counters,
@@ -238,6 +241,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                     crash_after_effects: None,
                     kill_after_persist: None,
                     torn_send: None,
+                    power_loss: None,
                 }
             })
             .collect();
@@ -261,6 +265,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             ),
             schedule,
             leader_crashes: Vec::new(),
+            torn_rng: Rng::stream(config.seed, TORN_STREAM),
             clients: Clients::new(config),
             observers: Observers::default(),
             counters: Counters::default(),

@@ -32,10 +32,19 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             Fault::TornSend { node, restart_after_ms, sends } if up(self, node) => {
                 self.nodes[node.0 as usize].torn_send = Some((*sends, *restart_after_ms));
             }
+            Fault::PowerLoss { nodes, restart_after_ms } => {
+                for node in nodes {
+                    let slot = &mut self.nodes[node.0 as usize];
+                    if slot.host.is_up() {
+                        slot.power_loss = Some((nodes.clone(), *restart_after_ms));
+                    }
+                }
+            }
             Fault::Disarm { node } => {
                 let slot = &mut self.nodes[node.0 as usize];
                 slot.kill_after_persist = None;
                 slot.torn_send = None;
+                slot.power_loss = None;
             }
             Fault::Pause { node } if up(self, node) => self.nodes[node.0 as usize].paused = true,
             Fault::Resume { node } => self.resume(*node),
@@ -97,6 +106,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             slot.crash_after_effects = None;
             slot.kill_after_persist = None;
             slot.torn_send = None;
+            slot.power_loss = None;
             if !slot.host.is_up() {
                 self.start_node(node);
             }

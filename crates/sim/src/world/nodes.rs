@@ -18,6 +18,11 @@ use crate::workload::Workload;
 /// id + (incarnation << 16)`.
 pub(super) const NODE_STREAM: u64 = 1 << 43;
 
+/// The chance that an armed torn send strikes a given step that sends: the
+/// strike lands on a random one of the node's sending steps (a reply, a
+/// broadcast, a periodic sync), not always on the first after arming.
+const TORN_STRIKE: f64 = 0.25;
+
 pub(super) struct Slot<P: Protocol> {
     pub(super) host: Host<P>,
     pub(super) rng: Rng,
@@ -32,6 +37,9 @@ pub(super) struct Slot<P: Protocol> {
     /// Kill right after this many sends (or all, if fewer) of the next
     /// step that sends, and restart after this many ms.
     pub(super) torn_send: Option<(u32, u64)>,
+    /// Kill this node and the others of the group (those up) at the end of
+    /// its next step that sends, and restart them after this many ms.
+    pub(super) power_loss: Option<(Vec<NodeId>, u64)>,
 }
 
 /// A carried effect, owned, waiting to be routed (records only as the
@@ -74,9 +82,11 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let slot = &mut self.nodes[id.0 as usize];
         let incarnation = slot.host.incarnation();
+        let sends = effects.iter().any(|e| matches!(e, Effect::Send { .. }));
+        let strike = &mut self.torn_rng;
         let torn = slot.torn_send.and_then(|(sends, restart_after_ms)| {
             let cut = after_sends(&effects, sends)?;
-            Some((cut, restart_after_ms))
+            strike.chance(TORN_STRIKE).then_some((cut, restart_after_ms))
         });
         let (cut, how, revive_after_ms) = match (slot.crash_after_effects.take(), torn) {
             (Some(k), _) => {
@@ -112,6 +122,25 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         {
             self.crash(id, "killed after a persist");
             self.revive_later(id, Some(restart_after_ms), incarnation);
+            return;
+        }
+        if sends && slot.power_loss.is_some() && self.torn_rng.chance(TORN_STRIKE) {
+            self.power_loss(id);
+        }
+    }
+
+    /// The power loss armed at `id` strikes: its whole group goes down at
+    /// once, each node to restart after the same delay.
+    fn power_loss(&mut self, id: NodeId) {
+        let Some((group, restart_after_ms)) = self.nodes[id.0 as usize].power_loss.take() else { return };
+        for node in group {
+            let slot = &self.nodes[node.0 as usize];
+            if !slot.host.is_up() {
+                continue;
+            }
+            let incarnation = slot.host.incarnation();
+            self.crash(node, "power loss");
+            self.revive_later(node, Some(restart_after_ms), incarnation);
         }
     }
 
@@ -198,6 +227,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         slot.crash_after_effects = None;
         slot.kill_after_persist = None;
         slot.torn_send = None;
+        slot.power_loss = None;
         let now = self.now;
         self.observers.leadership.crashed(id, now.as_micros(), self.phase.is_safety());
         self.clients.workload.crashed(id, now);
