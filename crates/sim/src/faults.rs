@@ -36,8 +36,9 @@ pub enum Fault {
         restart_after_ms: u64,
     },
     /// Kill `node` right after `sends` messages of one of its steps that
-    /// send left (while armed, each such step is struck with chance 1/4) (all of them, if it sends fewer; nothing after the cut in that
-    /// step happens: no later send, persist or reply), and restart it
+    /// send left (while armed, each such step is struck with chance 1/4;
+    /// all of its messages, if it sends fewer; nothing after the cut in
+    /// that step happens: no later send, persist or reply), and restart it
     /// `restart_after_ms` later: whatever the messages promised that was
     /// not yet durable is forgotten.
     TornSend {
@@ -379,8 +380,7 @@ impl Nemesis {
     fn node_episode(&mut self, kind: FaultKind, t: u64, stop: u64) {
         let restarts_itself = matches!(kind, FaultKind::Kill | FaultKind::TornSend);
         let until = if restarts_itself { stop + KILL_RESTART_MS.1 } else { stop };
-        let candidates: Vec<NodeId> =
-            self.nodes.iter().copied().filter(|n| overlapping(&self.down, Some(*n), t, until) == 0).collect();
+        let candidates = self.up_throughout(t, until);
         if overlapping(&self.down, None, t, until) >= self.max_down || candidates.is_empty() {
             return;
         }
@@ -431,6 +431,11 @@ impl Nemesis {
         self.push(t, Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t });
     }
 
+    /// The nodes no episode takes down during `[t, until)`.
+    fn up_throughout(&self, t: u64, until: u64) -> Vec<NodeId> {
+        self.nodes.iter().copied().filter(|n| overlapping(&self.down, Some(*n), t, until) == 0).collect()
+    }
+
     /// Arm a power loss over `[t, stop)` for as many nodes as the budget
     /// allows (a random number of them, two or more where it allows two);
     /// they are down at most the restart delay after the strike.
@@ -438,8 +443,7 @@ impl Nemesis {
         let restart_after_ms = self.rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
         let until = stop + restart_after_ms;
         let budget = self.max_down.saturating_sub(overlapping(&self.down, None, t, until));
-        let mut up: Vec<NodeId> =
-            self.nodes.iter().copied().filter(|n| overlapping(&self.down, Some(*n), t, until) == 0).collect();
+        let mut up = self.up_throughout(t, until);
         let most = budget.min(up.len());
         if most == 0 {
             return;

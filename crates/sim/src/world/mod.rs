@@ -217,7 +217,7 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     schedule: Schedule,
     /// Armed `crash-leader` faults, oldest first.
     leader_crashes: Vec<LeaderCrash>,
-    /// Which sending step an armed torn send strikes.
+    /// Which sending step an armed torn send or power loss strikes.
     torn_rng: Rng,
     clients: Clients<P, W>,
     observers: Observers,

@@ -18,9 +18,10 @@ use crate::workload::Workload;
 /// id + (incarnation << 16)`.
 pub(super) const NODE_STREAM: u64 = 1 << 43;
 
-/// The chance that an armed torn send strikes a given step that sends: the
-/// strike lands on a random one of the node's sending steps (a reply, a
-/// broadcast, a periodic sync), not always on the first after arming.
+/// The chance that an armed torn send or power loss strikes a given step
+/// that sends: the strike lands on a random one of the node's sending steps
+/// (a reply, a broadcast, a periodic sync), not always on the first after
+/// arming.
 const TORN_STRIKE: f64 = 0.25;
 
 pub(super) struct Slot<P: Protocol> {
@@ -82,7 +83,8 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let slot = &mut self.nodes[id.0 as usize];
         let incarnation = slot.host.incarnation();
-        let sends = effects.iter().any(|e| matches!(e, Effect::Send { .. }));
+        let sends_while_power_armed =
+            slot.power_loss.is_some() && effects.iter().any(|e| matches!(e, Effect::Send { .. }));
         let strike = &mut self.torn_rng;
         let torn = slot.torn_send.and_then(|(sends, restart_after_ms)| {
             let cut = after_sends(&effects, sends)?;
@@ -124,7 +126,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             self.revive_later(id, Some(restart_after_ms), incarnation);
             return;
         }
-        if sends && slot.power_loss.is_some() && self.torn_rng.chance(TORN_STRIKE) {
+        if sends_while_power_armed && self.torn_rng.chance(TORN_STRIKE) {
             self.power_loss(id);
         }
     }
