@@ -31,8 +31,13 @@
 //!
 //! Under fail-stop crashes this never blocks: the cohorts decide among
 //! themselves within a few timeouts, where 2PC cohorts wait for the
-//! coordinator to come back. A restarted coordinator that had started phase 2
-//! but not decided asks the cohorts the same way instead of deciding alone.
+//! coordinator to come back. A site that restarts undecided (a cohort in
+//! doubt, a coordinator that had started phase 2) never decides alone on its
+//! own state from before the failure: the operational sites may have decided
+//! without it meanwhile. It answers as *recovered* and asks; the operational
+//! sites' states decide, or a decision it hears, or, after a total failure,
+//! every participant's recovered state once all have answered (Skeen's
+//! recovery protocol).
 //! But 3PC assumes a failure detector that is never wrong. Under a
 //! **partition** it is: the text's scenario — the coordinator is cut off
 //! before all prepared-to-commit acknowledgments arrive, times out and aborts,
@@ -160,6 +165,14 @@ pub enum State {
     Aborted,
     /// The original coordinator is still running the round: back off.
     Busy,
+    /// Restarted without knowing the outcome: the state it had when it
+    /// failed (`precommitted`: it had forced `PreCommitted`, or, as the
+    /// coordinator, `PreCommitting`). Operational sites may have decided
+    /// without it since, so only a decision, or every participant's state,
+    /// tells it the outcome (Skeen's recovery protocol).
+    Recovered {
+        precommitted: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +291,9 @@ pub struct ThreePhaseCommit {
     cohort: Cohort,
     /// Termination protocols this node leads: the states collected so far.
     terminations: BTreeMap<TxnId, BTreeMap<NodeId, State>>,
+    /// Transactions this node was undecided about when it restarted: it
+    /// answers for them as [`State::Recovered`] until it learns the outcome.
+    recovered: BTreeSet<TxnId>,
 }
 
 roles::impl_commit_protocol!(ThreePhaseCommit, CanCommit);
@@ -303,6 +319,7 @@ impl Protocol for ThreePhaseCommit {
             coordinator: Coordinator::new(cluster.id, nodes, config.rounds_max),
             cohort: Cohort::new(cluster.id, nodes),
             terminations: BTreeMap::new(),
+            recovered: BTreeSet::new(),
         };
         for record in durable {
             node.replay(record);
@@ -355,6 +372,9 @@ impl Protocol for ThreePhaseCommit {
         self.coordinator.invariants();
         for txn in self.terminations.keys() {
             assert!(self.undecided(*txn), "only an undecided participant leads a termination");
+        }
+        for txn in &self.recovered {
+            assert!(self.undecided(*txn), "a recovered transaction is forgotten once decided");
         }
     }
 
@@ -435,6 +455,7 @@ impl ThreePhaseCommit {
             .collect();
         for (txn, recovering) in rounds {
             if recovering {
+                self.recovered.insert(txn);
                 // Never decide alone after a crash: ask the cohorts.
                 self.begin_termination(txn, out);
             } else {
@@ -443,6 +464,7 @@ impl ThreePhaseCommit {
         }
         let doubts: Vec<TxnId> = self.cohort.in_doubt.keys().copied().collect();
         for txn in doubts {
+            self.recovered.insert(txn);
             self.arm_in_doubt(txn, out);
         }
     }
@@ -574,9 +596,14 @@ impl ThreePhaseCommit {
         self.end_termination(txn, out);
     }
 
-    /// Forget the termination protocol for `txn` once this node knows its outcome.
+    /// Forget the termination protocol for `txn`, and that this node
+    /// recovered undecided about it, once it knows the outcome.
     fn end_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
-        if !self.undecided(txn) && self.terminations.remove(&txn).is_some() {
+        if self.undecided(txn) {
+            return;
+        }
+        self.recovered.remove(&txn);
+        if self.terminations.remove(&txn).is_some() {
             out.cancel_timer(Timer::Collect(txn));
         }
     }
@@ -617,12 +644,17 @@ impl ThreePhaseCommit {
         }
         match self.coordinator.rounds.get(&txn).map(|r| &r.phase) {
             Some(Phase::Voting { .. } | Phase::Between(Pre::PreCommitting { .. })) => return State::Busy,
-            Some(Phase::Between(Pre::Recovering)) => return State::PreCommitted,
+            Some(Phase::Between(Pre::Recovering)) => return State::Recovered { precommitted: true },
             Some(Phase::Deciding { .. }) => unreachable!("a deciding round has a decision"),
             None => {}
         }
         if let Some(doubt) = self.cohort.in_doubt.get(&txn) {
-            return if doubt.precommitted { State::PreCommitted } else { State::Waiting };
+            let precommitted = doubt.precommitted;
+            return match self.recovered.contains(&txn) {
+                true => State::Recovered { precommitted },
+                false if precommitted => State::PreCommitted,
+                false => State::Waiting,
+            };
         }
         if txn.coordinator() == self.id {
             // No round and no decision: the coordinator crashed before phase 2
@@ -664,18 +696,13 @@ impl ThreePhaseCommit {
     fn conclude_termination(&mut self, txn: TxnId, out: &mut Out<'_, Self>) {
         let Some(answers) = self.terminations.remove(&txn) else { return };
         out.cancel_timer(Timer::Collect(txn));
-        let has = |s: State| answers.values().any(|a| *a == s);
-        let commit = if has(State::Committed) {
-            true
-        } else if has(State::Aborted) {
-            false
-        } else if has(State::Busy) {
-            // The coordinator is alive and running the round: let it finish.
-            return self.arm_in_doubt(txn, out);
-        } else {
-            has(State::PreCommitted)
-        };
         let participants = self.participants(txn);
+        let complete = answers.len() > participants.len();
+        let Some(commit) = termination_rule(&answers, complete) else {
+            // The coordinator is running the round, or no operational site
+            // answered: let it finish, or ask again later.
+            return self.arm_in_doubt(txn, out);
+        };
         out.observe(Observation::Reached(TERMINATED.name));
         self.adopt(txn, commit, out);
         for node in participants {
@@ -697,6 +724,7 @@ impl ThreePhaseCommit {
         let client = round.client.take();
         self.coordinator.rounds.remove(&txn);
         self.terminations.remove(&txn);
+        self.recovered.remove(&txn);
         out.persist(Record::Decided { txn, commit, cohorts });
         out.persist(Record::End { txn });
         self.coordinator.decisions.insert(txn, commit);
@@ -708,6 +736,35 @@ impl ThreePhaseCommit {
             out.cancel_timer(timer);
         }
     }
+}
+
+/// The outcome a termination may decide from the states it collected
+/// (`complete`: every participant answered), or `None` to wait.
+///
+/// Any decision is final and is taken. A running coordinator is let finish.
+/// Otherwise the operational sites decide as in Skeen's fail-stop rule
+/// (commit if one of them is pre-committed, else abort): a site that failed
+/// and came back answers with its state from before its failure, which may
+/// be stale, since the operational sites may have decided without it while
+/// it was down. Only when every participant answered and all of them had
+/// failed (a total failure) do their recovered states decide: every site's
+/// forced state is then known, and no decision was taken.
+fn termination_rule(answers: &BTreeMap<NodeId, State>, complete: bool) -> Option<bool> {
+    let has = |s: State| answers.values().any(|a| *a == s);
+    if has(State::Committed) {
+        return Some(true);
+    }
+    if has(State::Aborted) {
+        return Some(false);
+    }
+    if has(State::Busy) {
+        return None;
+    }
+    let operational = answers.values().any(|a| matches!(a, State::Waiting | State::PreCommitted));
+    if operational {
+        return Some(has(State::PreCommitted));
+    }
+    complete.then(|| has(State::Recovered { precommitted: true }))
 }
 
 #[cfg(test)]
@@ -810,6 +867,55 @@ mod tests {
         three.advance(Micros::from_millis(2_000));
         assert!(three.node(N1).cohort.in_doubt.is_empty() && three.node(N2).cohort.in_doubt.is_empty());
         assert_eq!(decided(&three, N1), vec![true]);
+    }
+
+    /// Skeen's recovery rule: a site that failed comes back with its state
+    /// from before the failure, and the operational sites may have decided
+    /// without it. Here the coordinator forced `PreCommitting` and died
+    /// before any preCommit left; the waiting cohorts aborted without it and
+    /// then failed too. The coordinator, back alone, must not commit on its
+    /// own pre-commit: it waits until a cohort tells it the outcome.
+    #[test]
+    fn a_recovered_coordinator_waits_for_the_outcome_the_cohorts_reached() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        kit.request(N0, transfer(30));
+        kit.deliver_all(4); // canCommit x2, votes x2: PreCommitting forced
+        assert!(kit.durable(0).iter().any(|r| matches!(r, Record::PreCommitting { .. })));
+        kit.network.clear(); // the preCommits die with the coordinator
+        kit.crash(N0);
+        kit.advance(Micros::from_millis(1_000));
+        assert_eq!(decided(&kit, N1), vec![false], "waiting cohorts abort without the coordinator");
+        assert_eq!(decided(&kit, N2), vec![false]);
+        kit.crash(N1);
+        kit.crash(N2);
+        kit.start(N0);
+        kit.advance(Micros::from_millis(2_000));
+        assert!(kit.node(N0).coordinator.decisions.is_empty(), "alone, it cannot know the outcome");
+        assert!(kit.node(N0).describe().contains("recovering"));
+        kit.start(N1);
+        kit.advance(Micros::from_millis(2_000));
+        let decisions: Vec<bool> = kit.node(N0).coordinator.decisions.values().copied().collect();
+        assert_eq!(decisions, vec![false], "it adopts the cohorts' abort");
+    }
+
+    /// A total failure: every participant failed undecided and came back.
+    /// With every forced state known and no decision anywhere, the
+    /// recovered states decide (here: a cohort pre-committed, so commit).
+    #[test]
+    fn after_a_total_failure_the_recovered_states_decide() {
+        let mut kit = Kit::<ThreePhaseCommit>::new(3, Config::default());
+        kit.request(N0, transfer(30));
+        kit.deliver_all(5); // canCommit x2, votes x2, one preCommit
+        kit.network.clear();
+        for node in [N0, N1, N2] {
+            kit.crash(node);
+        }
+        for node in [N0, N1, N2] {
+            kit.start(node);
+        }
+        kit.advance(Micros::from_millis(2_000));
+        assert_eq!(decided(&kit, N1), vec![true]);
+        assert_eq!(decided(&kit, N2), vec![true]);
     }
 
     /// The text's partition scenario in miniature: the coordinator, cut off
