@@ -52,7 +52,11 @@ pub enum KvResponse {
     Read(Option<Value>),
     /// A write or a successful cas took effect.
     Done,
-    /// A cas whose expected value did not match: certainly not applied.
+    /// A conditional update whose condition did not hold: a cas whose
+    /// expected value did not match, or a write to a write-once register
+    /// (a Paxos instance) that already chose another value. Certainly not
+    /// applied, and a definite answer from the replicated state, not a
+    /// refusal to serve.
     CasMismatch,
     /// Refused without effect: this node cannot serve the request (not the
     /// leader, no quorum, a replica down). `hint` names a node worth trying.

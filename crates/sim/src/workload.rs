@@ -34,6 +34,10 @@ pub struct Completion {
     /// Where to send the next request: `Some(Some(n))` node `n` (a hint),
     /// `Some(None)` a random node, `None` the same node.
     pub retarget: Option<Option<NodeId>>,
+    /// The cluster answered from its replicated state: an ok, or a definite
+    /// no such as a cas mismatch; not a refusal to serve, not a timeout.
+    /// After the heal, liveness asks every client for one.
+    pub served: bool,
 }
 
 /// A client workload for protocol `P`. Client `clients` (one past the last
@@ -214,7 +218,9 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
             (KvCommand::Write { .. } | KvCommand::Cas { .. }, Some(KvResponse::Done)) => {
                 (OpType::Ok, invoked)
             }
-            (KvCommand::Cas { .. }, Some(KvResponse::CasMismatch)) => (OpType::Fail, invoked),
+            (KvCommand::Write { .. } | KvCommand::Cas { .. }, Some(KvResponse::CasMismatch)) => {
+                (OpType::Fail, invoked)
+            }
             (_, Some(KvResponse::Rejected { .. })) => (OpType::Fail, invoked),
             (_, Some(KvResponse::Indeterminate { .. })) => (OpType::Info, invoked),
             (command, Some(response)) => panic!("{node:?} answered {command:?} with {response:?}"),
@@ -249,7 +255,8 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
             OpType::Fail => Verdict::Fail,
             _ => Verdict::Info,
         };
-        Completion { verdict, update_refused, retarget }
+        let served = kind == OpType::Ok || response == Some(&KvResponse::CasMismatch);
+        Completion { verdict, update_refused, retarget, served }
     }
 
     fn acknowledges_update(command: &KvCommand, response: &KvResponse) -> bool {

@@ -40,7 +40,7 @@ struct Client {
     /// Operations it may still invoke before the heal.
     safety_quota: u32,
     in_flight: Option<InFlight>,
-    ok_after_heal: bool,
+    served_after_heal: bool,
     /// Waiting for the heal because its safety quota ran out.
     parked: bool,
 }
@@ -84,7 +84,7 @@ impl<P: Protocol, W: Workload<P>> Clients<P, W> {
                     remaining,
                     safety_quota: remaining * 3 / 4,
                     in_flight: None,
-                    ok_after_heal: false,
+                    served_after_heal: false,
                     parked: false,
                 }
             })
@@ -109,7 +109,7 @@ impl<P: Protocol, W: Workload<P>> Clients<P, W> {
     /// Every client finished after the heal, and so did the final reads.
     pub(super) fn all_finished(&self) -> bool {
         let finished =
-            self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.ok_after_heal);
+            self.clients.iter().all(|c| c.remaining == 0 && c.in_flight.is_none() && c.served_after_heal);
         finished && self.final_reader.pending.is_empty()
     }
 
@@ -362,8 +362,8 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         let phase = self.phase;
         let client = &mut self.clients.clients[owner];
         client.target = target.unwrap_or(client.target);
-        if completion.verdict == Verdict::Ok && phase != Phase::Safety {
-            client.ok_after_heal = true;
+        if completion.served && phase != Phase::Safety {
+            client.served_after_heal = true;
         }
         if client.remaining == 0 {
             self.maybe_clients_done();

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use quorum_core::{ClientOutput, NodeId, Observation, Out};
+use quorum_core::{NodeId, Observation, Out};
 
 use super::{Ballot, Decrees, Instance, Msg, Paxos, Record, Timer};
 
@@ -75,7 +75,7 @@ impl<S: Decrees> Paxos<S> {
             } else if waiter.command == value {
                 self.learned[&instance].1.clone()
             } else {
-                S::Output::rejected("another value was chosen", None)
+                S::superseded(&waiter.command)
             };
             out.reply(waiter.request, response);
         }

@@ -37,8 +37,9 @@
 //!
 //! **The key-value face.** Each key is one write-once instance. `write K V`
 //! proposes the command for instance K and answers `Done` iff it was the
-//! value chosen, else `Rejected` (another value was chosen: certainly not
-//! applied). `read K` answers from the learned value; if this node has not
+//! value chosen, else `CasMismatch` (another value was chosen: certainly not
+//! applied; a definite answer, as a cas from "never written" that failed,
+//! not a refusal to serve). `read K` answers from the learned value; if this node has not
 //! learned K it runs phase 1 with a fresh ballot: if some acceptor of the
 //! majority accepted a value, that value is driven to chosen (phase 2) before
 //! it is returned; if none did, no value was chosen before the read began
@@ -76,7 +77,8 @@ use std::collections::BTreeMap;
 use crate::catalog;
 use quorum_core::claims::{reached, Sometimes, SystemModel, Violation};
 use quorum_core::{
-    Cluster, ConfigError, KvCommand, KvStore, Micros, NodeId, Out, Protocol, RequestId, StateMachine,
+    Cluster, ConfigError, KvCommand, KvResponse, KvStore, Micros, NodeId, Out, Protocol, RequestId,
+    StateMachine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +124,10 @@ pub enum Decree {
 /// read-only.
 pub trait Decrees: StateMachine {
     fn decree(command: &Self::Command) -> Decree;
+    /// The answer to a proposal of `command` for an instance that chose
+    /// another command: certainly not applied, and final (the register is
+    /// written), not a refusal to serve.
+    fn superseded(command: &Self::Command) -> Self::Output;
 }
 
 impl Decrees for KvStore {
@@ -131,6 +137,11 @@ impl Decrees for KvStore {
             KvCommand::Read { key } => Decree::Learn { instance: key },
             KvCommand::Cas { .. } => Decree::Refuse("paxos instances are write-once"),
         }
+    }
+
+    /// A write to a decided key is a cas from "never written" that failed.
+    fn superseded(_command: &KvCommand) -> KvResponse {
+        KvResponse::CasMismatch
     }
 }
 

@@ -52,11 +52,7 @@ impl<S: Decrees> Paxos<S> {
         out: &mut Out<'_, Self>,
     ) {
         if let Some((chosen, output)) = self.learned.get(&instance) {
-            let response = if *chosen == command {
-                output.clone()
-            } else {
-                S::Output::rejected("another value was chosen", None)
-            };
+            let response = if *chosen == command { output.clone() } else { S::superseded(&command) };
             out.reply(id, response);
             return;
         }
