@@ -37,7 +37,7 @@ impl<S: Decrees> Paxos<S> {
         let fresh = ballot > slot.promised;
         slot.promised = ballot;
         let accepted = slot.accepted.clone();
-        if fresh && self.config.bug != Some(Bug::ForgetPromises) {
+        if fresh && !self.forgets() {
             self.persist(Record::Promised { instance, ballot }, out);
         }
         out.send(from, Msg::Promise { instance, ballot, accepted });
@@ -69,7 +69,7 @@ impl<S: Decrees> Paxos<S> {
         let fresh = slot.accepted.as_ref().is_none_or(|(b, _)| *b != ballot);
         slot.promised = slot.promised.max(ballot);
         slot.accepted = Some((ballot, value.clone()));
-        if fresh && self.config.bug != Some(Bug::ForgetPromises) {
+        if fresh && !self.forgets() {
             self.persist(Record::Accepted { instance, ballot, value: value.clone() }, out);
         }
         // Every node is a learner; a duplicate Accept (a retransmission)

@@ -65,7 +65,9 @@ impl<S: Decrees> Paxos<S> {
         // same value is learned again after the restart.
         out.observe(Observation::Decide { instance, value: Self::value_of(&value) });
         self.record_learned(instance, value.clone());
-        self.persist(Record::Learned { instance, value: value.clone() }, out);
+        if !self.forgets() {
+            self.persist(Record::Learned { instance, value: value.clone() }, out);
+        }
         let Some(proposal) = self.proposals.remove(&instance) else { return };
         out.cancel_timer(Timer::Round(instance));
         for waiter in proposal.waiters {

@@ -165,7 +165,8 @@ pub const ENTRY: catalog::Entry = catalog::Entry {
         },
         catalog::Bug {
             name: "forget-promises",
-            what: "an acceptor does not force promises and acceptances: after a restart it forgot them (§2.3)",
+            what: "an acceptor does not force its promises, acceptances and the decisions it answers Prepares with: \
+                   after a restart it forgot them (§2.5)",
             caught_as: &[Violation::Consensus, Violation::Linearizability],
         },
     ],
@@ -186,8 +187,9 @@ pub const PRIOR_VALUE_ADOPTED: Sometimes = Sometimes {
 pub enum Bug {
     /// An acceptor accepts a proposal even below the ballot it promised.
     AcceptWithoutPromiseCheck,
-    /// An acceptor does not force promises and acceptances to its log: after
-    /// a restart it has forgotten them.
+    /// An acceptor does not force its promises and acceptances, nor the
+    /// decisions it learned (with which it answers a Prepare), to its log:
+    /// after a restart it has forgotten them.
     ForgetPromises,
 }
 

@@ -6,7 +6,7 @@
 
 use quorum_core::{Observation, Out};
 
-use super::{AcceptorSlot, Ballot, Decrees, Instance, Paxos, Phase, Proposal, Record};
+use super::{AcceptorSlot, Ballot, Bug, Decrees, Instance, Paxos, Phase, Proposal, Record};
 
 impl<S: Decrees> Paxos<S> {
     /// Rebuild the acceptor, proposer and learner state from the durable
@@ -60,12 +60,26 @@ impl<S: Decrees> Paxos<S> {
     }
 
     fn snapshot(&self) -> Record<S::Command> {
+        let forgets = self.forgets();
         Record::Snapshot {
             reserved: self.counter_reserved,
-            acceptor: self.slots.iter().map(|(i, s)| (*i, s.promised, s.accepted.clone())).collect(),
+            acceptor: match forgets {
+                true => Vec::new(),
+                false => self.slots.iter().map(|(i, s)| (*i, s.promised, s.accepted.clone())).collect(),
+            },
             intents: self.intents.iter().map(|(i, v)| (*i, v.clone())).collect(),
-            learned: self.learned.iter().map(|(i, (v, _))| (*i, v.clone())).collect(),
+            learned: match forgets {
+                true => Vec::new(),
+                false => self.learned.iter().map(|(i, (v, _))| (*i, v.clone())).collect(),
+            },
         }
+    }
+
+    /// `Bug::ForgetPromises`: what this node knows as an acceptor (its
+    /// promises and acceptances, and the decisions it learned, with which it
+    /// answers a Prepare) lives in memory only.
+    pub(super) fn forgets(&self) -> bool {
+        self.config.bug == Some(Bug::ForgetPromises)
     }
 
     /// A restarted proposer drives its undecided values on: each intent was
