@@ -1,5 +1,6 @@
 //! Leadership as the protocols report it: who led which term when,
-//! **election safety** (Raft §5.2: at most one leader per term, ever), and
+//! **election safety** (Raft §5.2: at most one leader per term, ever, and
+//! its premise, at most one vote per node per term, across restarts), and
 //! **failover time** (from a leader's crash to the first leader of a higher
 //! term).
 //!
@@ -16,16 +17,19 @@ use serde::Serialize;
 
 use crate::consensus::LeaderInterval;
 
-/// Two nodes led the same term.
+/// Two nodes led the same term, or (with `voter`) one node granted its
+/// vote to two candidates in the same term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ElectionSafetyViolation {
     pub term: u64,
-    /// The first node seen leading `term`.
+    /// The first node seen leading `term` (or granted the vote).
     pub first: NodeId,
     /// The other one.
     pub second: NodeId,
-    /// When `second` announced itself, micros.
+    /// When `second` announced itself (or was granted), micros.
     pub time: u64,
+    /// For a double vote: the node that voted twice.
+    pub voter: Option<NodeId>,
 }
 
 /// See the module documentation.
@@ -36,6 +40,8 @@ pub struct Leadership {
     intervals: Vec<LeaderInterval>,
     /// The first node seen leading each term.
     leaders_by_term: BTreeMap<u64, NodeId>,
+    /// The candidate each node first voted for, per (node, term).
+    votes: BTreeMap<(NodeId, u64), NodeId>,
     election_safety: Vec<ElectionSafetyViolation>,
     /// Leaders crashed and not yet succeeded: (their term, crash time).
     failovers_open: Vec<(u64, u64)>,
@@ -74,7 +80,26 @@ impl Leadership {
         if first == node {
             return None;
         }
-        let violation = ElectionSafetyViolation { term, first, second: node, time };
+        let violation = ElectionSafetyViolation { term, first, second: node, time, voter: None };
+        self.election_safety.push(violation);
+        Some(violation)
+    }
+
+    /// `voter` granted its vote to `candidate` in `term` at `time`. Returns
+    /// the violation if it had granted another candidate in that term
+    /// before (also kept): the premise of election safety is gone.
+    pub fn vote(
+        &mut self,
+        voter: NodeId,
+        term: u64,
+        candidate: NodeId,
+        time: u64,
+    ) -> Option<ElectionSafetyViolation> {
+        let first = *self.votes.entry((voter, term)).or_insert(candidate);
+        if first == candidate {
+            return None;
+        }
+        let violation = ElectionSafetyViolation { term, first, second: candidate, time, voter: Some(voter) };
         self.election_safety.push(violation);
         Some(violation)
     }
@@ -151,6 +176,22 @@ mod tests {
         assert_eq!((v.term, v.first, v.second, v.time), (2, N1, N0, 30));
         assert_eq!(l.election_safety().len(), 1);
         assert_eq!(l.terms_led(), 2);
+    }
+
+    /// Raft §5.2: one vote per node per term, even across a restart; the
+    /// same candidate asking again is granted again.
+    #[test]
+    fn a_node_that_votes_for_two_candidates_in_one_term_breaks_election_safety() {
+        const N2: NodeId = NodeId(2);
+        let mut l = Leadership::new();
+        assert_eq!(l.vote(N2, 4, N0, 10), None);
+        assert_eq!(l.vote(N2, 4, N0, 15), None, "a retried request is granted again");
+        assert_eq!(l.vote(N2, 5, N1, 20), None, "a new term, a new vote");
+        assert_eq!(l.vote(N1, 4, N1, 20), None, "another voter");
+        let v = l.vote(N2, 4, N1, 30).expect("a second candidate in term 4");
+        assert_eq!((v.term, v.first, v.second, v.time, v.voter), (4, N0, N1, 30, Some(N2)));
+        assert_eq!(l.election_safety().len(), 1);
+        assert_eq!(l.terms_led(), 0, "no leader needed");
     }
 
     #[test]

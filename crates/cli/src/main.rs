@@ -104,7 +104,8 @@ struct RunArgs {
     /// (these seven), crash-leader (crash the leader in the middle of its next disk write and broadcast,
     /// restart within 1.5 s), torn-send (kill a node right after the first messages of one of its steps,
     /// restart within 50 ms), power-loss (kill a group of nodes together at the end of a step of one of
-    /// them, restart within 50 ms); the last three only by name. With a fixed list nothing else is drawn.
+    /// them, restart within 50 ms), kill-voter (kill a node as it answers an election, restart within
+    /// 50 ms); the last four only by name. With a fixed list nothing else is drawn.
     #[arg(long, default_value = "swarm")]
     faults: String,
     /// Most nodes down (crashed or paused) at once [default: a minority; under swarm, drawn per seed].
@@ -122,9 +123,10 @@ struct RunArgs {
     /// (if it has retries left) or records the operation as indeterminate [default: 1000].
     #[arg(long)]
     client_timeout_ms: Option<u64>,
-    /// Length of the safety phase (faults on), in simulated ms.
-    #[arg(long, default_value_t = 5_000)]
-    safety_ms: u64,
+    /// Length of the safety phase (faults on), in simulated ms [default: 5000; under swarm, drawn per
+    /// seed: 5000 or 15000].
+    #[arg(long)]
+    safety_ms: Option<u64>,
     /// How long clients have to finish after the heal, in simulated ms.
     #[arg(long, default_value_t = 10_000)]
     liveness_ms: u64,
@@ -321,6 +323,7 @@ fn sim_config(
                 latency: run.latency_us.is_some(),
                 keys: run.keys.is_some(),
                 clients: run.clients.is_some(),
+                safety: run.safety_ms.is_some(),
             };
         }
         (faults, _) => {
@@ -340,7 +343,7 @@ fn sim_config(
     if let Some(timeout) = run.client_timeout_ms {
         config.client_timeout_ms = timeout;
     }
-    config.safety_ms = run.safety_ms;
+    config.safety_ms = run.safety_ms.unwrap_or(config.safety_ms);
     config.liveness_ms = run.liveness_ms;
     if let Some(latency) = &run.latency_us {
         let (min, max) = latency.split_once('-').unwrap_or((latency, latency));

@@ -120,9 +120,11 @@ fn a_coordinator_outage_blocks_two_pc_cohorts_but_not_three_pc_ones() {
 }
 
 /// The same comparison over explored seeds with crash faults (coordinators
-/// among them): 3PC's longest in-doubt time follows its termination
-/// timeouts, 2PC's how long a coordinator stays down. Explore sums the
-/// figures over the runs.
+/// among them): 3PC's in-doubt time follows its termination timeouts, 2PC's
+/// how long a coordinator stays down, in total and at p99. Not at the very
+/// tail: a 3PC site that restarts undecided must hear the outcome from an
+/// operational site (Skeen's recovery), so it too waits while the others
+/// are down. Explore sums the figures over the runs.
 #[test]
 fn over_the_same_seeds_three_pc_blocks_less_than_two_pc() {
     let report = |protocol: &str| {
@@ -132,7 +134,8 @@ fn over_the_same_seeds_three_pc_blocks_less_than_two_pc() {
     };
     let (two, three) = (report("2pc"), report("3pc"));
     let max = |t: &serde_json::Value| t["blocked_ms_max"].as_u64().unwrap();
-    assert!(max(&two) > max(&three), "2pc {two} vs 3pc {three}");
+    let total = |t: &serde_json::Value| t["blocked_ms_total"].as_u64().unwrap();
+    assert!(total(&two) > total(&three), "2pc {two} vs 3pc {three}");
     let p99 = |t: &serde_json::Value| t["blocked_ms_p99"].as_u64().unwrap();
     assert!(p99(&two) > p99(&three), "2pc {two} vs 3pc {three}");
     for t in [&two, &three] {

@@ -1,5 +1,6 @@
 //! Observations: what a protocol tells the checkers, never the network.
 
+use crate::NodeId;
 use serde::{Deserialize, Serialize};
 
 /// A node's role, in the vocabulary shared by leader-based protocols
@@ -17,6 +18,10 @@ pub enum Observation {
     /// The node took `role` in `term` (a term, view, epoch or ballot round).
     /// Leadership lasts until the next `Role` observation or a crash.
     Role { role: Role, term: u64 },
+    /// The node granted its vote to `candidate` in `term`. One vote per
+    /// term, across restarts (Raft §5.2): a node that grants two candidates
+    /// one term can elect two leaders in it.
+    Vote { term: u64, candidate: NodeId },
     /// The node applied `command` (a digest) at log position `index`.
     /// State machine safety: no two nodes apply different commands at one index.
     Apply { index: u64, term: u64, command: u64 },

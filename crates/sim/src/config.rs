@@ -50,12 +50,23 @@ pub enum FaultKind {
     /// it: one forgetful node is outvoted by the others that remember. Not
     /// part of `all` (asked for by name, or drawn by the swarm).
     PowerLoss,
+    /// `kill -9` a node as it answers an election: while armed, the first
+    /// node that finishes a step that persists while another node
+    /// campaigns (it announced itself candidate and has not led or followed
+    /// since) dies at the end of that step, its answer (a vote, a promise)
+    /// out, and restarts 1–50 ms later, while the election it voted in is
+    /// still going on. Jepsen aims faults at leaders; this aims them at the
+    /// other end of an election, where a vote the node did not force is
+    /// forgotten in time to be given again. A protocol that announces no
+    /// candidates is never struck. Not part of `all` (asked for by name, or
+    /// drawn by the swarm).
+    KillVoter,
 }
 
 impl FaultKind {
     /// Every kind: first those `all` stands for, then those only asked
     /// for by name.
-    pub const KNOWN: [FaultKind; 10] = [
+    pub const KNOWN: [FaultKind; 11] = [
         FaultKind::Crash,
         FaultKind::Partition,
         FaultKind::Loss,
@@ -66,6 +77,7 @@ impl FaultKind {
         FaultKind::CrashLeader,
         FaultKind::TornSend,
         FaultKind::PowerLoss,
+        FaultKind::KillVoter,
     ];
 
     /// The kinds `all` stands for.
@@ -83,6 +95,7 @@ impl FaultKind {
             FaultKind::CrashLeader => "crash-leader",
             FaultKind::TornSend => "torn-send",
             FaultKind::PowerLoss => "power-loss",
+            FaultKind::KillVoter => "kill-voter",
         }
     }
 
@@ -96,6 +109,7 @@ impl FaultKind {
                 | FaultKind::CrashLeader
                 | FaultKind::TornSend
                 | FaultKind::PowerLoss
+                | FaultKind::KillVoter
         )
     }
 }

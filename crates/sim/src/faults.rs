@@ -95,6 +95,16 @@ pub enum Fault {
         restart_after_ms: u64,
         armed_ms: u64,
     },
+    /// For the next `armed_ms`, the first step that persists something on
+    /// a node while another node campaigns (it announced `Role::Candidate`
+    /// and nothing since) kills that node at the end of the step (its vote
+    /// is out), and it restarts `restart_after_ms` later, while the election
+    /// goes on: what it answered but did not force is forgotten in time to
+    /// be answered again, differently.
+    KillVoter {
+        restart_after_ms: u64,
+        armed_ms: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -139,6 +149,9 @@ impl fmt::Display for Fault {
             Fault::CrashLeader { after_effects, restart_after_ms, armed_ms } => {
                 write!(f, "crash-leader={after_effects}+{restart_after_ms}~{armed_ms}")
             }
+            Fault::KillVoter { restart_after_ms, armed_ms } => {
+                write!(f, "kill-voter={restart_after_ms}~{armed_ms}")
+            }
         }
     }
 }
@@ -169,53 +182,52 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `s` as a number, or an error naming what it should have been.
+fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("'{s}' is not {what}"))
+}
+
+fn node_id(s: &str) -> Result<NodeId, String> {
+    number(s, "a node id").map(NodeId)
+}
+
+fn delay_ms(s: &str) -> Result<u64, String> {
+    number(s, "a delay in ms")
+}
+
 impl std::str::FromStr for Fault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Fault, String> {
         let (name, arg) = s.split_once('=').unwrap_or((s, ""));
-        let node = || -> Result<NodeId, String> {
-            arg.parse::<u32>().map(NodeId).map_err(|_| format!("'{arg}' is not a node id"))
-        };
         Ok(match name {
             "crash" => match arg.split_once('/') {
-                Some((n, k)) => Fault::Crash {
-                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
-                    after_effects: Some(k.parse().map_err(|_| format!("'{k}' is not an effect count"))?),
-                },
-                None => Fault::Crash { node: node()?, after_effects: None },
+                Some((n, k)) => {
+                    Fault::Crash { node: node_id(n)?, after_effects: Some(number(k, "an effect count")?) }
+                }
+                None => Fault::Crash { node: node_id(arg)?, after_effects: None },
             },
-            "restart" => Fault::Restart { node: node()? },
+            "restart" => Fault::Restart { node: node_id(arg)? },
             "kill" => {
                 let (n, d) = arg.split_once('+').ok_or("kill needs NODE+MS")?;
-                Fault::Kill {
-                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
-                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
-                }
+                Fault::Kill { node: node_id(n)?, restart_after_ms: delay_ms(d)? }
             }
             "torn" => {
                 let (n, rest) = arg.split_once('+').ok_or("torn needs NODE+MS/K")?;
                 let (d, k) = rest.split_once('/').ok_or("torn needs NODE+MS/K")?;
-                let sends: u32 = k.parse().map_err(|_| format!("'{k}' is not a number of sends"))?;
+                let sends: u32 = number(k, "a number of sends")?;
                 if sends == 0 {
                     return Err("torn needs at least one send (K >= 1)".into());
                 }
-                Fault::TornSend {
-                    node: NodeId(n.parse().map_err(|_| format!("'{n}' is not a node id"))?),
-                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
-                    sends,
-                }
+                Fault::TornSend { node: node_id(n)?, restart_after_ms: delay_ms(d)?, sends }
             }
             "power" => {
                 let (n, d) = arg.split_once('+').ok_or("power needs NODES+MS")?;
-                Fault::PowerLoss {
-                    nodes: parse_nodes(n)?,
-                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
-                }
+                Fault::PowerLoss { nodes: parse_nodes(n)?, restart_after_ms: delay_ms(d)? }
             }
-            "disarm" => Fault::Disarm { node: node()? },
-            "pause" => Fault::Pause { node: node()? },
-            "resume" => Fault::Resume { node: node()? },
+            "disarm" => Fault::Disarm { node: node_id(arg)? },
+            "pause" => Fault::Pause { node: node_id(arg)? },
+            "resume" => Fault::Resume { node: node_id(arg)? },
             "part" => Fault::Partition { groups: arg.split('|').map(parse_nodes).collect::<Result<_, _>>()? },
             "oneway" => {
                 let (from, to) = arg.split_once('>').ok_or("oneway needs FROM>TO")?;
@@ -224,17 +236,19 @@ impl std::str::FromStr for Fault {
             "heal" => Fault::Heal,
             "loss" => Fault::Loss { probability: parse_probability(arg)? },
             "dup" => Fault::Dup { probability: parse_probability(arg)? },
-            "delay" => {
-                Fault::Delay { extra_ms: arg.parse().map_err(|_| format!("'{arg}' is not a delay in ms"))? }
-            }
+            "delay" => Fault::Delay { extra_ms: delay_ms(arg)? },
             "crash-leader" => {
                 let (k, rest) = arg.split_once('+').ok_or("crash-leader needs K+D~W")?;
                 let (d, w) = rest.split_once('~').ok_or("crash-leader needs K+D~W")?;
                 Fault::CrashLeader {
-                    after_effects: k.parse().map_err(|_| format!("'{k}' is not an effect count"))?,
-                    restart_after_ms: d.parse().map_err(|_| format!("'{d}' is not a delay in ms"))?,
-                    armed_ms: w.parse().map_err(|_| format!("'{w}' is not a duration in ms"))?,
+                    after_effects: number(k, "an effect count")?,
+                    restart_after_ms: delay_ms(d)?,
+                    armed_ms: number(w, "a duration in ms")?,
                 }
+            }
+            "kill-voter" => {
+                let (d, w) = arg.split_once('~').ok_or("kill-voter needs D~W")?;
+                Fault::KillVoter { restart_after_ms: delay_ms(d)?, armed_ms: number(w, "a duration in ms")? }
             }
             other => return Err(format!("unknown fault '{other}'")),
         })
@@ -344,7 +358,7 @@ struct Nemesis {
     nodes: Vec<NodeId>,
     max_down: usize,
     /// Down intervals [start, end) in ms, for the max_down budget: the
-    /// node, or `None` for a leader crash (the leader is not known yet).
+    /// node, or `None` for a leader or voter kill (the node is not known yet).
     down: Vec<(Option<NodeId>, u64, u64)>,
     /// Partition and network-mode episodes do not overlap their own kind.
     busy_until: [u64; FaultKind::KNOWN.len()],
@@ -363,6 +377,7 @@ impl Nemesis {
                 self.node_episode(kind, t, stop)
             }
             FaultKind::CrashLeader => self.leader_episode(t, stop),
+            FaultKind::KillVoter => self.voter_episode(t, stop),
             FaultKind::PowerLoss => self.power_loss_episode(t, stop),
             FaultKind::Partition | FaultKind::Loss | FaultKind::Dup | FaultKind::Delay => {
                 let slot = kind as usize;
@@ -429,6 +444,19 @@ impl Nemesis {
         let restart_after_ms = self.rng.range(LEADER_RESTART_MS.0, LEADER_RESTART_MS.1);
         self.down.push((None, t, stop + restart_after_ms));
         self.push(t, Fault::CrashLeader { after_effects, restart_after_ms, armed_ms: stop - t });
+    }
+
+    /// Armed over [t, stop); whichever node it strikes restarts within the
+    /// kill delay, before stop + D. Like a leader crash, it takes a slot of
+    /// the budget without naming a node.
+    fn voter_episode(&mut self, t: u64, stop: u64) {
+        let restart_after_ms = self.rng.range(KILL_RESTART_MS.0, KILL_RESTART_MS.1);
+        let until = stop + restart_after_ms;
+        if overlapping(&self.down, None, t, until) >= self.max_down {
+            return;
+        }
+        self.down.push((None, t, until));
+        self.push(t, Fault::KillVoter { restart_after_ms, armed_ms: stop - t });
     }
 
     /// The nodes no episode takes down during `[t, until)`.
@@ -539,7 +567,7 @@ fn sorted_groups(mut groups: Vec<Vec<NodeId>>) -> Vec<Vec<NodeId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FaultSet;
+    use crate::config::{FaultKind, FaultSet};
 
     #[test]
     fn schedules_round_trip_through_text() {
@@ -678,6 +706,45 @@ mod tests {
         assert!(groups > 0 && pairs > 0, "{groups} groups, {pairs} of two or more");
         assert!("10:power=0.2+17".parse::<Schedule>().unwrap().validate(3).is_ok());
         assert!("10:power=0.3+17".parse::<Schedule>().unwrap().validate(3).is_err());
+    }
+
+    #[test]
+    fn voter_kills_are_asked_for_by_name_and_keep_the_budget() {
+        let mut config = SimConfig::new("x");
+        config.faults = "kill-voter,crash".parse().unwrap();
+        config.max_down = 1;
+        let mut armed = 0;
+        for seed in 0..200 {
+            config.seed = seed;
+            let schedule = Schedule::generate(&config);
+            assert_eq!(schedule.to_string().parse::<Schedule>().unwrap(), schedule);
+            // Down intervals: an armed voter kill until it lapses plus its
+            // restart delay (whoever it strikes), crashes until restart.
+            let mut windows: Vec<(u64, u64)> = Vec::new();
+            let mut crashed: std::collections::BTreeMap<NodeId, u64> = Default::default();
+            for e in &schedule.0 {
+                let ms = e.at.as_millis();
+                match e.fault {
+                    Fault::KillVoter { restart_after_ms, armed_ms } => {
+                        armed += 1;
+                        assert!((KILL_RESTART_MS.0..KILL_RESTART_MS.1).contains(&restart_after_ms));
+                        windows.push((ms, ms + armed_ms + restart_after_ms));
+                    }
+                    Fault::Crash { node, .. } => {
+                        crashed.insert(node, ms);
+                    }
+                    Fault::Restart { node } => windows.push((crashed.remove(&node).unwrap(), ms)),
+                    _ => {}
+                }
+            }
+            for &(start, _) in &windows {
+                let down = windows.iter().filter(|(s, e)| *s <= start && start < *e).count();
+                assert!(down <= 1, "seed {seed}: {down} down at {start} ms");
+            }
+        }
+        assert!(armed > 0);
+        assert!(!FaultSet::all().contains(FaultKind::KillVoter), "all keeps its schedules");
+        assert!("10:kill-voter=20".parse::<Schedule>().is_err(), "kill-voter needs D~W");
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub struct Fixed {
     pub latency: bool,
     pub keys: bool,
     pub clients: bool,
+    pub safety: bool,
 }
 
 impl SimConfig {
@@ -86,6 +87,9 @@ fn draw_shape(config: &mut SimConfig, swarm: &Swarm, rng: &mut Rng) {
     }
     if !fixed.clients {
         config.clients = (*rng.pick(&[3, 5, 8]).expect("not empty")).min(config.ops);
+    }
+    if !fixed.safety {
+        config.safety_ms = *rng.pick(&[5_000, 15_000]).expect("not empty");
     }
 }
 
@@ -179,6 +183,9 @@ mod tests {
             c.validate().unwrap();
             assert!((2..=4).contains(&c.max_down), "a minority up to all but one of 5: {}", c.max_down);
         }
+        let lengths: std::collections::BTreeSet<u64> =
+            (0..64).map(|s| swarm_config(s).resolve().safety_ms).collect();
+        assert_eq!(lengths, [5_000, 15_000].into(), "short and long safety phases");
     }
 
     #[test]
@@ -186,11 +193,12 @@ mod tests {
         let mut config = swarm_config(3);
         config.max_down = 1;
         config.keys = 9;
+        config.safety_ms = 7_000;
         let swarm = config.swarm.as_mut().unwrap();
-        swarm.fixed = Fixed { max_down: true, latency: false, keys: true, clients: false };
+        swarm.fixed = Fixed { max_down: true, latency: false, keys: true, clients: false, safety: true };
         swarm.settings = vec![("pre_vote".into(), vec![true.into(), false.into()])];
         let resolved = config.resolve();
-        assert_eq!((resolved.max_down, resolved.keys), (1, 9));
+        assert_eq!((resolved.max_down, resolved.keys, resolved.safety_ms), (1, 9, 7_000));
         let swarm = config.swarm.as_ref().unwrap();
         assert_eq!(swarm.draw_settings(3, 0, &Default::default()).len(), 1);
         let pinned: serde_json::Map<_, _> = [("pre_vote".to_string(), false.into())].into_iter().collect();

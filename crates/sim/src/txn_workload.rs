@@ -121,7 +121,8 @@ impl<P: Protocol<Request = TxnRequest, Response = TxnResponse>> Workload<P> for 
         };
         let invoked_us = self.invoked.remove(&client).unwrap_or(now.as_micros());
         self.history.push(history_op(client, request, response, node, invoked_us, now.as_micros()));
-        Completion { verdict, update_refused, retarget, served: verdict == Verdict::Ok }
+        let refused = matches!(response, Some(TxnResponse::Rejected { .. }));
+        Completion { verdict, update_refused, retarget, served: verdict == Verdict::Ok, refused }
     }
 
     fn acknowledges_update(request: &TxnRequest, response: &TxnResponse) -> bool {

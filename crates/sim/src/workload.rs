@@ -38,6 +38,12 @@ pub struct Completion {
     /// no such as a cas mismatch; not a refusal to serve, not a timeout.
     /// After the heal, liveness asks every client for one.
     pub served: bool,
+    /// The protocol refused to serve the request (not the leader, no
+    /// quorum): certainly nothing happened. After the heal such an
+    /// operation does not count against the client's operations, so a
+    /// client refused while the cluster elects a leader keeps asking until
+    /// it is served or the liveness deadline passes.
+    pub refused: bool,
 }
 
 /// A client workload for protocol `P`. Client `clients` (one past the last
@@ -256,7 +262,8 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
             _ => Verdict::Info,
         };
         let served = kind == OpType::Ok || response == Some(&KvResponse::CasMismatch);
-        Completion { verdict, update_refused, retarget, served }
+        let refused = matches!(response, Some(KvResponse::Rejected { .. }));
+        Completion { verdict, update_refused, retarget, served, refused }
     }
 
     fn acknowledges_update(command: &KvCommand, response: &KvResponse) -> bool {

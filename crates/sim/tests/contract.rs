@@ -281,3 +281,97 @@ fn a_power_loss_takes_its_group_down_together_after_a_sending_step() {
     }
     assert!(struck > 0, "some seed sends from the group while the fault is armed");
 }
+
+/// A toy election: node 0 campaigns from the start (it announces
+/// `Role::Candidate` and persists its own vote), asks every other node for
+/// its vote each time a client writes to it, and never wins; a node asked
+/// forces its vote, then answers.
+struct Campaign {
+    cluster: Cluster,
+}
+
+impl Protocol for Campaign {
+    type Msg = bool;
+    type Request = KvCommand;
+    type Response = KvResponse;
+    type Record = NodeId;
+    type Timer = u8;
+    type Config = ();
+
+    fn validate(_: &(), _: &[NodeId]) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    fn start(cluster: &Cluster, _: &(), _: &[NodeId], out: &mut Out<'_, Self>) -> Self {
+        if cluster.id == NodeId(0) {
+            out.observe(Observation::Role { role: Role::Candidate, term: 1 });
+        }
+        Campaign { cluster: cluster.clone() }
+    }
+
+    fn on_message(&mut self, from: NodeId, request: bool, out: &mut Out<'_, Self>) {
+        if request {
+            out.persist(from);
+            out.send(from, false);
+        }
+    }
+
+    fn on_timer(&mut self, _: u8, _: &mut Out<'_, Self>) {}
+
+    fn on_request(&mut self, id: RequestId, request: KvCommand, out: &mut Out<'_, Self>) {
+        if self.cluster.id == NodeId(0) && request.is_update() {
+            out.persist(NodeId(0));
+            for peer in self.cluster.peers() {
+                out.send(peer, true);
+            }
+        }
+        out.reply(id, KvResponse::Rejected { reason: "campaigning".into(), hint: Some(NodeId(0)) });
+    }
+}
+
+/// `kill-voter` strikes a node at the end of a step that persisted while
+/// another node campaigns (here: a vote, its answer out), restarts it D ms
+/// later, and never strikes the candidate itself, though it persists too.
+#[test]
+fn kill_voter_strikes_a_node_as_it_answers_a_campaign() {
+    let mut struck = 0;
+    for seed in 0..20 {
+        let mut config = SimConfig::new("campaign");
+        config.seed = seed;
+        config.nodes = 3;
+        config.max_down = 1;
+        config.cas = false;
+        config.ops = 30;
+        config.clients = 2;
+        config.schedule = Some("0:kill-voter=25~4000".parse().unwrap());
+        let outcome = run_traced::<Campaign>(&config, &()).expect("valid settings");
+        let trace = lines(outcome.trace.as_deref().unwrap());
+        let crashes: Vec<&serde_json::Value> = trace.iter().filter(|l| l["ev"] == "crash").collect();
+        assert!(crashes.len() <= 1, "one armed fault strikes once: {crashes:?}");
+        let Some(crash) = crashes.first() else { continue };
+        struck += 1;
+        assert_ne!(crash["node"], 0, "the candidate is never struck");
+        assert_eq!(crash["how"], "killed after answering an election");
+        let node = crash["node"].clone();
+        let at = trace.iter().position(|l| l == *crash).unwrap();
+        let step_start = trace[..at].iter().rposition(|l| l["node"] == node && l["ev"] == "deliver").unwrap();
+        let step: Vec<&str> = trace[step_start + 1..at].iter().map(|l| l["ev"].as_str().unwrap()).collect();
+        assert_eq!(step, ["persist", "send"], "the whole step ran: the vote is forced and out");
+        let crashed_at = crash["t"].as_u64().unwrap();
+        let restart = trace
+            .iter()
+            .find(|l| l["ev"] == "start" && l["node"] == node && l["t"].as_u64() > Some(0))
+            .unwrap();
+        assert_eq!(restart["t"].as_u64().unwrap(), crashed_at + 25_000, "restarted 25 ms later");
+    }
+    assert!(struck > 0, "some seed asks for votes while the fault is armed");
+
+    // Nobody campaigns: the relay's writes persist, but it strikes nobody.
+    let mut config = SimConfig::new("relay");
+    config.nodes = 2;
+    config.max_down = 1;
+    config.cas = false;
+    config.schedule = Some("0:kill-voter=25~4000".parse().unwrap());
+    let trace = run_traced::<Relay>(&config, &Some(NodeId(1))).expect("valid settings").trace.unwrap();
+    assert!(!lines(&trace).iter().any(|l| l["ev"] == "crash"), "no election, no strike");
+}

@@ -211,6 +211,7 @@ impl<S: StateMachine> Raft<S> {
         let granted = can_vote && self.log.is_up_to_date(last_index, last_term);
         if granted && self.vote != Some(from) {
             self.vote = Some(from);
+            out.observe(Observation::Vote { term: self.term, candidate: from });
             if !self.config.has(Bug::NoPersistVote) {
                 self.persist_hard_state(out);
             }

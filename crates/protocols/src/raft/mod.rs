@@ -130,6 +130,7 @@ pub const ENTRY: catalog::Entry = catalog::Entry {
         catalog::Setting { name: "lease_reads", values: catalog::ON_OFF },
         catalog::Setting { name: "max_inflight_appends", values: &["1", "8"] },
         catalog::Setting { name: "batch_entries_max", values: &["1", "64"] },
+        catalog::Setting { name: "election_timeout_max", values: &["200000", "300000"] },
     ],
     retries: 2,
 };

@@ -152,9 +152,15 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     }
 
     fn think_time(&mut self) -> Micros {
-        // Pace the workload so ~3/4 of the operations fall in the safety phase.
+        // Pace the workload so ~3/4 of the operations fall in the safety
+        // phase; after the heal, never so slowly that a client with all of
+        // its operations left could not finish in about 2/3 of the liveness
+        // window (a long safety phase must not make a slow liveness phase).
         let per_client = f64::from(self.config.ops) / f64::from(self.config.clients);
-        let mean_us = (self.config.safety_ms as f64 * 1000.0) / (per_client * 0.75).max(1.0);
+        let mut mean_us = (self.config.safety_ms as f64 * 1000.0) / (per_client * 0.75).max(1.0);
+        if self.phase != Phase::Safety {
+            mean_us = mean_us.min((self.config.liveness_ms as f64 * 1000.0) / (per_client * 1.5).max(1.0));
+        }
         Micros(self.clients.rng.range(0, (2.0 * mean_us) as u64 + 1))
     }
 
@@ -362,8 +368,9 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         let phase = self.phase;
         let client = &mut self.clients.clients[owner];
         client.target = target.unwrap_or(client.target);
-        if completion.served && phase != Phase::Safety {
-            client.served_after_heal = true;
+        if phase != Phase::Safety {
+            client.served_after_heal |= completion.served;
+            client.remaining += u32::from(completion.refused);
         }
         if client.remaining == 0 {
             self.maybe_clients_done();

@@ -21,7 +21,7 @@ use quorum_core::host::Host;
 use quorum_core::{Cluster, KvCommand, KvResponse, Micros, NodeId, Protocol, Rng, Time};
 
 use self::clients::Clients;
-use self::nemesis::LeaderCrash;
+use self::nemesis::{LeaderCrash, VoterKill};
 use self::nodes::{Routed, Slot, NODE_STREAM};
 use self::observers::Observers;
 use self::queue::{Event, Meter, Queue};
@@ -217,6 +217,8 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     schedule: Schedule,
     /// Armed `crash-leader` faults, oldest first.
     leader_crashes: Vec<LeaderCrash>,
+    /// Armed `kill-voter` faults, oldest first.
+    voter_kills: Vec<VoterKill>,
     /// Which sending step an armed torn send or power loss strikes.
     torn_rng: Rng,
     clients: Clients<P, W>,
@@ -265,6 +267,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             ),
             schedule,
             leader_crashes: Vec::new(),
+            voter_kills: Vec::new(),
             torn_rng: Rng::stream(config.seed, TORN_STREAM),
             clients: Clients::new(config),
             observers: Observers::default(),

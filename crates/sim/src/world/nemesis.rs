@@ -16,6 +16,13 @@ pub(super) struct LeaderCrash {
     expires: Time,
 }
 
+/// An armed `kill-voter` fault.
+pub(super) struct VoterKill {
+    pub(super) restart_after_ms: u64,
+    /// It lapses at this time if no node answered an election before.
+    expires: Time,
+}
+
 impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     pub(super) fn apply_fault(&mut self, fault: &Fault) {
         self.trace.line(self.now, "fault", None, || serde_json::json!({ "fault": fault.to_string() }));
@@ -55,6 +62,12 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
                     expires: self.now + Micros::from_millis(*armed_ms),
                 });
             }
+            Fault::KillVoter { restart_after_ms, armed_ms } => {
+                self.voter_kills.push(VoterKill {
+                    restart_after_ms: *restart_after_ms,
+                    expires: self.now + Micros::from_millis(*armed_ms),
+                });
+            }
             Fault::Crash { .. }
             | Fault::Restart { .. }
             | Fault::Kill { .. }
@@ -80,6 +93,19 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         Some(self.leader_crashes.remove(0))
     }
 
+    /// The armed `kill-voter` fault that strikes `id` at the end of a step
+    /// that persisted, if any: another node campaigns and `id` does not.
+    /// The oldest armed fault strikes first; lapsed ones are dropped.
+    pub(super) fn voter_kill_for(&mut self, id: NodeId) -> Option<VoterKill> {
+        let now = self.now;
+        self.voter_kills.retain(|armed| armed.expires > now);
+        let campaigning = &self.observers.campaigning;
+        if self.voter_kills.is_empty() || campaigning.contains(&id) || campaigning.is_empty() {
+            return None;
+        }
+        Some(self.voter_kills.remove(0))
+    }
+
     pub(super) fn resume(&mut self, node: NodeId) {
         let slot = &mut self.nodes[node.0 as usize];
         if !slot.paused {
@@ -100,6 +126,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         self.phase = Phase::Liveness;
         self.network.heal_all();
         self.leader_crashes.clear();
+        self.voter_kills.clear();
         for i in 0..self.config.nodes {
             let node = NodeId(i);
             let slot = &mut self.nodes[i as usize];

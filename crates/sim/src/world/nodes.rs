@@ -120,10 +120,15 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             return;
         }
         let slot = &self.nodes[id.0 as usize];
-        if let (true, Some(restart_after_ms)) = (done.persisted && slot.host.is_up(), slot.kill_after_persist)
-        {
+        let persisted = done.persisted && slot.host.is_up();
+        if let (true, Some(restart_after_ms)) = (persisted, slot.kill_after_persist) {
             self.crash(id, "killed after a persist");
             self.revive_later(id, Some(restart_after_ms), incarnation);
+            return;
+        }
+        if let Some(strike) = persisted.then(|| self.voter_kill_for(id)).flatten() {
+            self.crash(id, "killed after answering an election");
+            self.revive_later(id, Some(strike.restart_after_ms), incarnation);
             return;
         }
         if sends_while_power_armed && self.torn_rng.chance(TORN_STRIKE) {
@@ -206,7 +211,8 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         self.clients.workload.observed(node, &observation, now);
         if let Some(broken) = self.observers.observe(node, &observation, now) {
             self.trace.line(now, "violation", Some(node), || {
-                serde_json::json!({ "kind": "election_safety", "term": broken.term, "other": broken.first.0 })
+                let voter = broken.voter.map(|v| v.0);
+                serde_json::json!({ "kind": "election_safety", "term": broken.term, "other": broken.first.0, "voter": voter })
             });
         }
     }
@@ -231,6 +237,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         slot.torn_send = None;
         slot.power_loss = None;
         let now = self.now;
+        self.observers.campaigning.remove(&id);
         self.observers.leadership.crashed(id, now.as_micros(), self.phase.is_safety());
         self.clients.workload.crashed(id, now);
         self.trace.line(now, "crash", Some(id), || serde_json::json!({ "how": how }));

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use quorum_check::consensus::{ConsensusLog, LogSafety};
 use quorum_check::leadership::{ElectionSafetyViolation, Leadership};
-use quorum_core::{NodeId, Observation, Time};
+use quorum_core::{NodeId, Observation, Role, Time};
 
 #[derive(Default)]
 pub(super) struct Observers {
@@ -27,6 +27,9 @@ pub(super) struct Observers {
     /// The sometimes properties reached so far (the protocol's own, by
     /// `Observation::Reached`, and the ones the simulator sees).
     pub(super) reached: BTreeSet<&'static str>,
+    /// The nodes campaigning now: they announced `Role::Candidate` and no
+    /// role since, and have not crashed (for the `kill-voter` nemesis).
+    pub(super) campaigning: BTreeSet<NodeId>,
 }
 
 impl Observers {
@@ -40,7 +43,14 @@ impl Observers {
     ) -> Option<ElectionSafetyViolation> {
         match *observation {
             Observation::Role { role, term } => {
+                match role {
+                    Role::Candidate => self.campaigning.insert(node),
+                    _ => self.campaigning.remove(&node),
+                };
                 return self.leadership.role(node, role, term, now.as_micros());
+            }
+            Observation::Vote { term, candidate } => {
+                return self.leadership.vote(node, term, candidate, now.as_micros());
             }
             Observation::Apply { index, term, command } => {
                 self.replicated_log = true;
