@@ -13,6 +13,8 @@
 //! - [`consensus`]: Agreement, Validity, Integrity, Termination; state
 //!   machine safety of replicated logs; split brain.
 //! - [`leadership`]: election safety, failover times, leader intervals.
+//! - [`ledger`]: the always properties of one state of an exhaustive search
+//!   (what its path observed, as growing sets).
 //! - [`parse`]: JSON lines and Jepsen EDN histories; [`gen`]: synthetic ones.
 
 pub mod commit;
@@ -22,6 +24,7 @@ pub mod durability;
 pub mod gen;
 pub mod history;
 pub mod leadership;
+pub mod ledger;
 pub mod linearizability;
 pub mod parse;
 

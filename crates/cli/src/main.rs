@@ -1,6 +1,7 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
+mod model_cmd;
 mod replay;
 mod server_cmds;
 mod tour;
@@ -45,6 +46,8 @@ enum Command {
     Tour(TourArgs),
     /// Drive a cluster step by step from a script file (deliver this, drop that, crash that node).
     Script(ScriptArgs),
+    /// Check every interleaving of a small configuration exhaustively; a counterexample is a script.
+    Model(model_cmd::ModelArgs),
     /// Run one node of a replicated key-value server that speaks the Redis protocol.
     Serve(server_cmds::ServeArgs),
     /// Start an N-node server cluster on loopback in one command (Ctrl-C stops it; run again to resume).
@@ -284,6 +287,10 @@ fn main() -> ExitCode {
             tour::tour(args.seeds)
         }
         Command::Script(args) => script(args),
+        Command::Model(args) => {
+            quorum_sim::quiet_panics_in_runs();
+            model_cmd::model(args)
+        }
         Command::Serve(args) => server_cmds::serve(args),
         Command::Cluster(args) => server_cmds::cluster(args),
         Command::Bench(args) => server_cmds::bench(args),
@@ -681,6 +688,9 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
     }
     if let Some(verdict) = registered.judge_script(&run) {
         println!("# {verdict}");
+    }
+    if let Some(broken) = Registered::judge_observations(&run) {
+        println!("# VIOLATED: {broken}");
     }
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -87,6 +87,7 @@ pub struct Executed {
 }
 
 /// One node as a driver holds it. See the module documentation.
+#[derive(Clone)]
 pub struct Host<P: Protocol> {
     cluster: Cluster,
     state: Option<P>,

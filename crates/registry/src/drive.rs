@@ -9,9 +9,9 @@ use quorum_sim::{KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, S
 use crate::settings::{merged, ServerDefaults};
 use crate::{Scripting, Serving};
 
-/// The protocol's `Config` from a choice: its settings, with the variant
-/// and the bug as the fields `variant` and `bug`.
-pub(crate) fn typed<P: Protocol>(choice: &ProtocolChoice) -> Result<P::Config, ConfigError> {
+/// A choice as the protocol's `Config` in JSON: its settings, with the
+/// variant and the bug as the fields `variant` and `bug`.
+fn choice_json(choice: &ProtocolChoice) -> serde_json::Value {
     let mut json = serde_json::Value::Object(choice.config.clone());
     if let Some(variant) = &choice.variant {
         json["variant"] = variant.clone().into();
@@ -19,8 +19,32 @@ pub(crate) fn typed<P: Protocol>(choice: &ProtocolChoice) -> Result<P::Config, C
     if let Some(bug) = &choice.bug {
         json["bug"] = bug.clone().into();
     }
-    serde_json::from_value(json)
+    json
+}
+
+/// The protocol's `Config` from a choice.
+pub(crate) fn typed<P: Protocol>(choice: &ProtocolChoice) -> Result<P::Config, ConfigError> {
+    serde_json::from_value(choice_json(choice))
         .map_err(|e| ConfigError::new(format!("bad settings for '{}': {e}", choice.name)))
+}
+
+/// An exhaustive search of `model` for the protocol `choice` names.
+pub(crate) fn model<P>(
+    choice: &ProtocolChoice,
+    model: &quorum_model::ModelConfig,
+    progress: &mut dyn FnMut(u32, u64),
+) -> Result<quorum_model::Outcome, quorum_model::ModelError>
+where
+    P: Protocol + Clone + std::fmt::Debug + Send + Sync,
+    P::Request: std::str::FromStr + Send + Sync,
+    <P::Request as std::str::FromStr>::Err: std::fmt::Display,
+    P::Config: Send + Sync,
+    P::Msg: Send + Sync,
+    P::Timer: Send + Sync,
+    P::Record: Send + Sync,
+{
+    typed::<P>(choice).map_err(|e| quorum_model::ModelError(e.to_string()))?;
+    quorum_model::run::<P>(model, &choice_json(choice).to_string(), progress)
 }
 
 /// Parse `choice`, and with `nodes` also ask the protocol to validate it.

@@ -75,6 +75,37 @@ fn names<'a>(protocols: impl Iterator<Item = &'a Registered>) -> Vec<&'static st
     protocols.map(|r| r.entry.name).collect()
 }
 
+/// What the model checker needs of a protocol beyond the contract: states
+/// it can copy and fingerprint (`Clone`, `Debug`), and parts it can share
+/// between threads.
+pub trait Modelled:
+    quorum_core::Protocol<
+        Request: std::str::FromStr<Err: std::fmt::Display> + Send + Sync,
+        Config: Send + Sync,
+        Msg: Send + Sync,
+        Timer: Send + Sync,
+        Record: Send + Sync,
+    > + Clone
+    + std::fmt::Debug
+    + Send
+    + Sync
+{
+}
+
+impl<P> Modelled for P where
+    P: quorum_core::Protocol<
+            Request: std::str::FromStr<Err: std::fmt::Display> + Send + Sync,
+            Config: Send + Sync,
+            Msg: Send + Sync,
+            Timer: Send + Sync,
+            Record: Send + Sync,
+        > + Clone
+        + std::fmt::Debug
+        + Send
+        + Sync
+{
+}
+
 /// What a script run produced.
 pub struct Scripting {
     /// Each block's output.
@@ -86,6 +117,11 @@ pub struct Scripting {
 type RunFn = fn(&SimConfig, bool) -> Result<RunOutcome, RunError>;
 type CheckFn = fn(&ProtocolChoice, Option<&[NodeId]>) -> Result<(), quorum_core::ConfigError>;
 type ScriptFn = fn(&ProtocolChoice, &[Block]) -> Result<Scripting, ScriptError>;
+type ModelFn = fn(
+    &ProtocolChoice,
+    &quorum_model::ModelConfig,
+    &mut dyn FnMut(u32, u64),
+) -> Result<quorum_model::Outcome, quorum_model::ModelError>;
 /// The server started on a protocol: the future of the running node.
 pub type Serving = Pin<Box<dyn Future<Output = anyhow::Result<Running>>>>;
 type ServeFn = fn(ServeConfig, Option<serde_json::Value>) -> Serving;
@@ -97,12 +133,13 @@ pub struct Registered {
     run: RunFn,
     check: CheckFn,
     script: ScriptFn,
+    model: ModelFn,
     serve: Option<ServeFn>,
 }
 
 impl Registered {
     /// A protocol of the KV workload.
-    pub const fn kv<P: quorum_sim::KvProtocol>(entry: &'static Entry) -> Registered {
+    pub const fn kv<P: quorum_sim::KvProtocol + Modelled>(entry: &'static Entry) -> Registered {
         assert!(
             matches!(entry.workload, Workload::Kv { .. }),
             "a KV protocol's entry declares the KV workload"
@@ -112,6 +149,7 @@ impl Registered {
             run: drive::run_kv::<P>,
             check: drive::check::<P>,
             script: drive::script::<P>,
+            model: drive::model::<P>,
             serve: None,
         }
     }
@@ -120,9 +158,9 @@ impl Registered {
     pub const fn txn<P>(entry: &'static Entry) -> Registered
     where
         P: quorum_core::Protocol<
-            Request = quorum_core::txn::TxnRequest,
-            Response = quorum_core::txn::TxnResponse,
-        >,
+                Request = quorum_core::txn::TxnRequest,
+                Response = quorum_core::txn::TxnResponse,
+            > + Modelled,
     {
         assert!(
             matches!(entry.workload, Workload::Txn),
@@ -133,6 +171,7 @@ impl Registered {
             run: drive::run_txn::<P>,
             check: drive::check::<P>,
             script: drive::script::<P>,
+            model: drive::model::<P>,
             serve: None,
         }
     }
@@ -272,9 +311,47 @@ impl Registered {
         (self.run)(&self.resolve(config), traced)
     }
 
+    /// Search every interleaving of `model` exhaustively (see
+    /// `quorum_model`); `progress` hears of each level (depth, states).
+    pub fn model(
+        &self,
+        choice: &ProtocolChoice,
+        model: &quorum_model::ModelConfig,
+        progress: &mut dyn FnMut(u32, u64),
+    ) -> Result<quorum_model::Outcome, Error> {
+        (self.model)(choice, model, progress).map_err(|e| Error(e.0))
+    }
+
+    /// Whether a model of this protocol fires timers only when nothing is
+    /// in flight: a fail-stop protocol assumes a timely network.
+    pub fn timely(&self) -> bool {
+        self.entry.model == SystemModel::FailStop
+    }
+
+    /// The client requests a model of this protocol issues by default:
+    /// two writes of one key from two nodes (two proposers, two clients), or
+    /// one transfer.
+    pub fn default_requests(&self) -> Vec<(NodeId, String)> {
+        match self.entry.workload {
+            Workload::Kv { .. } => vec![(NodeId(0), "write 1 10".into()), (NodeId(1), "write 1 11".into())],
+            Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
+        }
+    }
+
     /// Run a script's blocks: each block's output and every observation.
     pub fn script(&self, choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError> {
         (self.script)(choice, blocks)
+    }
+
+    /// The always properties a model checker judges (Agreement, Validity,
+    /// Integrity, log safety, election safety and atomicity, from the
+    /// script's observations): the first one broken, or `None`.
+    pub fn judge_observations(run: &Scripting) -> Option<String> {
+        let mut ledger = quorum_check::ledger::Ledger::new();
+        run.observations
+            .iter()
+            .find_map(|(node, observation, _)| ledger.observe(*node, observation))
+            .map(|broken| format!("{}: {}", broken.kind, broken.what))
     }
 
     /// For a transaction protocol, the atomicity checker's verdict on a

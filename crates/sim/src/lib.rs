@@ -37,4 +37,6 @@ pub use outcome::{Peaks, Percentiles, Replay, RunOutcome, TxnFigures, TxnOp, Vio
 pub use swarm::{Fixed, Swarm};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
-pub use world::{quiet_panics_in_runs, run, run_traced, run_with, KvProtocol, RunError};
+pub use world::{
+    catch_protocol_panic, quiet_panics_in_runs, run, run_traced, run_with, KvProtocol, RunError,
+};

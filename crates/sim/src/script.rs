@@ -21,12 +21,14 @@
 //! | `request NODE ARGS..` | a client request (the protocol's text form, e.g. `write 1 8`) |
 //! | `admin NODE ARGS..` | an operator command (`Protocol::on_admin`) |
 //! | `deliver [N]` | deliver up to N in-flight messages in order (all, with cascades, if omitted) |
-//! | `deliver FROM TO` | deliver the first in-flight message from FROM to TO |
-//! | `drop [FROM TO]` | drop every in-flight message (or those from FROM to TO) |
-//! | `fire NODE TIMER` | fire NODE's pending timer whose form starts with TIMER |
+//! | `deliver FROM TO [K]` | deliver the first (or the K-th, from 1) in-flight message from FROM to TO |
+//! | `drop [FROM TO [K]]` | drop every in-flight message (or those from FROM to TO, or the K-th of them) |
+//! | `dup FROM TO [K]` | deliver a copy of the first (or K-th) message from FROM to TO, keeping it in flight |
+//! | `fire NODE TIMER` | fire NODE's pending timer written TIMER (or, if none, the first whose form starts with it) |
 //! | `advance MS` | advance time by MS, firing due timers in order |
 //! | `stabilize` | deliver until nothing is in flight (no timer fires) |
 //! | `crash NODE`, `restart NODE` | crash (keep persisted records), restart from them |
+//! | `crash NODE K` | crash NODE during its next step, after K of that step's effects (nothing after them happens) |
 //! | `partition A B \| C` | cut every link between the groups (in-flight messages across are dropped) |
 //! | `heal` | restore every link |
 //! | `status` | each node's `describe()` |
@@ -115,6 +117,7 @@ pub fn render_blocks(blocks: &[Block], outputs: &[String]) -> String {
 }
 
 /// A cluster under a script's control.
+#[derive(Clone)]
 pub struct Scripted<P: Protocol> {
     config: P::Config,
     names: Vec<String>,
@@ -129,6 +132,11 @@ pub struct Scripted<P: Protocol> {
     output: String,
     /// Every observation so far, for the checkers: (node, what, when).
     observations: Vec<(NodeId, Observation, Time)>,
+    /// Print nothing (a model checker's steps): effects run, lines are not
+    /// formatted.
+    quiet: bool,
+    /// Per node: crash during its next step after this many effects.
+    armed_cuts: Vec<Option<u32>>,
 }
 
 /// An effect the host carried out, as the script shows it.
@@ -158,7 +166,92 @@ where
             next_seq: 0,
             output: String::new(),
             observations: Vec::new(),
+            quiet: false,
+            armed_cuts: Vec::new(),
         }
+    }
+
+    /// Crash `node` during its next step, after `effects` of its effects.
+    pub fn arm_cut(&mut self, node: NodeId, effects: u32) {
+        self.armed_cuts[node.0 as usize] = Some(effects);
+        let line = format!("{} will crash during its next step, after {effects} effects", self.name(node));
+        self.line(line);
+    }
+
+    /// The crash armed for `node`'s next step, if any.
+    pub fn armed_cut(&self, node: NodeId) -> Option<u32> {
+        self.armed_cuts[node.0 as usize]
+    }
+
+    /// Print nothing from now on (or again, with `false`).
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
+    /// The messages in flight, oldest first: (from, to, message).
+    pub fn in_flight(&self) -> &VecDeque<(NodeId, NodeId, P::Msg)> {
+        &self.in_flight
+    }
+
+    /// The nodes, by id.
+    pub fn hosts(&self) -> &[Host<P>] {
+        &self.nodes
+    }
+
+    /// Take the observations made since the last call.
+    pub fn take_observations(&mut self) -> Vec<(NodeId, Observation, Time)> {
+        std::mem::take(&mut self.observations)
+    }
+
+    /// Where in-flight message `index` sits on its link: (from, to, K) for
+    /// `deliver FROM TO K` (K counts from 1, oldest first).
+    pub fn link_position(&self, index: usize) -> (NodeId, NodeId, usize) {
+        let (from, to, _) = self.in_flight[index];
+        let k = self.in_flight.iter().take(index).filter(|(f, t, _)| (*f, *t) == (from, to)).count();
+        (from, to, k + 1)
+    }
+
+    /// Deliver in-flight message `index` (dropped if its target is down).
+    pub fn deliver_at(&mut self, index: usize) {
+        let (from, to, msg) = self.in_flight.remove(index).expect("a message in flight");
+        self.deliver_one(from, to, msg);
+    }
+
+    /// Lose in-flight message `index`.
+    pub fn drop_at(&mut self, index: usize) {
+        self.in_flight.remove(index).expect("a message in flight");
+    }
+
+    /// Deliver a copy of in-flight message `index`, which stays in flight.
+    pub fn duplicate_at(&mut self, index: usize) {
+        let (from, to, msg) = self.in_flight[index].clone();
+        self.deliver_one(from, to, msg);
+    }
+
+    /// Fire `node`'s pending `timer`.
+    pub fn fire_timer(&mut self, node: NodeId, timer: P::Timer) {
+        self.nodes[node.0 as usize].cancel_timer(&timer);
+        self.step(node, |p, out| p.on_timer(timer, out));
+    }
+
+    /// A client request to `node`.
+    pub fn request_to(&mut self, node: NodeId, request: P::Request) {
+        self.next_seq += 1;
+        let id = RequestId::new(0, self.next_seq);
+        self.step(node, |p, out| p.on_request(id, request, out));
+    }
+
+    /// Crash `node` (its durable records stay).
+    pub fn crash_node(&mut self, node: NodeId) {
+        self.nodes[node.0 as usize].crash();
+        self.armed_cuts[node.0 as usize] = None;
+        let line = format!("{} crashed", self.name(node));
+        self.line(line);
+    }
+
+    /// Restart `node` from its durable records; it must be down.
+    pub fn restart_node(&mut self, node: NodeId) {
+        self.start(node);
     }
 
     /// Every observation the nodes made so far, in order, with its time.
@@ -189,18 +282,24 @@ where
             "deliver" => self.deliver_command(args)?,
             "stabilize" => self.deliver(usize::MAX),
             "drop" => self.drop_command(args)?,
+            "dup" => self.dup_command(args)?,
             "fire" => self.fire(args)?,
             "advance" => {
                 let [ms] = args else { return Err("advance MS".into()) };
                 let ms: u64 = ms.parse().map_err(|_| format!("'{ms}' is not a number of ms"))?;
                 self.advance(Micros::from_millis(ms));
             }
-            "crash" => {
-                let node = self.node(args.first().ok_or("crash NODE")?)?;
-                self.nodes[node.0 as usize].crash();
-                let line = format!("{} crashed", self.name(node));
-                self.line(line);
-            }
+            "crash" => match args {
+                [node] => {
+                    let node = self.node(node)?;
+                    self.crash_node(node);
+                }
+                [node, k] => {
+                    let node = self.node(node)?;
+                    self.arm_cut(node, k.parse().map_err(|_| format!("'{k}' is not a number of effects"))?);
+                }
+                _ => return Err("crash NODE [K]".into()),
+            },
             "restart" => {
                 let node = self.node(args.first().ok_or("restart NODE")?)?;
                 if self.nodes[node.0 as usize].is_up() {
@@ -224,9 +323,7 @@ where
         let node = self.node(args.first().ok_or("request NODE ARGS..")?)?;
         let text = args[1..].join(" ");
         let request = text.parse::<P::Request>().map_err(|e| e.to_string())?;
-        self.next_seq += 1;
-        let id = RequestId::new(0, self.next_seq);
-        self.step(node, |p, out| p.on_request(id, request, out));
+        self.request_to(node, request);
         Ok(())
     }
 
@@ -243,26 +340,21 @@ where
         Ok(())
     }
 
-    /// `deliver [N]` or `deliver FROM TO`.
+    /// `deliver [N]` or `deliver FROM TO [K]`.
     fn deliver_command(&mut self, args: &[&str]) -> Result<(), String> {
         match args {
             [] => self.deliver(usize::MAX),
             [n] => self.deliver(n.parse().map_err(|_| format!("'{n}' is not a count"))?),
-            [from, to] => {
-                let (from, to) = (self.node(from)?, self.node(to)?);
-                let i =
-                    self.in_flight.iter().position(|(f, t, _)| (*f, *t) == (from, to)).ok_or_else(|| {
-                        format!("no message in flight from {} to {}", self.name(from), self.name(to))
-                    })?;
-                let (f, t, msg) = self.in_flight.remove(i).expect("the position exists");
-                self.deliver_one(f, t, msg);
+            [from, to, k @ ..] if k.len() <= 1 => {
+                let index = self.on_link(from, to, k.first())?;
+                self.deliver_at(index);
             }
-            _ => return Err("deliver [N] | deliver FROM TO".into()),
+            _ => return Err("deliver [N] | deliver FROM TO [K]".into()),
         }
         Ok(())
     }
 
-    /// `drop [FROM TO]`.
+    /// `drop [FROM TO [K]]`.
     fn drop_command(&mut self, args: &[&str]) -> Result<(), String> {
         match args {
             [] => self.in_flight.clear(),
@@ -270,23 +362,63 @@ where
                 let (from, to) = (self.node(from)?, self.node(to)?);
                 self.in_flight.retain(|(f, t, _)| (*f, *t) != (from, to));
             }
-            _ => return Err("drop [FROM TO]".into()),
+            [from, to, k] => {
+                let index = self.on_link(from, to, Some(k))?;
+                self.drop_at(index);
+            }
+            _ => return Err("drop [FROM TO [K]]".into()),
         }
         Ok(())
     }
 
-    /// `fire NODE TIMER`: the pending timer whose form starts with TIMER.
+    /// `dup FROM TO [K]`.
+    fn dup_command(&mut self, args: &[&str]) -> Result<(), String> {
+        let [from, to, k @ ..] = args else { return Err("dup FROM TO [K]".into()) };
+        if k.len() > 1 {
+            return Err("dup FROM TO [K]".into());
+        }
+        let index = self.on_link(from, to, k.first())?;
+        self.duplicate_at(index);
+        Ok(())
+    }
+
+    /// The in-flight index of the K-th message (from 1; the first if
+    /// `k` is absent) from `from` to `to`.
+    fn on_link(&self, from: &str, to: &str, k: Option<&&str>) -> Result<usize, String> {
+        let (from, to) = (self.node(from)?, self.node(to)?);
+        let k: usize = match k {
+            Some(k) => {
+                k.parse().ok().filter(|k| *k >= 1).ok_or_else(|| format!("'{k}' is not a position (1..)"))?
+            }
+            None => 1,
+        };
+        self.in_flight
+            .iter()
+            .enumerate()
+            .filter(|(_, (f, t, _))| (*f, *t) == (from, to))
+            .nth(k - 1)
+            .map(|(i, _)| i)
+            .ok_or_else(|| format!("no message {k} in flight from {} to {}", self.name(from), self.name(to)))
+    }
+
+    /// `fire NODE TIMER`: the pending timer written TIMER, or else the
+    /// first whose form starts with it.
     fn fire(&mut self, args: &[&str]) -> Result<(), String> {
-        let [node, prefix] = args else { return Err("fire NODE TIMER".into()) };
+        let [node, words @ ..] = args else { return Err("fire NODE TIMER".into()) };
+        if words.is_empty() {
+            return Err("fire NODE TIMER".into());
+        }
+        let prefix = words.join(" ");
+        let prefix = prefix.as_str();
         let node = self.node(node)?;
-        let timer = self.nodes[node.0 as usize]
-            .timers()
+        let timers = self.nodes[node.0 as usize].timers();
+        let timer = timers
             .keys()
-            .find(|t| format!("{t:?}").starts_with(prefix))
+            .find(|t| format!("{t:?}") == *prefix)
+            .or_else(|| timers.keys().find(|t| format!("{t:?}").starts_with(prefix)))
             .cloned()
             .ok_or_else(|| format!("{} has no pending timer '{prefix}'", self.name(node)))?;
-        self.nodes[node.0 as usize].cancel_timer(&timer);
-        self.step(node, |p, out| p.on_timer(timer, out));
+        self.fire_timer(node, timer);
         Ok(())
     }
 
@@ -324,6 +456,7 @@ where
         self.names = names;
         self.nodes = members.iter().map(|&id| Host::new(Cluster::new(id, members.clone()))).collect();
         self.rngs = (0..n).map(|i| Rng::stream(seed, u64::from(i))).collect();
+        self.armed_cuts = vec![None; n as usize];
         self.in_flight.clear();
         self.cut.clear();
         self.observations.clear();
@@ -372,11 +505,15 @@ where
         }
     }
 
-    fn name(&self, id: NodeId) -> &str {
+    /// The node's name in this script.
+    pub fn name(&self, id: NodeId) -> &str {
         &self.names[id.0 as usize]
     }
 
     fn status(&mut self) {
+        if self.quiet {
+            return;
+        }
         for (i, host) in self.nodes.iter().enumerate() {
             let line = match host.state() {
                 Some(p) => p.describe(),
@@ -404,6 +541,9 @@ where
     }
 
     fn line(&mut self, text: String) {
+        if self.quiet {
+            return;
+        }
         let mut text = text;
         if text.chars().count() > LINE_MAX {
             text = text.chars().take(LINE_MAX).collect::<String>() + "…";
@@ -415,35 +555,54 @@ where
     /// Carry out a step's effects through the host (nothing crashes in a
     /// script step: `crash` is a command of its own) and print each one.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
+        let quiet = self.quiet;
         let me = self.name(id).to_string();
         let mut shown: Vec<Shown<P>> = Vec::new();
-        self.nodes[id.0 as usize].execute(self.now, effects, Cut::Never, &mut |carried| {
+        let cut = match self.armed_cuts.get_mut(id.0 as usize).and_then(Option::take) {
+            Some(k) => Cut::AfterEffects(k),
+            None => Cut::Never,
+        };
+        let done = self.nodes[id.0 as usize].execute(self.now, effects, cut, &mut |carried| {
             shown.push(match carried {
                 Carried::Send { to, msg } => Shown::Send { to, msg },
+                Carried::Observe(o) => Shown::Observe(o),
+                _ if quiet => return,
                 Carried::Persist(r) => Shown::Line(format!("{me} persist {}", compact(r))),
                 Carried::Checkpoint(r) => Shown::Line(format!("{me} checkpoint {}", compact(r))),
                 Carried::Reply { id: rid, response } => {
                     Shown::Line(format!("{me} reply {rid} {}", compact(&response)))
                 }
-                Carried::Observe(o) => Shown::Observe(o),
                 Carried::Timer { .. } | Carried::Lost { .. } => return,
             })
         });
         for effect in shown {
             match effect {
                 Shown::Send { to, msg } if self.cut.contains(&(id, to)) => {
-                    self.line(format!("{me} -> {} {} (dropped: partition)", self.name(to), compact(&msg)));
+                    if !quiet {
+                        self.line(format!(
+                            "{me} -> {} {} (dropped: partition)",
+                            self.name(to),
+                            compact(&msg)
+                        ));
+                    }
                 }
                 Shown::Send { to, msg } => {
-                    self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
+                    if !quiet {
+                        self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
+                    }
                     self.in_flight.push_back((id, to, msg));
                 }
                 Shown::Line(text) => self.line(text),
                 Shown::Observe(o) => {
-                    self.line(format!("{me} observe {}", compact(&o)));
+                    if !quiet {
+                        self.line(format!("{me} observe {}", compact(&o)));
+                    }
                     self.observations.push((id, o, self.now));
                 }
             }
+        }
+        if done.crashed {
+            self.line(format!("{me} crashed (mid-step)"));
         }
     }
 
@@ -458,6 +617,9 @@ where
 
     fn deliver_one(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
         if !self.nodes[to.0 as usize].is_up() {
+            if self.quiet {
+                return;
+            }
             let line = format!(
                 "{} -> {} {} (dropped: {} is crashed)",
                 self.name(from),

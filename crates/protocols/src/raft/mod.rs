@@ -472,6 +472,7 @@ struct PendingRead<C> {
 }
 
 /// One Raft server over the replicated state machine `S`.
+#[derive(Clone, Debug)]
 pub struct Raft<S: StateMachine> {
     id: NodeId,
     config: Config,

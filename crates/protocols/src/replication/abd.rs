@@ -194,6 +194,7 @@ impl Operation {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct Abd {
     cluster: Cluster,
     config: Config,

@@ -195,6 +195,7 @@ struct PendingWrite {
     waiting: BTreeSet<NodeId>,
 }
 
+#[derive(Clone, Debug)]
 pub struct PrimaryBackup {
     cluster: Cluster,
     config: Config,

@@ -79,17 +79,10 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
     P::validate(protocol, &members)?;
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
     let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
-    IN_RUN.with(|flag| flag.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run()));
-    IN_RUN.with(|flag| flag.set(false));
+    let result = catch_protocol_panic(|| world.run());
     Ok(match result {
         Ok(()) => world.finish(),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".to_string());
+        Err(message) => {
             let mut outcome = empty_outcome(config, &schedule);
             outcome.panic = Some(message);
             // The trace up to the panic is what explains it.
@@ -104,6 +97,23 @@ thread_local! {
     /// Whether this thread is inside a simulated run (whose panics become
     /// `panic` violations of the outcome, with their message).
     static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` (steps of protocols under test), turning a panic into its
+/// message; with [`quiet_panics_in_runs`] installed, such a panic prints
+/// nothing. For every driver that judges a protocol's panics (a broken
+/// `invariants()`) as violations: the simulator and the model checker.
+pub fn catch_protocol_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    IN_RUN.with(|flag| flag.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_RUN.with(|flag| flag.set(false));
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".to_string())
+    })
 }
 
 /// Print nothing for a protocol's panic inside a simulated run (the outcome

@@ -332,6 +332,7 @@ enum Phase {
 
 /// One Multi-Paxos node: proposer, acceptor and learner of every slot, and
 /// follower, candidate or leader.
+#[derive(Clone, Debug)]
 pub struct MultiPaxos<S: StateMachine> {
     cluster: Cluster,
     config: Config,

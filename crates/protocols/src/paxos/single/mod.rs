@@ -379,6 +379,7 @@ struct Proposal<C> {
 
 /// One Paxos node: proposer, acceptor and learner (as [`Config`] assigns the
 /// roles) of every instance.
+#[derive(Clone, Debug)]
 pub struct Paxos<S: Decrees> {
     cluster: Cluster,
     config: Config,

@@ -1,0 +1,211 @@
+//! `quorum model`: exhaustive search of a small configuration (see the
+//! `quorum_model` crate), its verdict, and a counterexample as a script.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use quorum_core::NodeId;
+use quorum_model::{Budgets, ModelConfig, Outcome, Strategy};
+
+use crate::UsageError;
+
+#[derive(Args)]
+pub(crate) struct ModelArgs {
+    /// Protocol to check (see `quorum list`).
+    #[arg(long, short = 'p')]
+    protocol: String,
+    /// Protocol variant, where it has some.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Check a deliberately broken variant (a negative control).
+    #[arg(long)]
+    bug: Option<String>,
+    /// Protocol settings as a JSON object (see the protocol's Config).
+    #[arg(long)]
+    config: Option<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// A client request, issued once at any point: NODE:TEXT, e.g. `0:write 1 10` (repeat the flag
+    /// for more) [default: `0:write 1 10` and `1:write 1 11` for key-value protocols, `0:transfer 1 2 30`
+    /// for transactions].
+    #[arg(long = "request", value_name = "NODE:TEXT")]
+    requests: Vec<String>,
+    /// Faults each path may contain, one of each kind named: a comma list of loss, dup, crash, timer
+    /// (timer: one timer firing). `--losses` and the like set a count instead.
+    #[arg(long, default_value = "")]
+    faults: String,
+    /// Messages a path may lose.
+    #[arg(long)]
+    losses: Option<u32>,
+    /// Messages a path may deliver twice.
+    #[arg(long)]
+    dups: Option<u32>,
+    /// Crashes a path may contain (a crashed node may restart at any point).
+    #[arg(long)]
+    crashes: Option<u32>,
+    /// Timer firings a path may contain (retransmissions, elections, terminations).
+    #[arg(long)]
+    timeouts: Option<u32>,
+    /// Do not extend paths longer than this.
+    #[arg(long, default_value_t = 64)]
+    max_depth: u32,
+    /// Give up (exit code 3) after this many distinct states.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_states: u64,
+    /// Let timers fire at any time even for a fail-stop protocol (2PC, 3PC), whose model assumes a
+    /// timely network: by default their timers fire only when no message is in flight.
+    #[arg(long)]
+    asynchronous: bool,
+    /// Depth-first instead of breadth-first (which finds a shortest counterexample).
+    #[arg(long)]
+    dfs: bool,
+    /// Threads expanding a breadth-first level [default: every core].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the counterexample script to this file (replay it with `quorum script FILE`).
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
+    let registered = quorum_registry::find(&args.protocol)?;
+    let choice = registered.choose(args.variant.as_deref(), args.bug.as_deref(), args.config.as_deref())?;
+    registered.validate(&choice, args.nodes)?;
+    let mut model = ModelConfig::new(registered.entry.name, args.nodes);
+    model.requests = match args.requests.is_empty() {
+        true => registered.default_requests(),
+        false => args.requests.iter().map(|r| parse_request(r)).collect::<Result<_, _>>()?,
+    };
+    model.budgets = budgets(&args)?;
+    model.timely = registered.timely() && !args.asynchronous;
+    model.max_depth = args.max_depth;
+    model.max_states = args.max_states;
+    model.strategy = if args.dfs { Strategy::DepthFirst } else { Strategy::BreadthFirst };
+    if let Some(threads) = args.threads {
+        model.threads = threads.max(1);
+    }
+    let bar = progress_bar(args.json);
+    let mut progress = |depth: u32, states: u64| bar.set_message(format!("depth {depth}: {states} states"));
+    let outcome = registered.model(&choice, &model, &mut progress)?;
+    bar.finish_and_clear();
+    if let (Some(path), Some(found)) = (&args.script, &outcome.violation) {
+        std::fs::write(path, &found.script)
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if args.json {
+        let json = serde_json::json!({ "model": model, "outcome": outcome });
+        println!("{json}");
+    } else {
+        print_summary(&model, &outcome, args.script.is_some());
+    }
+    Ok(exit_code(&outcome))
+}
+
+/// 1: a property broke; 3: gave up at `--max-states`; else 0.
+fn exit_code(outcome: &Outcome) -> ExitCode {
+    match (&outcome.violation, outcome.gave_up) {
+        (Some(_), _) => ExitCode::from(1),
+        (None, true) => ExitCode::from(3),
+        (None, false) => ExitCode::SUCCESS,
+    }
+}
+
+/// `NODE:TEXT`.
+fn parse_request(text: &str) -> Result<(NodeId, String), UsageError> {
+    let (node, request) = text
+        .split_once(':')
+        .ok_or_else(|| UsageError(format!("--request '{text}' is not NODE:TEXT (e.g. '0:write 1 10')")))?;
+    let node = node.trim().trim_start_matches('n');
+    let node: u32 =
+        node.parse().map_err(|_| UsageError(format!("--request '{text}': '{node}' is not a node")))?;
+    Ok((NodeId(node), request.trim().to_string()))
+}
+
+fn budgets(args: &ModelArgs) -> Result<Budgets, UsageError> {
+    let mut budgets = Budgets::default();
+    for kind in args.faults.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        match kind {
+            "loss" => budgets.losses = 1,
+            "dup" => budgets.duplicates = 1,
+            "crash" => budgets.crashes = 1,
+            "timer" => budgets.timeouts = 1,
+            other => {
+                return Err(UsageError(format!(
+                    "unknown fault '{other}' (expected: loss, dup, crash, timer)"
+                )))
+            }
+        }
+    }
+    budgets.losses = args.losses.unwrap_or(budgets.losses);
+    budgets.duplicates = args.dups.unwrap_or(budgets.duplicates);
+    budgets.crashes = args.crashes.unwrap_or(budgets.crashes);
+    budgets.timeouts = args.timeouts.unwrap_or(budgets.timeouts);
+    Ok(budgets)
+}
+
+/// `1 loss, 0 duplicates, 1 crash, 2 timer firings`.
+pub(crate) fn budget_text(b: &Budgets) -> String {
+    let n = |count: u32, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
+    [
+        n(b.losses, "loss", "losses"),
+        n(b.duplicates, "duplicate", "duplicates"),
+        n(b.crashes, "crash", "crashes"),
+        n(b.timeouts, "timer firing", "timer firings"),
+    ]
+    .join(", ")
+}
+
+fn progress_bar(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("a valid template"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+fn print_summary(model: &ModelConfig, outcome: &Outcome, wrote_script: bool) {
+    let requests: Vec<String> = model.requests.iter().map(|(n, r)| format!("{n}: {r}")).collect();
+    let timing =
+        if model.timely { "timely network: timers fire when nothing is in flight" } else { "asynchronous" };
+    println!("protocol        {} ({} nodes, {timing})", model.protocol, model.nodes);
+    println!("requests        {}", requests.join("; "));
+    println!("budgets         {} per path", budget_text(&model.budgets));
+    println!(
+        "states          {} distinct, {} transitions, {} terminal, depth {}{}",
+        outcome.states,
+        outcome.transitions,
+        outcome.terminal,
+        outcome.depth,
+        if outcome.depth_bounded { format!(" (paths cut at {})", model.max_depth) } else { String::new() }
+    );
+    println!("speed           {} states/s, {} ms", outcome.states_per_second, outcome.wall_ms);
+    let reached: Vec<String> = outcome.reached.iter().map(|(k, v)| format!("{k} ({v})")).collect();
+    println!(
+        "sometimes       {}",
+        if reached.is_empty() { "none reached".to_string() } else { reached.join(", ") }
+    );
+    let verdict = match (&outcome.violation, outcome.gave_up) {
+        (Some(found), _) => format!("VIOLATED: {}: {} ({} steps)", found.kind, found.what, found.steps),
+        (None, true) => {
+            format!("gave up after {} states (--max-states): no violation so far", outcome.states)
+        }
+        (None, false) if outcome.depth_bounded => "no violation on any path up to --max-depth".to_string(),
+        (None, false) => "no violation: every reachable state holds every always property".to_string(),
+    };
+    println!("verdict         {verdict}");
+    if let Some(found) = &outcome.violation {
+        if !wrote_script {
+            println!("\n# counterexample (save it and replay with `quorum script FILE`):\n");
+            print!("{}", found.script);
+        }
+    }
+}

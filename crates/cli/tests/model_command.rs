@@ -1,0 +1,56 @@
+//! `quorum model` through the real binary: its exit codes, and a
+//! counterexample that `quorum script` replays to the same violation.
+
+mod common;
+
+use common::{json, quorum};
+
+#[test]
+fn a_violation_exits_1_with_a_script_that_replays_it() {
+    let path = std::env::temp_dir().join(format!("quorum-model-{}.txt", std::process::id()));
+    let file = path.to_str().unwrap();
+    let args =
+        ["model", "--protocol", "2pc", "--bug", "no-force-prepare", "--crashes", "1", "--script", file];
+    let out = quorum(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("VIOLATED: atomicity"), "{stdout}");
+    let replay = quorum(&["script", "--check", file]);
+    std::fs::remove_file(&path).ok();
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(0), "the script's outputs are what it prints: {text}");
+    assert!(text.contains("# atomicity: VIOLATED"), "{text}");
+}
+
+#[test]
+fn the_correct_protocol_holds_and_the_json_says_how_much_was_searched() {
+    let run = json(&["model", "--protocol", "2pc", "--crashes", "1", "--json"]);
+    let outcome = &run["outcome"];
+    assert!(outcome["violation"].is_null(), "{run}");
+    assert!(outcome["states"].as_u64().unwrap() > 100, "{run}");
+    assert_eq!(outcome["gave_up"], false);
+    assert_eq!(run["model"]["budgets"]["crashes"], 1);
+}
+
+#[test]
+fn a_search_that_runs_out_of_states_exits_3() {
+    let out = quorum(&["model", "--protocol", "paxos", "--max-states", "500"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gave up after 500 states"));
+}
+
+#[test]
+fn bad_model_input_is_one_line_and_exit_2() {
+    for args in [
+        &["model", "--protocol", "paxos", "--faults", "fire"][..],
+        &["model", "--protocol", "paxos", "--request", "write 1 10"],
+        &["model", "--protocol", "paxos", "--request", "7:write 1 10"],
+        &["model", "--protocol", "paxos", "--request", "0:frobnicate"],
+        &["model", "--protocol", "nope"],
+    ] {
+        let out = quorum(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
