@@ -1,0 +1,445 @@
+//! Linearizability of a client history against a register model.
+//!
+//! A history is linearizable (Herlihy & Wing 1990) if every operation can be
+//! given a single instant between its invoke and its completion such that the
+//! operations, run one at a time in that order, are a legal run of the model.
+//! We search for that order with the algorithm of Wing & Gong (1993), as
+//! improved by Lowe ("Testing for linearizability", 2017) and used by
+//! Porcupine: the invoke and return events sit in one doubly linked list in
+//! time order. Walking from its head, we *lift* an op (linearize it: apply it
+//! to the model and unlink its two entries) whenever its invoke comes before
+//! the first return still in the list and the model allows it; reaching a
+//! return means that op was not linearized in time, so we backtrack to the
+//! last lift and try the next candidate. Lowe's memoisation makes this
+//! practical: a configuration is the *set* of linearized ops (a bitset) plus
+//! the model state, and a configuration seen before is never explored again,
+//! because what can follow depends on nothing else.
+//!
+//! Each key of a key-value store is an independent register, so for
+//! [`Model::Kv`] the history is split by key and each sub-history is checked
+//! alone: linearizability is local (Herlihy & Wing), and P-compositionality
+//! (Horn & Kroening, "Faster linearizability checking via
+//! P-compositionality", 2015) is the name for exploiting it in a checker.
+//!
+//! Indeterminate ops follow Knossos and Porcupine. A `fail` op did not
+//! happen: it and its invoke are dropped. An `info` op, or an invoke that
+//! never completes, has no return: it may take effect at any point after its
+//! invoke, or never, so it has a call entry and no return entry and the
+//! search succeeds once every `ok` op is linearized. An indeterminate read
+//! has no effect and is dropped, and so is an indeterminate write or cas
+//! whose new value no op ever observes: any linearization that contains it
+//! stays legal without it.
+//!
+//! On failure the report carries a *witness*, a small subset of the failing
+//! key's ops that is by itself not linearizable. It is found by cutting the
+//! history after the furthest return the search could not get past (a prefix
+//! of a linearizable history is linearizable, so that prefix fails too), then
+//! removing ops while the rest still fails. Removal keeps the subset
+//! *closed*: whenever it holds an op that observed value `v` (a read of `v`,
+//! a cas expecting `v`), it holds every op that wrote `v`. Restricting any
+//! linearization of the whole history to a closed subset leaves a legal
+//! linearization of the subset, so a closed subset that fails proves the
+//! whole history fails, and the witness never blames a read on a write that
+//! was merely left out.
+//!
+//! The files: `search.rs` is the WGL loop over any `Object` (a
+//! state, a step function); `register.rs` is the register that the
+//! simulator's histories are checked against; `witness.rs` shrinks a
+//! failing history and prunes indeterminate ops.
+
+mod register;
+mod search;
+mod witness;
+
+use std::collections::BTreeMap;
+
+use quorum_core::Key;
+use serde::Serialize;
+
+use crate::history::{History, Op, OpType};
+use register::{explain, extract_operations, Register, RegisterOp};
+use search::{search, SearchResult};
+use witness::{prune_unobserved_indeterminate, shrink, witness_positions};
+
+/// The sequential specification the history is checked against. Every
+/// register starts as nil (`None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Model {
+    /// One register holding every op regardless of `Op::key`: read and
+    /// write (a cas in the history is judged as in [`Model::CasRegister`]).
+    Register,
+    /// One register with read, write and compare-and-set. A cas succeeds
+    /// only if the register holds its expected value; nil never matches.
+    CasRegister,
+    /// One independent cas register per `Op::key`, each checked alone.
+    Kv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Outcome {
+    Linearizable,
+    NotLinearizable,
+    /// The search budget ran out before an answer.
+    Unknown,
+}
+
+/// The verdict on a history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// For [`Model::Kv`]: the key the verdict is about (the smallest failing
+    /// or undecided key). `None` for the single-register models and for a
+    /// linearizable key-value history.
+    pub key: Option<Key>,
+    /// When not linearizable: the invoke and completion events of a small
+    /// subset of ops that by itself cannot be linearized, in history order.
+    pub witness: Vec<Op>,
+    /// One or two sentences in plain words.
+    pub explanation: String,
+    /// Configurations explored by the search, over every key, excluding the
+    /// work spent shrinking the witness.
+    pub states_explored: u64,
+}
+
+/// Default search budget per key: enough for any realistic workload history.
+pub const DEFAULT_MAX_STATES: u64 = 2_000_000;
+
+/// Budget for shrinking a witness, in explored configurations over all
+/// attempts. Deterministic, so the same history always gives the same
+/// witness.
+pub(crate) const SHRINK_MAX_STATES: u64 = 4_000_000;
+/// Budget for one attempt while shrinking.
+pub(crate) const SHRINK_ATTEMPT_MAX_STATES: u64 = 200_000;
+
+/// Check `history` against `model` with [`DEFAULT_MAX_STATES`] per key.
+pub fn check(history: &History, model: Model) -> Report {
+    check_with_budget(history, model, DEFAULT_MAX_STATES)
+}
+
+/// Check `history` against `model`, giving up with [`Outcome::Unknown`] once
+/// the search of one key (or of the single register) has explored
+/// `max_states` configurations.
+///
+/// The history need not be well formed: a completion with no pending invoke
+/// is ignored, and an invoke on a process that already has a pending op
+/// leaves that earlier op indeterminate. [`crate::parse::parse_history`]
+/// rejects such histories up front.
+pub fn check_with_budget(history: &History, model: Model, max_states: u64) -> Report {
+    let operations = extract_operations(history);
+    let mut groups: BTreeMap<Key, Vec<RegisterOp>> = BTreeMap::new();
+    for operation in operations {
+        let group = if model == Model::Kv { operation.key } else { 0 };
+        groups.entry(group).or_default().push(operation);
+    }
+    let keyed = model == Model::Kv;
+    let mut states_explored = 0;
+    for (&key, ops) in &groups {
+        let ops = prune_unobserved_indeterminate(&Register, ops.clone());
+        let (result, explored) = search(&mut Register, &ops, max_states);
+        states_explored += explored;
+        let subject = if keyed { format!("key {key}") } else { "the register".to_string() };
+        match result {
+            SearchResult::Linearizable => {}
+            SearchResult::Unknown => {
+                return Report {
+                    outcome: Outcome::Unknown,
+                    key: keyed.then_some(key),
+                    witness: Vec::new(),
+                    explanation: format!(
+                        "The search budget of {max_states} states ran out on {subject} \
+                         before finding a linearization or proving there is none."
+                    ),
+                    states_explored,
+                };
+            }
+            SearchResult::NotLinearizable { furthest_return } => {
+                let witness_ops = shrink(&mut Register, &ops, furthest_return);
+                let key_filter = keyed.then_some(key);
+                let explanation = explain(history, &witness_ops, &ops, &subject, key_filter);
+                return Report {
+                    outcome: Outcome::NotLinearizable,
+                    key: keyed.then_some(key),
+                    witness: witness_positions(&witness_ops).into_iter().map(|p| history.ops[p]).collect(),
+                    explanation,
+                    states_explored,
+                };
+            }
+        }
+    }
+    let total = history.ops.iter().filter(|op| op.kind == OpType::Invoke).count();
+    let keys = if keyed { format!(" on {} keys", groups.len()) } else { String::new() };
+    Report {
+        outcome: Outcome::Linearizable,
+        key: None,
+        witness: Vec::new(),
+        explanation: format!("All {total} operations{keys} are linearizable."),
+        states_explored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_history;
+
+    fn history(text: &str) -> History {
+        parse_history(text).expect("test history parses")
+    }
+
+    fn assert_linearizable(text: &str, model: Model) {
+        let report = check(&history(text), model);
+        assert_eq!(report.outcome, Outcome::Linearizable, "{report:#?}");
+    }
+
+    fn assert_not_linearizable(text: &str, model: Model) -> Report {
+        let report = check(&history(text), model);
+        assert_eq!(report.outcome, Outcome::NotLinearizable, "{report:#?}");
+        assert!(!report.witness.is_empty());
+        // The witness is itself a history that fails.
+        let again = check(&History { ops: report.witness.clone() }, model);
+        assert_eq!(again.outcome, Outcome::NotLinearizable, "witness must fail: {report:#?}");
+        report
+    }
+
+    #[test]
+    fn empty_history_is_linearizable() {
+        assert_linearizable("", Model::Kv);
+    }
+
+    #[test]
+    fn sequential_write_then_read_is_linearizable() {
+        assert_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn concurrent_read_may_see_old_or_new_value() {
+        for seen in ["nil", "1"] {
+            assert_linearizable(
+                &format!(
+                    "{{:type :invoke :f :write :value 1 :process 0}}
+                     {{:type :invoke :f :read :process 1}}
+                     {{:type :ok :f :read :value {seen} :process 1}}
+                     {{:type :ok :f :write :value 1 :process 0}}"
+                ),
+                Model::Register,
+            );
+        }
+    }
+
+    #[test]
+    fn stale_read_is_caught_and_explained() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 7 :process 0 :key 3}
+             {:type :ok :f :write :value 7 :process 0 :key 3}
+             {:type :invoke :f :read :process 2 :key 1}
+             {:type :ok :f :read :value nil :process 2 :key 1}
+             {:type :invoke :f :write :value 9 :process 1 :key 3}
+             {:type :ok :f :write :value 9 :process 1 :key 3}
+             {:type :invoke :f :read :process 0 :key 3}
+             {:type :ok :f :read :value 7 :process 0 :key 3}",
+            Model::Kv,
+        );
+        assert_eq!(report.key, Some(3));
+        assert_eq!(report.witness.len(), 6);
+        assert_eq!(
+            report.explanation,
+            "read of key 3 returned 7, but the only write of 7 was overwritten by 9 before the read began."
+        );
+    }
+
+    #[test]
+    fn read_after_write_across_clients_must_see_it() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 4 :process 0}
+             {:type :ok :f :write :value 4 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value nil :process 1}",
+            Model::Register,
+        );
+        assert!(
+            report.explanation.contains("returned nil although the write of 4"),
+            "{}",
+            report.explanation
+        );
+    }
+
+    #[test]
+    fn lost_write_is_caught() {
+        // Two sequential writes, then a read sees the first: the second is lost.
+        assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :write :value 2 :process 1}
+             {:type :ok :f :write :value 2 :process 1}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 1 :process 2}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn cas_on_wrong_value_is_caught() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :cas :value [5 6] :process 1}
+             {:type :ok :f :cas :value [5 6] :process 1}",
+            Model::CasRegister,
+        );
+        assert!(report.explanation.contains("no operation ever wrote 5"), "{}", report.explanation);
+        // cas from nil never succeeds.
+        assert_not_linearizable(
+            "{:type :invoke :f :cas :value [0 6] :process 1}
+             {:type :ok :f :cas :value [0 6] :process 1}",
+            Model::CasRegister,
+        );
+    }
+
+    #[test]
+    fn cas_chain_is_linearizable() {
+        assert_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :cas :value [1 2] :process 1}
+             {:type :invoke :f :cas :value [2 3] :process 0}
+             {:type :ok :f :cas :value [2 3] :process 0}
+             {:type :ok :f :cas :value [1 2] :process 1}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 3 :process 2}",
+            Model::CasRegister,
+        );
+    }
+
+    #[test]
+    fn info_write_that_later_appears_is_linearizable() {
+        assert_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :info :f :write :value 1 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value nil :process 1}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 1 :process 2}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn info_write_that_never_appears_is_linearizable() {
+        assert_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :info :f :write :value 1 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value nil :process 1}
+             {:type :invoke :f :write :value 2 :process 1}
+             {:type :ok :f :write :value 2 :process 1}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn invoke_without_completion_is_indeterminate() {
+        assert_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn failed_write_whose_value_is_read_is_not_linearizable() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :fail :f :write :value 1 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}",
+            Model::Register,
+        );
+        assert!(report.explanation.contains("only write of 1 failed"), "{}", report.explanation);
+    }
+
+    #[test]
+    fn info_write_cannot_take_effect_before_its_invoke() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}
+             {:type :invoke :f :write :value 1 :process 0}
+             {:type :info :f :write :value 1 :process 0}",
+            Model::Register,
+        );
+        assert!(report.explanation.contains("before the write of 1 was even invoked"));
+    }
+
+    #[test]
+    fn values_flip_flopping_between_reads_is_caught() {
+        // Two concurrent writes; a reader then sees 2, then 1, then 2.
+        assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :invoke :f :write :value 2 :process 1}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 2 :process 2}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 1 :process 2}
+             {:type :invoke :f :read :process 2}
+             {:type :ok :f :read :value 2 :process 2}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 2 :process 1}",
+            Model::Register,
+        );
+    }
+
+    #[test]
+    fn register_going_back_in_time_is_caught_and_explained() {
+        let report = assert_not_linearizable(
+            "{:type :invoke :f :write :value 1 :process 0}
+             {:type :ok :f :write :value 1 :process 0}
+             {:type :invoke :f :write :value 2 :process 0}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 2 :process 1}
+             {:type :invoke :f :read :process 1}
+             {:type :ok :f :read :value 1 :process 1}
+             {:type :ok :f :write :value 2 :process 0}",
+            Model::Register,
+        );
+        assert_eq!(report.witness.len(), 8);
+        assert!(
+            report.explanation.contains("had already returned 2, which was written after 1"),
+            "{report:#?}"
+        );
+    }
+
+    #[test]
+    fn keys_are_independent_in_kv_but_not_in_register() {
+        let text = "{:type :invoke :f :write :value 1 :process 0 :key 1}
+                    {:type :ok :f :write :value 1 :process 0 :key 1}
+                    {:type :invoke :f :read :process 1 :key 2}
+                    {:type :ok :f :read :value nil :process 1 :key 2}";
+        assert_linearizable(text, Model::Kv);
+        assert_not_linearizable(text, Model::Register);
+    }
+
+    #[test]
+    fn budget_exhaustion_is_unknown() {
+        let h = crate::gen::generate_history(1, 400, 6, 1);
+        let report = check_with_budget(&h, Model::CasRegister, 5);
+        assert_eq!(report.outcome, Outcome::Unknown);
+        assert!(report.states_explored > 5);
+    }
+
+    #[test]
+    fn witness_of_a_long_history_is_small() {
+        let mut h = crate::gen::generate_history(7, 4000, 8, 4);
+        assert!(crate::gen::inject_stale_read(&mut h, 7));
+        let report = check(&h, Model::Kv);
+        assert_eq!(report.outcome, Outcome::NotLinearizable);
+        assert!(report.witness.len() <= 12, "{report:#?}");
+        let again = check(&History { ops: report.witness.clone() }, Model::Kv);
+        assert_eq!(again.outcome, Outcome::NotLinearizable);
+    }
+}
