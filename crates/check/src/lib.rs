@@ -13,11 +13,14 @@
 //! - [`consensus`]: Agreement, Validity, Integrity, Termination; state
 //!   machine safety of replicated logs; split brain.
 //! - [`leadership`]: election safety, failover times, leader intervals.
-//! - [`parse`]: JSON lines and Jepsen EDN histories; [`gen`]: synthetic ones.
+//! - [`parse`]: histories in our JSON lines, Jepsen's EDN and Porcupine's
+//!   key-value format, with keys and values of any type ([`datum`]);
+//!   [`gen`]: synthetic ones.
 
 pub mod commit;
 pub mod consensus;
 pub mod convergence;
+pub mod datum;
 pub mod durability;
 pub mod gen;
 pub mod history;
