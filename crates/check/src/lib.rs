@@ -26,8 +26,9 @@ pub mod gen;
 pub mod history;
 pub mod leadership;
 pub mod linearizability;
+pub mod models;
 pub mod parse;
 
 pub use history::{History, Op, OpType, OpValue, F};
-pub use linearizability::{check, check_with_budget, Model, Outcome, Report};
-pub use parse::{parse_history, to_json_lines, ParseError};
+pub use linearizability::{check, check_recorded, check_with_budget, Model, Outcome, Report, Verdict};
+pub use parse::{parse_history, read_history, to_json_lines, Format, ParseError, RecordedHistory};

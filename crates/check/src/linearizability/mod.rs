@@ -1,4 +1,6 @@
-//! Linearizability of a client history against a register model.
+//! Linearizability of a client history against a model (a register, a
+//! key-value store, a list, a set, a counter, a queue, a mutex: see
+//! [`crate::models`]).
 //!
 //! A history is linearizable (Herlihy & Wing 1990) if every operation can be
 //! given a single instant between its invoke and its completion such that the
@@ -15,9 +17,11 @@
 //! the model state, and a configuration seen before is never explored again,
 //! because what can follow depends on nothing else.
 //!
-//! Each key of a key-value store is an independent register, so for
-//! [`Model::Kv`] the history is split by key and each sub-history is checked
-//! alone: linearizability is local (Herlihy & Wing), and P-compositionality
+//! Each key of a key-value store is an independent register (and each key
+//! of the other keyed models an independent list, set, ...), so for
+//! [`Model::Kv`] and the others the history is split by key and each
+//! sub-history is checked alone: linearizability is local (Herlihy & Wing),
+//! and P-compositionality
 //! (Horn & Kroening, "Faster linearizability checking via
 //! P-compositionality", 2015) is the name for exploiting it in a checker.
 //!
@@ -36,17 +40,22 @@
 //! of a linearizable history is linearizable, so that prefix fails too), then
 //! removing ops while the rest still fails. Removal keeps the subset
 //! *closed*: whenever it holds an op that observed value `v` (a read of `v`,
-//! a cas expecting `v`), it holds every op that wrote `v`. Restricting any
+//! a cas expecting `v`), it holds every op that wrote `v` (each model says
+//! what its ops write and observe: `witness.rs`). Restricting any
 //! linearization of the whole history to a closed subset leaves a legal
 //! linearization of the subset, so a closed subset that fails proves the
 //! whole history fails, and the witness never blames a read on a write that
 //! was merely left out.
 //!
-//! The files: `search.rs` is the WGL loop over any `Object` (a
-//! state, a step function); `register.rs` is the register that the
-//! simulator's histories are checked against; `witness.rs` shrinks a
-//! failing history and prunes indeterminate ops.
+//! The files: `search.rs` is the WGL loop over any `Object` (a state, a
+//! step function); `register.rs` is the integer register that the
+//! simulator's histories (and any register history, interned) are checked
+//! against; `objects.rs` every other model, with interned states;
+//! `recorded.rs` turns a history as read from a file into either;
+//! `witness.rs` shrinks a failing history and prunes indeterminate ops.
 
+mod objects;
+mod recorded;
 mod register;
 mod search;
 mod witness;
@@ -57,23 +66,11 @@ use quorum_core::Key;
 use serde::Serialize;
 
 use crate::history::{History, Op, OpType};
-use register::{explain, extract_operations, Register, RegisterOp};
-use search::{search, SearchResult};
+pub use crate::models::Model;
+pub use recorded::{check_recorded, Verdict};
+use register::{explain, extract_operations, Evidence, Names, Register, RegisterOp};
+use search::{search, Object, Operation, SearchResult};
 use witness::{prune_unobserved_indeterminate, shrink, witness_positions};
-
-/// The sequential specification the history is checked against. Every
-/// register starts as nil (`None`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum Model {
-    /// One register holding every op regardless of `Op::key`: read and
-    /// write (a cas in the history is judged as in [`Model::CasRegister`]).
-    Register,
-    /// One register with read, write and compare-and-set. A cas succeeds
-    /// only if the register holds its expected value; nil never matches.
-    CasRegister,
-    /// One independent cas register per `Op::key`, each checked alone.
-    Kv,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Outcome {
@@ -116,65 +113,110 @@ pub fn check(history: &History, model: Model) -> Report {
     check_with_budget(history, model, DEFAULT_MAX_STATES)
 }
 
-/// Check `history` against `model`, giving up with [`Outcome::Unknown`] once
-/// the search of one key (or of the single register) has explored
-/// `max_states` configurations.
+/// Check `history` against `model`, one of the register family (the
+/// simulator's integer histories hold nothing else; any other history is
+/// read as a [`crate::parse::RecordedHistory`] and checked with
+/// [`check_recorded`]), giving up with [`Outcome::Unknown`] once the search
+/// of one key (or of the single register) has explored `max_states`
+/// configurations.
 ///
 /// The history need not be well formed: a completion with no pending invoke
 /// is ignored, and an invoke on a process that already has a pending op
 /// leaves that earlier op indeterminate. [`crate::parse::parse_history`]
 /// rejects such histories up front.
 pub fn check_with_budget(history: &History, model: Model, max_states: u64) -> Report {
-    let operations = extract_operations(history);
+    check_registers(history, model, max_states, &Names::default())
+}
+
+/// [`check_with_budget`], printing keys and values with `names`.
+fn check_registers(history: &History, model: Model, max_states: u64, names: &Names) -> Report {
+    assert!(model.is_register(), "the {} model has no integer histories: use check_recorded", model.name());
+    let keyed = model.is_keyed();
     let mut groups: BTreeMap<Key, Vec<RegisterOp>> = BTreeMap::new();
-    for operation in operations {
-        let group = if model == Model::Kv { operation.key } else { 0 };
+    for operation in extract_operations(history) {
+        let group = if keyed { operation.key } else { 0 };
         groups.entry(group).or_default().push(operation);
     }
-    let keyed = model == Model::Kv;
+    let key_count = groups.len();
+    let (judgement, states_explored) = judge(&mut Register, groups, max_states);
+    let subject =
+        |key: Key| if keyed { format!("key {}", names.key(key)) } else { "the register".to_string() };
+    let (outcome, key, witness, explanation) = match judgement {
+        Judgement::Linearizable => {
+            let total = history.ops.iter().filter(|op| op.kind == OpType::Invoke).count();
+            let keys = if keyed { format!(" on {key_count} keys") } else { String::new() };
+            (
+                Outcome::Linearizable,
+                None,
+                Vec::new(),
+                format!("All {total} operations{keys} are linearizable."),
+            )
+        }
+        Judgement::Unknown(key) => {
+            (Outcome::Unknown, keyed.then_some(key), Vec::new(), out_of_budget(max_states, &subject(key)))
+        }
+        Judgement::NotLinearizable { key, all, witness } => {
+            let evidence = Evidence {
+                history,
+                all: &all,
+                witness: &witness,
+                names,
+                subject: subject(key),
+                key_filter: keyed.then_some(key),
+            };
+            let events = witness_positions(&witness).into_iter().map(|p| history.ops[p]).collect();
+            (Outcome::NotLinearizable, keyed.then_some(key), events, explain(&evidence))
+        }
+    };
+    Report { outcome, key, witness, explanation, states_explored }
+}
+
+fn out_of_budget(max_states: u64, subject: &str) -> String {
+    format!(
+        "The search budget of {max_states} states ran out on {subject} \
+         before finding a linearization or proving there is none."
+    )
+}
+
+/// The verdict on a history's objects, each checked alone, before it is
+/// put in words.
+enum Judgement<K, A> {
+    Linearizable,
+    /// The budget ran out on this object.
+    Unknown(K),
+    /// This object's ops (`all`, after pruning) cannot be linearized, and
+    /// `witness` is a small closed subset of them that cannot either.
+    NotLinearizable {
+        key: K,
+        all: Vec<Operation<A>>,
+        witness: Vec<Operation<A>>,
+    },
+}
+
+/// Search each object's ops in turn (P-compositionality: linearizability
+/// is local), stopping at the first that fails or runs out of budget, and
+/// shrink a failure to its witness. Also returns the configurations
+/// explored, the shrinking excluded.
+fn judge<O: Object, K>(
+    object: &mut O,
+    groups: impl IntoIterator<Item = (K, Vec<Operation<O::Action>>)>,
+    max_states: u64,
+) -> (Judgement<K, O::Action>, u64) {
     let mut states_explored = 0;
-    for (&key, ops) in &groups {
-        let ops = prune_unobserved_indeterminate(&Register, ops.clone());
-        let (result, explored) = search(&mut Register, &ops, max_states);
+    for (key, ops) in groups {
+        let ops = prune_unobserved_indeterminate(object, ops);
+        let (result, explored) = search(object, &ops, max_states);
         states_explored += explored;
-        let subject = if keyed { format!("key {key}") } else { "the register".to_string() };
         match result {
             SearchResult::Linearizable => {}
-            SearchResult::Unknown => {
-                return Report {
-                    outcome: Outcome::Unknown,
-                    key: keyed.then_some(key),
-                    witness: Vec::new(),
-                    explanation: format!(
-                        "The search budget of {max_states} states ran out on {subject} \
-                         before finding a linearization or proving there is none."
-                    ),
-                    states_explored,
-                };
-            }
+            SearchResult::Unknown => return (Judgement::Unknown(key), states_explored),
             SearchResult::NotLinearizable { furthest_return } => {
-                let witness_ops = shrink(&mut Register, &ops, furthest_return);
-                let key_filter = keyed.then_some(key);
-                let explanation = explain(history, &witness_ops, &ops, &subject, key_filter);
-                return Report {
-                    outcome: Outcome::NotLinearizable,
-                    key: keyed.then_some(key),
-                    witness: witness_positions(&witness_ops).into_iter().map(|p| history.ops[p]).collect(),
-                    explanation,
-                    states_explored,
-                };
+                let witness = shrink(object, &ops, furthest_return);
+                return (Judgement::NotLinearizable { key, all: ops, witness }, states_explored);
             }
         }
     }
-    let total = history.ops.iter().filter(|op| op.kind == OpType::Invoke).count();
-    let keys = if keyed { format!(" on {} keys", groups.len()) } else { String::new() };
-    Report {
-        outcome: Outcome::Linearizable,
-        key: None,
-        witness: Vec::new(),
-        explanation: format!("All {total} operations{keys} are linearizable."),
-        states_explored,
-    }
+    (Judgement::Linearizable, states_explored)
 }
 
 #[cfg(test)]

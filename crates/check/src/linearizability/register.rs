@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use quorum_core::{Key, Value};
 
 use super::search::{splitmix64, Object, Operation, Token};
+use crate::datum::Datum;
 use crate::history::{History, OpType, OpValue, F};
 
 /// An operation on a register.
@@ -138,98 +139,145 @@ pub(crate) fn extract_operations(history: &History) -> Vec<RegisterOp> {
     }
     operations
 }
-fn show(value: Option<Value>) -> String {
-    value.map_or_else(|| "nil".to_string(), |v| v.to_string())
+/// How values and keys print in explanations. The simulator's are integers
+/// and print as themselves; a history whose keys and values were interned
+/// as integers (`objects.rs`'s callers) prints the originals.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Names {
+    /// `keys[k]` is key `k`'s datum; empty: keys are integers.
+    pub(crate) keys: Vec<Datum>,
+    /// `values[v]` is value `v`'s datum; empty: values are integers.
+    pub(crate) values: Vec<Datum>,
 }
 
-/// Plain words for why `witness` cannot be linearized; `all` is every op of
-/// the same register, `history` the raw events (for failed writes), of key
-/// `key_filter` when the model is keyed.
-pub(crate) fn explain(
-    history: &History,
-    witness: &[RegisterOp],
-    all: &[RegisterOp],
-    subject: &str,
-    key_filter: Option<Key>,
-) -> String {
-    let specific = witness.iter().find_map(|o| explain_one(history, o, witness, all, subject, key_filter));
+impl Names {
+    pub(crate) fn key(&self, key: Key) -> String {
+        usize::try_from(key)
+            .ok()
+            .and_then(|k| self.keys.get(k))
+            .map_or_else(|| key.to_string(), Datum::to_string)
+    }
+
+    fn value(&self, value: Value) -> String {
+        usize::try_from(value)
+            .ok()
+            .and_then(|v| self.values.get(v))
+            .map_or_else(|| value.to_string(), Datum::to_string)
+    }
+
+    fn show(&self, value: Option<Value>) -> String {
+        value.map_or_else(|| "nil".to_string(), |v| self.value(v))
+    }
+}
+
+/// What an explanation may consult: the raw events (for failed writes),
+/// every op of the same register, the witness, how to print values, and
+/// the key when the model is keyed.
+pub(crate) struct Evidence<'a> {
+    pub(crate) history: &'a History,
+    pub(crate) all: &'a [RegisterOp],
+    pub(crate) witness: &'a [RegisterOp],
+    pub(crate) names: &'a Names,
+    pub(crate) subject: String,
+    pub(crate) key_filter: Option<Key>,
+}
+
+/// Plain words for why the witness cannot be linearized.
+pub(crate) fn explain(evidence: &Evidence<'_>) -> String {
+    let specific = evidence.witness.iter().find_map(|o| explain_one(evidence, o));
     specific.unwrap_or_else(|| {
         format!(
-            "No order of these {} operations on {subject} respects both their real-time \
+            "No order of these {} operations on {} respects both their real-time \
              order and the semantics of a register.",
-            witness.len()
+            evidence.witness.len(),
+            evidence.subject
         )
     })
 }
 
-fn explain_one(
-    history: &History,
-    op: &RegisterOp,
-    witness: &[RegisterOp],
-    all: &[RegisterOp],
-    subject: &str,
-    key_filter: Option<Key>,
-) -> Option<String> {
+fn explain_one(evidence: &Evidence<'_>, op: &RegisterOp) -> Option<String> {
+    let Evidence { names, subject, .. } = evidence;
     let what = match op.action {
-        Action::Read(seen) => format!("read of {subject} returned {}", show(seen)),
+        Action::Read(seen) => format!("read of {subject} returned {}", names.show(seen)),
         Action::Cas { expected, new } => {
-            format!("cas of {subject} from {expected} to {new} succeeded")
+            format!("cas of {subject} from {} to {} succeeded", names.value(expected), names.value(new))
         }
         Action::Write(_) => return None,
     };
     let Some(observed) = op.action.observes() else {
         // A read of nil: was some write certainly complete before it began?
-        let earlier =
-            witness.iter().find(|w| w.action.writes().is_some() && w.ret.is_some_and(|r| r < op.call))?;
+        let earlier = evidence
+            .witness
+            .iter()
+            .find(|w| w.action.writes().is_some() && w.ret.is_some_and(|r| r < op.call))?;
         return Some(format!(
             "{what} although the write of {} had completed before the read began.",
-            show(earlier.action.writes())
+            names.show(earlier.action.writes())
         ));
     };
-    let writers: Vec<&RegisterOp> = all.iter().filter(|w| w.action.writes() == Some(observed)).collect();
-    if writers.is_empty() {
-        let failed = history.ops.iter().any(|e| {
-            e.kind == OpType::Invoke
-                && key_filter.is_none_or(|k| e.key == k)
-                && match (e.f, e.value) {
-                    (F::Write, OpValue::One(v)) | (F::Cas, OpValue::Pair([_, v])) => v == observed,
-                    _ => false,
-                }
-        });
-        return Some(if failed {
-            format!("{what}, but the only write of {observed} failed, so it never took effect.")
-        } else {
-            format!("{what}, but no operation ever wrote {observed}.")
-        });
+    let writers: Vec<&RegisterOp> =
+        evidence.all.iter().filter(|w| w.action.writes() == Some(observed)).collect();
+    match writers[..] {
+        [] => Some(explain_never_written(evidence, &what, observed)),
+        [writer] => explain_single_writer(evidence, op, writer, &what, observed),
+        _ => None,
     }
-    if let [writer] = writers[..] {
-        if op.ret.is_some_and(|r| r < writer.call) {
-            return Some(format!("{what} before the write of {observed} was even invoked."));
-        }
-        let writer_done = writer.ret?;
-        let noun = if matches!(op.action, Action::Read(_)) { "read" } else { "cas" };
-        let overwrite = witness.iter().find(|o| {
-            o.action.writes().is_some_and(|v| v != observed)
-                && o.call > writer_done
-                && o.ret.is_some_and(|r| r < op.call)
-        });
-        if let Some(overwrite) = overwrite {
-            return Some(format!(
-                "{what}, but the only write of {observed} was overwritten by {} before the {noun} began.",
-                show(overwrite.action.writes()),
-            ));
-        }
-        // An earlier read saw a newer value: the register went back in time.
-        let newer = witness.iter().find_map(|earlier| {
-            let Action::Read(Some(seen)) = earlier.action else { return None };
-            let newer_writer = all.iter().find(|w| w.action.writes() == Some(seen))?;
-            let finished_before = earlier.ret.is_some_and(|r| r < op.call);
-            (seen != observed && finished_before && newer_writer.call > writer_done).then_some(seen)
-        })?;
+}
+
+/// `what` observed a value no op that took effect wrote.
+fn explain_never_written(evidence: &Evidence<'_>, what: &str, observed: Value) -> String {
+    let failed = evidence.history.ops.iter().any(|e| {
+        e.kind == OpType::Invoke
+            && evidence.key_filter.is_none_or(|k| e.key == k)
+            && match (e.f, e.value) {
+                (F::Write, OpValue::One(v)) | (F::Cas, OpValue::Pair([_, v])) => v == observed,
+                _ => false,
+            }
+    });
+    let observed = evidence.names.value(observed);
+    if failed {
+        format!("{what}, but the only write of {observed} failed, so it never took effect.")
+    } else {
+        format!("{what}, but no operation ever wrote {observed}.")
+    }
+}
+
+/// `op` (described by `what`) observed the value only `writer` wrote.
+fn explain_single_writer(
+    evidence: &Evidence<'_>,
+    op: &RegisterOp,
+    writer: &RegisterOp,
+    what: &str,
+    observed: Value,
+) -> Option<String> {
+    let names = evidence.names;
+    let shown = names.value(observed);
+    if op.ret.is_some_and(|r| r < writer.call) {
+        return Some(format!("{what} before the write of {shown} was even invoked."));
+    }
+    let writer_done = writer.ret?;
+    let noun = if matches!(op.action, Action::Read(_)) { "read" } else { "cas" };
+    let overwrite = evidence.witness.iter().find(|o| {
+        o.action.writes().is_some_and(|v| v != observed)
+            && o.call > writer_done
+            && o.ret.is_some_and(|r| r < op.call)
+    });
+    if let Some(overwrite) = overwrite {
         return Some(format!(
-            "{what}, but a read that finished before the {noun} began had already returned \
-             {newer}, which was written after {observed}."
+            "{what}, but the only write of {shown} was overwritten by {} before the {noun} began.",
+            names.show(overwrite.action.writes()),
         ));
     }
-    None
+    // An earlier read saw a newer value: the register went back in time.
+    let newer = evidence.witness.iter().find_map(|earlier| {
+        let Action::Read(Some(seen)) = earlier.action else { return None };
+        let newer_writer = evidence.all.iter().find(|w| w.action.writes() == Some(seen))?;
+        let finished_before = earlier.ret.is_some_and(|r| r < op.call);
+        (seen != observed && finished_before && newer_writer.call > writer_done).then_some(seen)
+    })?;
+    Some(format!(
+        "{what}, but a read that finished before the {noun} began had already returned \
+         {}, which was written after {shown}.",
+        names.value(newer)
+    ))
 }

@@ -18,6 +18,10 @@ use quorum_core::Key;
 /// also drops every op observing `t`, leaves a legal linearization.
 pub(crate) type Token = u64;
 
+/// A token every op of the object observes: an op writing it can only be
+/// removed together with everything (a counter's increment, a lock).
+pub(crate) const WHOLE_OBJECT: Token = u64::MAX;
+
 /// A sequential specification, as the search needs it.
 pub(crate) trait Object {
     /// Small enough to copy; equal states must compare equal (the cache
