@@ -1,7 +1,9 @@
 //! Every model but the integer registers, as one [`Object`] whose states
 //! are interned: a list, a set, a queue or a string is stored once in a
 //! table and the search carries its 32-bit id, so configurations still copy
-//! and compare in O(1). A read carries the id of the state it saw, so
+//! and compare in O(1). A list, which only grows and may grow long, is a
+//! node of a trie of lists (each node its parent list and last element, so
+//! equal lists are the same node and an append costs one node, not a copy). A read carries the id of the state it saw, so
 //! judging it is one comparison; every other step is computed once per
 //! (state, op) pair and remembered, since the search tries the same step
 //! from the same state many times.
@@ -25,13 +27,18 @@ pub(crate) type DatumId = u32;
 /// Index of a state in the table of one history.
 pub(crate) type StateId = u32;
 
+/// A list, as a node of the trie of lists.
+pub(crate) type ListId = u32;
+/// The empty list: the root of the trie.
+pub(crate) const EMPTY_LIST: ListId = u32::MAX;
+
 /// The state of one object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum State {
     /// A key-value register: nil, or a value (a string, if appended to).
     Value(Option<DatumId>),
-    /// Elements in append order.
-    List(Vec<DatumId>),
+    /// A node of the trie of lists ([`EMPTY_LIST`] for the empty list).
+    List(ListId),
     /// Members, sorted.
     Set(Vec<DatumId>),
     Count(i128),
@@ -60,7 +67,8 @@ pub(crate) enum Move {
     Enqueue(DatumId),
     /// A dequeue that returned this element.
     Dequeue(DatumId),
-    /// A dequeue whose result is unknown: it took the head, if any.
+    /// A dequeue whose result is unknown: it took the head (it is illegal
+    /// on an empty queue, where it would change nothing).
     DequeueAny,
     Acquire,
     Release,
@@ -98,6 +106,9 @@ impl<T: Clone + Eq + Hash> Interner<T> {
 #[derive(Debug)]
 pub(crate) struct Objects {
     data: Interner<Datum>,
+    /// The trie of lists: node `n` is the list `lists[n].0` followed by
+    /// the element `lists[n].1`.
+    lists: Interner<(ListId, DatumId)>,
     states: Interner<State>,
     steps: HashMap<(StateId, Move), Option<StateId>>,
     /// Set by [`Objects::begin_with`] before any search.
@@ -108,7 +119,13 @@ pub(crate) type ObjectOp = Operation<Move>;
 
 impl Objects {
     pub(crate) fn new() -> Objects {
-        Objects { data: Interner::new(), states: Interner::new(), steps: HashMap::new(), initial: None }
+        Objects {
+            data: Interner::new(),
+            lists: Interner::new(),
+            states: Interner::new(),
+            steps: HashMap::new(),
+            initial: None,
+        }
     }
 
     /// Every object (key) starts in `state`.
@@ -124,6 +141,22 @@ impl Objects {
         self.data.get(id)
     }
 
+    /// The list of `elements`, in order.
+    pub(crate) fn list(&mut self, elements: &[DatumId]) -> ListId {
+        elements.iter().fold(EMPTY_LIST, |list, &element| self.lists.intern((list, element)))
+    }
+
+    /// The elements of `list`, last first.
+    fn elements_reversed(&self, mut list: ListId) -> impl Iterator<Item = DatumId> + '_ {
+        std::iter::from_fn(move || {
+            (list != EMPTY_LIST).then(|| {
+                let (parent, element) = *self.lists.get(list);
+                list = parent;
+                element
+            })
+        })
+    }
+
     pub(crate) fn state(&mut self, state: State) -> StateId {
         self.states.intern(state)
     }
@@ -137,9 +170,8 @@ impl Objects {
                 (held == Some(expected)).then_some(State::Value(Some(new)))
             }
             (State::Value(held), Move::AppendText(suffix)) => self.append_text(held, suffix),
-            (State::List(mut items), Move::Append(element)) => {
-                items.push(element);
-                Some(State::List(items))
+            (State::List(list), Move::Append(element)) => {
+                Some(State::List(self.lists.intern((list, element))))
             }
             (State::Set(mut members), Move::Add(element)) => {
                 if let Err(at) = members.binary_search(&element) {
@@ -155,10 +187,9 @@ impl Objects {
             (State::Queue(mut queue), Move::Dequeue(element)) => {
                 (queue.pop_front() == Some(element)).then_some(State::Queue(queue))
             }
-            (State::Queue(mut queue), Move::DequeueAny) => {
-                queue.pop_front();
-                Some(State::Queue(queue))
-            }
+            // Taking effect on an empty queue changes nothing, which not
+            // taking effect at all (it is indeterminate) covers already.
+            (State::Queue(mut queue), Move::DequeueAny) => queue.pop_front().map(|_| State::Queue(queue)),
             (State::Held(false), Move::Acquire) => Some(State::Held(true)),
             (State::Held(true), Move::Release) => Some(State::Held(false)),
             _ => None,
@@ -211,9 +242,8 @@ impl Object for Objects {
         match action {
             Move::Read(seen) => {
                 match self.states.get(seen) {
-                    State::List(items) | State::Set(items) => {
-                        observes.extend(items.iter().map(|&e| token(e)))
-                    }
+                    State::List(list) => observes.extend(self.elements_reversed(*list).map(token)),
+                    State::Set(members) => observes.extend(members.iter().map(|&e| token(e))),
                     _ => observes.push(WHOLE_OBJECT),
                 }
                 None

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use quorum_core::Value;
 
-use super::objects::{DatumId, Move, ObjectOp, Objects, State};
+use super::objects::{DatumId, Move, ObjectOp, Objects, State, EMPTY_LIST};
 use super::register::Names;
 use super::search::{Object, Operation, WHOLE_OBJECT};
 use super::{check_registers, judge, out_of_budget, witness_positions, Judgement, Outcome};
@@ -133,7 +133,7 @@ fn objects(history: &RecordedHistory, model: Model, max_states: u64) -> Result<V
             State::Value(Some(objects.datum(Datum::Str(String::new()))))
         }
         Model::Register | Model::CasRegister | Model::Kv => State::Value(None),
-        Model::ListAppend => State::List(Vec::new()),
+        Model::ListAppend => State::List(EMPTY_LIST),
         Model::Set => State::Set(Vec::new()),
         Model::Counter => State::Count(0),
         Model::Queue => State::Queue(Default::default()),
@@ -258,8 +258,11 @@ fn movement(
 /// The state an ok read saw; nil is the empty list or set.
 fn read_state(model: Model, read: &RecordedOp, objects: &mut Objects) -> Result<u32, ParseError> {
     let state = match (model, &read.value) {
-        (Model::ListAppend, Datum::Nil) => State::List(Vec::new()),
-        (Model::ListAppend, Datum::List(items)) => State::List(datum_ids(objects, items)),
+        (Model::ListAppend, Datum::Nil) => State::List(EMPTY_LIST),
+        (Model::ListAppend, Datum::List(items)) => {
+            let elements = datum_ids(objects, items);
+            State::List(objects.list(&elements))
+        }
         (Model::Set, Datum::Nil) => State::Set(Vec::new()),
         (Model::Set, Datum::Set(items) | Datum::List(items)) => {
             let mut members = datum_ids(objects, items);

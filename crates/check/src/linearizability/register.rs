@@ -15,7 +15,7 @@ use crate::history::{History, OpType, OpValue, F};
 pub(crate) type RegisterOp = Operation<Action>;
 
 /// What an op does to a register, with its observed result for reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Action {
     /// A read that returned this value (`None`: nil).
     Read(Option<Value>),

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use quorum_core::Key;
 
@@ -27,7 +27,7 @@ pub(crate) trait Object {
     /// Small enough to copy; equal states must compare equal (the cache
     /// relies on it).
     type State: Copy + Eq + Debug;
-    type Action: Copy + Debug;
+    type Action: Copy + Debug + Eq + Hash;
 
     fn initial(&self) -> Self::State;
 
@@ -123,6 +123,9 @@ struct Search<'a, O: Object> {
     prev: Vec<usize>,
     call_node: Vec<usize>,
     return_node: Vec<Option<usize>>,
+    /// For an indeterminate op, the latest indeterminate op invoked before
+    /// it with the same action (see [`twins`]).
+    twin_before: Vec<Option<usize>>,
     linearized: Bitset,
     cache: Cache<O::State>,
     state: O::State,
@@ -159,6 +162,7 @@ impl<'a, O: Object> Search<'a, O> {
         Search {
             object,
             ops,
+            twin_before: twins(ops),
             entries,
             next: (1..=nodes).map(|i| i % nodes).collect(),
             prev: (0..nodes).map(|i| (i + nodes - 1) % nodes).collect(),
@@ -235,6 +239,9 @@ impl<'a, O: Object> Search<'a, O> {
 
     /// Linearize `op` now if the model allows it and the configuration is new.
     fn try_lift(&mut self, op: usize, forced: bool) -> Lifted {
+        if self.twin_before[op].is_some_and(|twin| !self.linearized.contains(twin)) {
+            return Lifted::Illegal;
+        }
         let Some(after) = self.object.step(self.state, self.ops[op].action) else {
             return Lifted::Illegal;
         };
@@ -274,6 +281,31 @@ impl<'a, O: Object> Search<'a, O> {
     }
 }
 
+/// Symmetry: two indeterminate ops with the same action (two timed-out
+/// acquires, two increments by 1 that may or may not have happened) are
+/// interchangeable once both are invoked, since neither ever returns. So
+/// the search lifts such twins in invoke order only: any linearization
+/// that uses some of them can use the earliest invoked instead (the i-th
+/// earliest was invoked no later than the i-th point where one is used).
+/// Without this, k pending twins multiply the configurations by 2^k.
+fn twins<A: Copy + Eq + Hash>(ops: &[Operation<A>]) -> Vec<Option<usize>> {
+    let mut order: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].is_indeterminate()).collect();
+    order.sort_by_key(|&i| ops[i].call);
+    let mut twin_before = vec![None; ops.len()];
+    if order.len() <= 32 {
+        // Few (the usual case): a scan back beats hashing.
+        for (at, &i) in order.iter().enumerate() {
+            twin_before[i] = order[..at].iter().rev().copied().find(|&j| ops[j].action == ops[i].action);
+        }
+        return twin_before;
+    }
+    let mut latest: HashMap<A, usize> = HashMap::new();
+    for i in order {
+        twin_before[i] = latest.insert(ops[i].action, i);
+    }
+    twin_before
+}
+
 enum Lifted {
     Yes,
     Illegal,
@@ -309,6 +341,10 @@ struct Bitset {
 impl Bitset {
     fn new(bits: usize) -> Bitset {
         Bitset { words: vec![0; bits.div_ceil(64).max(1)], fingerprint: 0 }
+    }
+
+    fn contains(&self, bit: usize) -> bool {
+        self.words[bit / 64] & (1 << (bit % 64)) != 0
     }
 
     fn flip(&mut self, bit: usize) {

@@ -9,7 +9,7 @@
 //! So a closed subset that fails proves the whole history fails, and the
 //! witness never blames an op on one that was merely left out.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::search::{search, Object, Operation, Token};
 use super::{DEFAULT_MAX_STATES, SHRINK_ATTEMPT_MAX_STATES, SHRINK_MAX_STATES};
@@ -42,21 +42,36 @@ impl Footprints {
     }
 }
 
-/// Drop indeterminate ops whose written token no op observes: they can
-/// always be left out of a linearization (the closed-subset rule), so a
-/// history is linearizable with them iff it is without them.
+/// Drop indeterminate ops whose written token no other op observes: they
+/// can always be left out of a linearization (the set without them is
+/// closed), so a history is linearizable with them iff it is without them.
 pub(crate) fn prune_unobserved_indeterminate<O: Object>(
     object: &O,
     mut ops: Vec<Operation<O::Action>>,
 ) -> Vec<Operation<O::Action>> {
     loop {
         let prints = Footprints::of(object, &ops);
-        let observed: HashSet<Token> = prints.observed.iter().copied().collect();
+        // Observers of each token an indeterminate op writes (usually few).
+        let mut observers: BTreeMap<Token, usize> = (0..ops.len())
+            .filter(|&i| ops[i].is_indeterminate())
+            .filter_map(|i| prints.writes[i].map(|t| (t, 0)))
+            .collect();
+        if observers.is_empty() {
+            return ops;
+        }
+        for token in &prints.observed {
+            if let Some(count) = observers.get_mut(token) {
+                *count += 1;
+            }
+        }
         let before = ops.len();
-        let mut writes = prints.writes.into_iter();
+        let mut op = 0;
         ops.retain(|o| {
-            let writes = writes.next().expect("one footprint per op");
-            !o.is_indeterminate() || writes.is_none_or(|t| observed.contains(&t))
+            let i = op;
+            op += 1;
+            let Some(written) = prints.writes[i].filter(|_| o.is_indeterminate()) else { return true };
+            let by_itself = prints.observes(i).iter().filter(|&&t| t == written).count();
+            observers[&written] > by_itself
         });
         if ops.len() == before {
             return ops;
@@ -97,9 +112,9 @@ fn remove_closed<O: Object>(
 ) -> Vec<Operation<O::Action>> {
     let prints = Footprints::of(object, set);
     let mut kept: Vec<usize> = (0..set.len()).filter(|i| !remove.contains(i)).collect();
-    let mut lost: HashSet<Token> = remove.iter().filter_map(|&i| prints.writes[i]).collect();
+    let mut lost: BTreeSet<Token> = remove.iter().filter_map(|&i| prints.writes[i]).collect();
     while !lost.is_empty() {
-        let mut next_lost = HashSet::new();
+        let mut next_lost = BTreeSet::new();
         kept.retain(|&i| {
             let drop = prints.observes(i).iter().any(|t| lost.contains(t));
             if drop {
@@ -126,6 +141,11 @@ pub(crate) fn shrink<O: Object>(
     if !search(object, &pruned, DEFAULT_MAX_STATES).0.fails() {
         current = ops.to_vec();
     }
+    if let Some(phantom) = phantom_closure(object, &current) {
+        if fails(object, &phantom, &mut budget) {
+            current = phantom;
+        }
+    }
     current = trim_front(object, current, &mut budget);
     let mut chunk = current.len().div_ceil(2).max(1);
     loop {
@@ -148,6 +168,38 @@ pub(crate) fn shrink<O: Object>(
             chunk = chunk.div_ceil(2);
         }
     }
+}
+
+/// The smallest closed set holding the first op that observes a token no
+/// other op writes (a read of a value never written), if there is one:
+/// that op and, transitively, every op writing what the set observes.
+/// Such a set usually fails at once, where searching the whole history
+/// for the impossible read could take long.
+fn phantom_closure<O: Object>(object: &O, ops: &[Operation<O::Action>]) -> Option<Vec<Operation<O::Action>>> {
+    let prints = Footprints::of(object, ops);
+    let mut writers: HashMap<Token, Vec<usize>> = HashMap::new();
+    for (op, writes) in prints.writes.iter().enumerate() {
+        if let Some(token) = writes {
+            writers.entry(*token).or_default().push(op);
+        }
+    }
+    let written_by_another =
+        |token: Token, op: usize| writers.get(&token).is_some_and(|w| w.iter().any(|&j| j != op));
+    let phantom = (0..ops.len()).find(|&i| {
+        !ops[i].is_indeterminate() && prints.observes(i).iter().any(|&t| !written_by_another(t, i))
+    })?;
+    let mut members: BTreeSet<usize> = BTreeSet::from([phantom]);
+    let mut frontier = vec![phantom];
+    while let Some(op) = frontier.pop() {
+        for token in prints.observes(op) {
+            for &writer in writers.get(token).map_or(&[][..], Vec::as_slice) {
+                if members.insert(writer) {
+                    frontier.push(writer);
+                }
+            }
+        }
+    }
+    Some(members.into_iter().map(|i| ops[i]).collect())
 }
 
 /// Drop the ops that completed before some point, choosing the point by
