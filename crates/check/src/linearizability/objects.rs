@@ -16,10 +16,10 @@
 //! whose result is unknown) writes and observes [`WHOLE_OBJECT`]: such an
 //! op stays in the witness unless everything observing it goes too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 
-use super::search::{splitmix64, Object, Operation, Token, WHOLE_OBJECT};
+use super::search::{splitmix64, FastMap, Object, Operation, Token, WHOLE_OBJECT};
 use crate::datum::Datum;
 
 /// Index of a datum (an element, a value) in the table of one history.
@@ -78,12 +78,12 @@ pub(crate) enum Move {
 #[derive(Debug)]
 struct Interner<T> {
     items: Vec<T>,
-    ids: HashMap<T, u32>,
+    ids: FastMap<T, u32>,
 }
 
 impl<T: Clone + Eq + Hash> Interner<T> {
     fn new() -> Interner<T> {
-        Interner { items: Vec::new(), ids: HashMap::new() }
+        Interner { items: Vec::new(), ids: FastMap::default() }
     }
 
     fn intern(&mut self, item: T) -> u32 {
@@ -110,7 +110,7 @@ pub(crate) struct Objects {
     /// the element `lists[n].1`.
     lists: Interner<(ListId, DatumId)>,
     states: Interner<State>,
-    steps: HashMap<(StateId, Move), Option<StateId>>,
+    steps: FastMap<(StateId, Move), Option<StateId>>,
     /// Set by [`Objects::begin_with`] before any search.
     initial: Option<StateId>,
 }
@@ -123,7 +123,7 @@ impl Objects {
             data: Interner::new(),
             lists: Interner::new(),
             states: Interner::new(),
-            steps: HashMap::new(),
+            steps: FastMap::default(),
             initial: None,
         }
     }

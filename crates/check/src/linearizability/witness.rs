@@ -9,9 +9,9 @@
 //! So a closed subset that fails proves the whole history fails, and the
 //! witness never blames an op on one that was merely left out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::search::{search, Object, Operation, Token};
+use super::search::{search, FastMap, Object, Operation, Token};
 use super::{DEFAULT_MAX_STATES, SHRINK_ATTEMPT_MAX_STATES, SHRINK_MAX_STATES};
 
 /// Every op's footprint, in one arena: op `i` writes `writes[i]` and
@@ -177,7 +177,7 @@ pub(crate) fn shrink<O: Object>(
 /// for the impossible read could take long.
 fn phantom_closure<O: Object>(object: &O, ops: &[Operation<O::Action>]) -> Option<Vec<Operation<O::Action>>> {
     let prints = Footprints::of(object, ops);
-    let mut writers: HashMap<Token, Vec<usize>> = HashMap::new();
+    let mut writers: FastMap<Token, Vec<usize>> = FastMap::default();
     for (op, writes) in prints.writes.iter().enumerate() {
         if let Some(token) = writes {
             writers.entry(*token).or_default().push(op);
