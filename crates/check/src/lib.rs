@@ -5,7 +5,9 @@
 //! the driver that produced it. Each one can fail, and each has a negative
 //! control in its tests that it must catch.
 //!
-//! - [`linearizability`]: WGL search with memoisation, per key.
+//! - [`linearizability`]: WGL search with memoisation, per key, against the
+//!   [`models`]: register, cas-register, key-value, list-append, set,
+//!   counter, FIFO queue, mutex.
 //! - [`durability`]: acknowledged writes that did not survive.
 //! - [`commit`]: atomic commitment (all participants decide alike, none
 //!   reverses), the bank workload's balance invariant, blocked time.

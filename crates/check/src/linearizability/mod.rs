@@ -84,8 +84,9 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
     pub outcome: Outcome,
-    /// For [`Model::Kv`]: the key the verdict is about (the smallest failing
-    /// or undecided key). `None` for the single-register models and for a
+    /// For [`Model::Kv`]: the key the verdict is about (the first found
+    /// failing, the cheapest to prove wrong, or else the smallest
+    /// undecided). `None` for the single-register models and for a
     /// linearizable key-value history.
     pub key: Option<Key>,
     /// When not linearizable: the invoke and completion events of a small

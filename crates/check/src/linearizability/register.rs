@@ -141,7 +141,7 @@ pub(crate) fn extract_operations(history: &History) -> Vec<RegisterOp> {
 }
 /// How values and keys print in explanations. The simulator's are integers
 /// and print as themselves; a history whose keys and values were interned
-/// as integers (`objects.rs`'s callers) prints the originals.
+/// as integers (`recorded.rs`) prints the originals.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Names {
     /// `keys[k]` is key `k`'s datum; empty: keys are integers.
