@@ -1,6 +1,7 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
+mod check_cmd;
 mod model_cmd;
 mod replay;
 mod server_cmds;
@@ -10,9 +11,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use quorum_check::linearizability::{self, Model, Outcome};
 use quorum_sim::{ExploreReport, FaultSet, Schedule, SimConfig, Violation};
 
 use quorum_registry::Registered;
@@ -38,8 +38,8 @@ enum Command {
     Sim(SimArgs),
     /// Many seeds over all cores; the first violation is shrunk and printed with a replay command.
     Explore(ExploreArgs),
-    /// Check a history file (our JSON lines or Jepsen EDN) for linearizability.
-    Check(CheckArgs),
+    /// Check a history file (our JSON lines, Jepsen EDN, Porcupine's key-value log) for linearizability.
+    Check(check_cmd::CheckArgs),
     /// Every protocol with the guarantee it claims, its bugs and variants.
     List(ListArgs),
     /// A short tour: each protocol under faults, with the checkers' verdicts.
@@ -180,28 +180,6 @@ struct ExploreArgs {
     json: bool,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModelArg {
-    /// One register: read and write.
-    Register,
-    /// One register: read, write, cas.
-    CasRegister,
-    /// Independent cas registers, one per key.
-    Kv,
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    /// History file: JSON lines (as `quorum sim --history` writes) or Jepsen EDN op maps, one per line.
-    file: PathBuf,
-    /// The object the history is about.
-    #[arg(long, value_enum, default_value = "kv")]
-    model: ModelArg,
-    /// Most search states to explore before answering `unknown` (exit code 3).
-    #[arg(long, default_value_t = 50_000_000)]
-    max_states: u64,
-}
-
 #[derive(Args)]
 struct ListArgs {
     /// Print every catalogue entry as JSON (claims, system model, sometimes properties, bugs, explorable
@@ -277,7 +255,7 @@ fn main() -> ExitCode {
             quorum_sim::quiet_panics_in_runs();
             explore(args)
         }
-        Command::Check(args) => check(args),
+        Command::Check(args) => check_cmd::check(args),
         Command::List(args) => {
             list(args.json);
             Ok(ExitCode::SUCCESS)
@@ -613,39 +591,6 @@ fn print_properties(p: &quorum_registry::claims::Properties) {
             "                NEVER REACHED: {} (the hard case never happened)",
             p.never_reached.join(", ")
         );
-    }
-}
-
-fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| UsageError(format!("cannot read {}: {e}", args.file.display())))?;
-    let history = quorum_check::parse::parse_history(&text)
-        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
-    let model = match args.model {
-        ModelArg::Register => Model::Register,
-        ModelArg::CasRegister => Model::CasRegister,
-        ModelArg::Kv => Model::Kv,
-    };
-    let report = linearizability::check_with_budget(&history, model, args.max_states);
-    match report.outcome {
-        Outcome::Linearizable => {
-            println!("linearizable");
-            Ok(ExitCode::SUCCESS)
-        }
-        Outcome::NotLinearizable => {
-            println!("not linearizable");
-            println!("{}", report.explanation);
-            println!("smallest set of operations that shows it:");
-            print!(
-                "{}",
-                quorum_check::parse::to_json_lines(&quorum_check::History { ops: report.witness.clone() })
-            );
-            Ok(ExitCode::from(1))
-        }
-        Outcome::Unknown => {
-            println!("unknown: gave up after {} states (raise --max-states)", report.states_explored);
-            Ok(ExitCode::from(3))
-        }
     }
 }
 

@@ -59,6 +59,36 @@ fn malformed_histories() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A history no model takes, an op the chosen model does not take, a value
+/// that does not suit it, or a file in another format than the one named:
+/// one line naming the line, exit code 2.
+#[test]
+fn histories_that_do_not_fit_the_model_or_the_format() {
+    let dir = std::env::temp_dir().join(format!("quorum-bad-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let mixed = file("mixed.edn", "{:type :invoke, :f :write, :value 1, :process 0}\n{:type :invoke, :f :enqueue, :value 1, :process 1}\n");
+    rejects(&["check", &mixed], "line 2: :enqueue does not go with :write (line 1) in any one model");
+    let register = file("register.edn", "{:type :invoke, :f :write, :value 1, :process 0}\n");
+    rejects(&["check", &register, "--model", "queue"], "line 1: the queue model has no :write");
+    rejects(&["check", &register, "--format", "json"], "line 1: an EDN op map in a JSON lines history");
+    rejects(
+        &["check", &register, "--format", "porcupine-kv"],
+        "line 1: :f :write in a Porcupine key-value history",
+    );
+    let list = file("list.edn", "{:type :invoke, :f :append, :value 1, :process 0}\n{:type :ok, :f :append, :value 1, :process 0}\n{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read, :value 1, :process 0}\n");
+    rejects(
+        &["check", &list, "--model", "list-append"],
+        "line 4: an ok :read of a list returns a vector or nil, not 1",
+    );
+    rejects(&["check", &register, "--model", "stack"], "invalid value 'stack' for '--model");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn every_command_has_help() {
     for cmd in [

@@ -1,4 +1,5 @@
-//! `quorum check` on histories written by `quorum sim` and by hand (EDN).
+//! `quorum check` on histories written by `quorum sim`, by hand (EDN, with
+//! keys and values of any type, for every model) and by Porcupine.
 
 mod common;
 
@@ -64,4 +65,65 @@ fn cas_register_histories_in_edn() {
     );
     let out = quorum(&["check", path.to_str().unwrap(), "--model", "cas-register"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn string_keys_choose_the_kv_model_and_the_output_says_so() {
+    let path = temp(
+        "strings.edn",
+        "{:type :invoke, :f :write, :key \"a\", :value \"x\", :process 0}\n\
+         {:type :ok, :f :write, :key \"a\", :value \"x\", :process 0}\n\
+         {:type :invoke, :f :read, :key \"a\", :value nil, :process 1}\n\
+         {:type :ok, :f :read, :key \"a\", :value nil, :process 1}\n",
+    );
+    let out = quorum(&["check", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "not linearizable");
+    assert_eq!(
+        lines[1],
+        "model kv (chosen from the ops seen: read, write, with keys; --model to choose another), format edn, detected"
+    );
+    assert_eq!(
+        lines[2],
+        "read of key \"a\" returned nil although the write of \"x\" had completed before the read began."
+    );
+    assert!(
+        stdout.contains(r#"{"index":3,"type":"ok","f":"read","key":"a","value":null,"process":1}"#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn porcupines_kv_histories_check_with_no_flag_but_the_file_name() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../check/tests/data/porcupine-kv");
+    for (name, code) in [("c01-ok", 0), ("c01-bad", 1), ("c10-ok", 0), ("c10-bad", 1)] {
+        let out = quorum(&["check", &format!("{dir}/{name}.txt")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stdout}");
+        assert!(stdout.contains("model kv (Porcupine's key-value format"), "{name}: {stdout}");
+        assert!(stdout.contains("format porcupine-kv, detected"), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn every_model_by_name_with_a_history_that_passes_and_one_that_fails() {
+    let cases = [
+        ("list-append", "{:type :invoke :f :append :key 1 :value 5 :process 0}\n{:type :ok :f :append :key 1 :value 5 :process 0}\n{:type :invoke :f :read :key 1 :process 1}\n{:type :ok :f :read :key 1 :value [5] :process 1}", "[5]", "[6]"),
+        ("set", "{:type :invoke :f :add :value :a :process 0}\n{:type :ok :f :add :value :a :process 0}\n{:type :invoke :f :read :process 1}\n{:type :ok :f :read :value #{:a} :process 1}", "#{:a}", "#{}"),
+        ("counter", "{:type :invoke :f :increment :process 0}\n{:type :ok :f :increment :process 0}\n{:type :invoke :f :read :process 1}\n{:type :ok :f :read :value 1 :process 1}", ":value 1 :process 1", ":value 2 :process 1"),
+        ("queue", "{:type :invoke :f :enqueue :value 3 :process 0}\n{:type :ok :f :enqueue :value 3 :process 0}\n{:type :invoke :f :dequeue :process 1}\n{:type :ok :f :dequeue :value 3 :process 1}", ":value 3 :process 1", ":value nil :process 1"),
+        ("mutex", "{:type :invoke :f :acquire :process 0}\n{:type :ok :f :acquire :process 0}\n{:type :invoke :f :release :process 1}\n{:type :ok :f :release :process 1}", ":f :release", ":f :acquire"),
+    ];
+    for (model, passing, from, to) in cases {
+        let path = temp(&format!("{model}.edn"), passing);
+        let out = quorum(&["check", path.to_str().unwrap(), "--model", model]);
+        assert_eq!(out.status.code(), Some(0), "{model}: {}", String::from_utf8_lossy(&out.stdout));
+        let auto = quorum(&["check", path.to_str().unwrap()]);
+        assert!(String::from_utf8_lossy(&auto.stdout).contains(&format!("model {model} (chosen")), "{model}");
+        let path = temp(&format!("{model}-bad.edn"), &passing.replace(from, to));
+        let out = quorum(&["check", path.to_str().unwrap(), "--model", model]);
+        assert_eq!(out.status.code(), Some(1), "{model}: {}", String::from_utf8_lossy(&out.stdout));
+    }
 }
