@@ -85,9 +85,9 @@ struct RunArgs {
     /// Protocol settings as a JSON object, e.g. '{"election_timeout":300000}' (see the protocol's Config).
     #[arg(long)]
     config: Option<String>,
-    /// Number of nodes.
-    #[arg(long, default_value_t = 5)]
-    nodes: u32,
+    /// Number of nodes [default: 5, or the protocol's own size: 2 for two-generals].
+    #[arg(long)]
+    nodes: Option<u32>,
     /// Client operations in total.
     #[arg(long, default_value_t = 300)]
     ops: u32,
@@ -316,12 +316,12 @@ fn sim_config(
             config.swarm = None;
         }
     }
-    config.nodes = run.nodes;
+    config.nodes = run.nodes.unwrap_or(config.nodes);
     config.ops = run.ops;
     config.clients = run.clients.unwrap_or(config.clients);
     config.keys = run.keys.unwrap_or(config.keys);
     config.ops_per_key = run.ops_per_key;
-    config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(run.nodes));
+    config.max_down = run.max_down.unwrap_or_else(|| SimConfig::minority(config.nodes));
     if let Some(retries) = run.retries {
         config.retries = retries;
     }

@@ -26,9 +26,9 @@ pub(crate) struct ModelArgs {
     /// Protocol settings as a JSON object (see the protocol's Config).
     #[arg(long)]
     config: Option<String>,
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
-    nodes: u32,
+    /// Number of nodes [default: 3, or the protocol's own size: 2 for two-generals].
+    #[arg(long)]
+    nodes: Option<u32>,
     /// A client request, issued once at any point: NODE:TEXT, e.g. `0:write 1 10` (repeat the flag
     /// for more) [default: `0:write 1 10` and `1:write 1 11` for key-value protocols, `0:transfer 1 2 30`
     /// for transactions].
@@ -60,6 +60,11 @@ pub(crate) struct ModelArgs {
     /// timely network: by default their timers fire only when no message is in flight.
     #[arg(long)]
     asynchronous: bool,
+    /// Print the chain of runs behind the two generals' impossibility instead of searching: every
+    /// message delivered, then the last one lost, then the one before, down to the first; each
+    /// neighbour pair, the general who cannot tell the two runs apart, and where the decisions split.
+    #[arg(long)]
+    chain: bool,
     /// Depth-first instead of breadth-first (which finds a shortest counterexample).
     #[arg(long)]
     dfs: bool,
@@ -77,19 +82,24 @@ pub(crate) struct ModelArgs {
 pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
     let registered = quorum_registry::find(&args.protocol)?;
     let choice = registered.choose(args.variant.as_deref(), args.bug.as_deref(), args.config.as_deref())?;
-    registered.validate(&choice, args.nodes)?;
-    let mut model = ModelConfig::new(registered.entry.name, args.nodes);
+    let nodes = args.nodes.unwrap_or(registered.default_nodes(3));
+    registered.validate(&choice, nodes)?;
+    let mut model = ModelConfig::new(registered.entry.name, nodes);
     model.requests = match args.requests.is_empty() {
         true => registered.default_requests(),
         false => args.requests.iter().map(|r| parse_request(r)).collect::<Result<_, _>>()?,
     };
-    model.budgets = budgets(&args)?;
+    model.budgets = budgets(&args, registered.requests_first())?;
     model.timely = registered.timely() && !args.asynchronous;
+    model.requests_first = registered.requests_first();
     model.max_depth = args.max_depth;
     model.max_states = args.max_states;
     model.strategy = if args.dfs { Strategy::DepthFirst } else { Strategy::BreadthFirst };
     if let Some(threads) = args.threads {
         model.threads = threads.max(1);
+    }
+    if args.chain {
+        return print_chain(registered, &choice, &model, args.json);
     }
     let bar = progress_bar(args.json);
     let mut progress = |depth: u32, states: u64| bar.set_message(format!("depth {depth}: {states} states"));
@@ -106,6 +116,48 @@ pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
         print_summary(&model, &outcome, args.script.is_some());
     }
     Ok(exit_code(&outcome))
+}
+
+/// The chain of runs (`--chain`); exit code 1 if some run splits.
+fn print_chain(
+    registered: &quorum_registry::Registered,
+    choice: &quorum_sim::ProtocolChoice,
+    model: &ModelConfig,
+    json: bool,
+) -> Result<ExitCode, UsageError> {
+    let runs = registered.chain(choice, model)?;
+    let split = runs.iter().position(|r| r.split());
+    if json {
+        println!("{}", serde_json::json!({ "model": model, "chain": runs, "first_split": split }));
+    } else {
+        println!(
+            "the chain of runs of {} ({} nodes): each loses one message earlier",
+            model.protocol, model.nodes
+        );
+        for (i, run) in runs.iter().enumerate() {
+            let lost = run.lost.map_or("none lost".to_string(), |m| format!("message {m} lost"));
+            let decided: Vec<String> = run
+                .decisions
+                .iter()
+                .enumerate()
+                .map(|(n, d)| format!("n{n} {}", d.map_or("-".to_string(), |v| v.to_string())))
+                .collect();
+            let mark = if run.split() { "   <- SPLIT" } else { "" };
+            println!("R{i}  {lost:<16} {} delivered   decided: {}{mark}", run.delivered, decided.join(", "));
+            for (n, view) in run.views.iter().enumerate() {
+                println!("      n{n}: {view}");
+            }
+            if !run.same_as_next.is_empty() {
+                let same: Vec<String> = run.same_as_next.iter().map(|n| format!("n{n}")).collect();
+                println!("    {} cannot tell R{i} from R{}: the same state in both", same.join(", "), i + 1);
+            }
+        }
+        match split {
+            Some(i) => println!("verdict         agreement broken in R{i}"),
+            None => println!("verdict         no run of the chain splits"),
+        }
+    }
+    Ok(if split.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// 1: a property broke; 3: gave up at `--max-states`; else 0.
@@ -128,7 +180,11 @@ fn parse_request(text: &str) -> Result<(NodeId, String), UsageError> {
     Ok((NodeId(node), request.trim().to_string()))
 }
 
-fn budgets(args: &ModelArgs) -> Result<Budgets, UsageError> {
+/// Timer firings a path of an agreement protocol gets unless told: enough
+/// for two generals' dawns and a randomized exchange's rounds.
+const TIMERS_TO_DECIDE: u32 = 64;
+
+fn budgets(args: &ModelArgs, decides_on_timers: bool) -> Result<Budgets, UsageError> {
     let mut budgets = Budgets::default();
     for kind in args.faults.split(',').map(str::trim).filter(|k| !k.is_empty()) {
         match kind {
@@ -147,6 +203,11 @@ fn budgets(args: &ModelArgs) -> Result<Budgets, UsageError> {
     budgets.duplicates = args.dups.unwrap_or(budgets.duplicates);
     budgets.crashes = args.crashes.unwrap_or(budgets.crashes);
     budgets.timeouts = args.timeouts.unwrap_or(budgets.timeouts);
+    if args.timeouts.is_none() && decides_on_timers {
+        // An agreement protocol decides on its timers (dawn, the rounds):
+        // by default let them all run out.
+        budgets.timeouts = budgets.timeouts.max(TIMERS_TO_DECIDE);
+    }
     Ok(budgets)
 }
 

@@ -54,3 +54,22 @@ fn bad_model_input_is_one_line_and_exit_2() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// The two generals with no flag but the protocol (2 nodes, inputs first,
+/// dawns allowed): no loss, no split; one loss, a general attacks alone;
+/// `--chain` prints the runs that look alike and exits 1 on the split.
+#[test]
+fn two_generals_agree_without_loss_and_split_with_one() {
+    let safe = quorum(&["model", "--protocol", "two-generals"]);
+    assert_eq!(safe.status.code(), Some(0), "{}", String::from_utf8_lossy(&safe.stdout));
+    let lossy = quorum(&["model", "--protocol", "two-generals", "--losses", "1"]);
+    assert_eq!(lossy.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&lossy.stdout).contains("VIOLATED: consensus: agreement"));
+    let chain = quorum(&["model", "--protocol", "two-generals", "--config", r#"{"messages":2}"#, "--chain"]);
+    let text = String::from_utf8_lossy(&chain.stdout);
+    assert_eq!(chain.status.code(), Some(1), "{text}");
+    assert!(text.contains("n1 cannot tell R0 from R1") && text.contains("SPLIT"), "{text}");
+    let three = quorum(&["model", "--protocol", "two-generals", "--nodes", "3"]);
+    assert_eq!(three.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&three.stderr).contains("two generals need 2 nodes"));
+}

@@ -116,6 +116,10 @@ pub enum SystemModel {
     /// Nodes fail only by stopping (and may recover from their logs);
     /// every message arrives, in time. No partitions, loss or delay.
     FailStop,
+    /// Nodes never fail and delays are bounded, but any message may be lost
+    /// (the two generals' messengers): loss, duplication and partitions,
+    /// and a timer fires only once what is in flight has arrived or is gone.
+    Lossy,
 }
 
 /// A "sometimes" property: reached in at least one run of an exploration.

@@ -35,8 +35,10 @@
 //! history (linearizability is the simulator's job).
 //!
 //! Files: `state.rs` (a state, its actions, its fingerprint), `search.rs`
-//! (breadth- and depth-first search), `replay.rs` (a path as a script).
+//! (breadth- and depth-first search), `replay.rs` (a path as a script),
+//! `chain.rs` (the two generals' chain of runs that look alike).
 
+mod chain;
 mod replay;
 mod search;
 mod state;
@@ -50,6 +52,7 @@ use quorum_core::{NodeId, Protocol};
 use quorum_sim::script::Scripted;
 use serde::Serialize;
 
+pub use chain::{chain, ChainRun};
 pub use replay::counterexample_script;
 pub use state::Action;
 
@@ -96,6 +99,10 @@ pub struct ModelConfig {
     /// node whose answer is on its way. Otherwise a timer may fire at any
     /// time, as in the asynchronous model.
     pub timely: bool,
+    /// Every request is issued first, in order, before anything else
+    /// happens: the inputs of an agreement problem, all given at time 0.
+    /// Otherwise a request may be issued at any point of a path.
+    pub requests_first: bool,
 }
 
 impl ModelConfig {
@@ -110,6 +117,7 @@ impl ModelConfig {
             strategy: Strategy::BreadthFirst,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             timely: false,
+            requests_first: false,
         }
     }
 }
@@ -247,7 +255,7 @@ where
         .run_command(&cluster_line(model, config_json))
         .map_err(|e| ModelError(format!("cannot start the cluster: {e}")))?;
     let init = state::State::initial(world, model.budgets);
-    let universe = state::Universe { requests, timely: model.timely };
+    let universe = state::Universe { requests, timely: model.timely, requests_first: model.requests_first };
     Ok(search::run(init, &universe, model, progress))
 }
 

@@ -37,6 +37,8 @@ pub(crate) struct Universe<P: Protocol> {
     pub(crate) requests: Vec<(NodeId, P::Request)>,
     /// Timers fire only while nothing is in flight.
     pub(crate) timely: bool,
+    /// Requests come first, in order (see `ModelConfig::requests_first`).
+    pub(crate) requests_first: bool,
 }
 
 /// See the module documentation.
@@ -86,6 +88,9 @@ where
         for (i, (node, _)) in universe.requests.iter().enumerate() {
             if self.issued & (1 << i) == 0 && hosts[node.0 as usize].is_up() {
                 actions.push(Action::Request(i));
+                if universe.requests_first {
+                    return actions;
+                }
             }
         }
         for i in 0..self.world.in_flight().len() {
@@ -225,7 +230,7 @@ where
 
 /// Node `n`'s fingerprint: up or down, its state, durable log and the
 /// names of its pending timers.
-fn node_hash<P>(world: &Scripted<P>, n: usize) -> u64
+pub(crate) fn node_hash<P>(world: &Scripted<P>, n: usize) -> u64
 where
     P: Protocol + Debug,
     P::Request: FromStr,

@@ -57,6 +57,9 @@ pub enum Workload {
     },
     /// Bank transfers across cohorts, judged for atomicity and balance.
     Txn,
+    /// Each node is given an input (`propose V`) and decides once, judged
+    /// for Agreement, Validity, Integrity and Termination.
+    Decision,
 }
 
 /// A deliberately broken variant (`--bug NAME`).

@@ -10,6 +10,7 @@ pub mod paxos;
 pub mod quorum;
 pub mod raft;
 pub mod replication;
+pub mod two_generals;
 pub mod zab;
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
-use quorum_sim::{KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload};
+use quorum_sim::{
+    DecisionWorkload, KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload,
+};
 
 use crate::settings::{merged, ServerDefaults};
 use crate::{Scripting, Serving};
@@ -47,6 +49,20 @@ where
     quorum_model::run::<P>(model, &choice_json(choice).to_string(), progress)
 }
 
+/// The two generals' chain of runs for the protocol `choice` names.
+pub(crate) fn chain<P>(
+    choice: &ProtocolChoice,
+    model: &quorum_model::ModelConfig,
+) -> Result<Vec<quorum_model::ChainRun>, quorum_model::ModelError>
+where
+    P: Protocol + Clone + std::fmt::Debug,
+    P::Request: std::str::FromStr,
+    <P::Request as std::str::FromStr>::Err: std::fmt::Display,
+{
+    typed::<P>(choice).map_err(|e| quorum_model::ModelError(e.to_string()))?;
+    quorum_model::chain::<P>(model, &choice_json(choice).to_string())
+}
+
 /// Parse `choice`, and with `nodes` also ask the protocol to validate it.
 pub(crate) fn check<P: Protocol>(
     choice: &ProtocolChoice,
@@ -71,6 +87,17 @@ where
 {
     let protocol = typed::<P>(&config.protocol)?;
     quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, traced)
+}
+
+pub(crate) fn run_decision<P>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<
+        Request = quorum_core::decision::DecisionRequest,
+        Response = quorum_core::decision::DecisionResponse,
+    >,
+{
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, DecisionWorkload>(config, &protocol, traced)
 }
 
 pub(crate) fn script<P: Protocol>(choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError>

@@ -27,7 +27,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{paxos, raft, zab};
+use quorum_protocols::{paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -47,6 +47,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
+    Registered::decision::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
 ];
 
 /// A choice the registry refuses: one line for the user.
@@ -122,6 +123,10 @@ type ModelFn = fn(
     &quorum_model::ModelConfig,
     &mut dyn FnMut(u32, u64),
 ) -> Result<quorum_model::Outcome, quorum_model::ModelError>;
+type ChainFn = fn(
+    &ProtocolChoice,
+    &quorum_model::ModelConfig,
+) -> Result<Vec<quorum_model::ChainRun>, quorum_model::ModelError>;
 /// The server started on a protocol: the future of the running node.
 pub type Serving = Pin<Box<dyn Future<Output = anyhow::Result<Running>>>>;
 type ServeFn = fn(ServeConfig, Option<serde_json::Value>) -> Serving;
@@ -134,7 +139,11 @@ pub struct Registered {
     check: CheckFn,
     script: ScriptFn,
     model: ModelFn,
+    chain: ChainFn,
     serve: Option<ServeFn>,
+    /// The only cluster sizes it runs on (the two generals: 2); `None`:
+    /// any, and the laboratory's usual 3 and 5.
+    sizes: Option<&'static [u32]>,
 }
 
 impl Registered {
@@ -150,7 +159,9 @@ impl Registered {
             check: drive::check::<P>,
             script: drive::script::<P>,
             model: drive::model::<P>,
+            chain: drive::chain::<P>,
             serve: None,
+            sizes: None,
         }
     }
 
@@ -172,7 +183,34 @@ impl Registered {
             check: drive::check::<P>,
             script: drive::script::<P>,
             model: drive::model::<P>,
+            chain: drive::chain::<P>,
             serve: None,
+            sizes: None,
+        }
+    }
+
+    /// A protocol of the decision workload (each node given an input,
+    /// deciding once).
+    pub const fn decision<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+                Request = quorum_core::decision::DecisionRequest,
+                Response = quorum_core::decision::DecisionResponse,
+            > + Modelled,
+    {
+        assert!(
+            matches!(entry.workload, Workload::Decision),
+            "a decision protocol's entry declares Workload::Decision"
+        );
+        Registered {
+            entry,
+            run: drive::run_decision::<P>,
+            check: drive::check::<P>,
+            script: drive::script::<P>,
+            model: drive::model::<P>,
+            chain: drive::chain::<P>,
+            serve: None,
+            sizes: None,
         }
     }
 
@@ -186,6 +224,23 @@ impl Registered {
         S::Timer: Send,
     {
         Registered { serve: Some(drive::serve::<S>), ..self }
+    }
+
+    /// It runs only on clusters of these sizes (the first is its default).
+    pub const fn sized(self, sizes: &'static [u32]) -> Registered {
+        assert!(!sizes.is_empty(), "at least one size");
+        Registered { sizes: Some(sizes), ..self }
+    }
+
+    /// The cluster sizes its tests and long runs use: its own, or 3 and 5.
+    pub fn sizes(&self) -> &'static [u32] {
+        self.sizes.unwrap_or(&[3, 5])
+    }
+
+    /// Its cluster size when the user names none: `usual`, unless it runs
+    /// only on certain sizes.
+    pub fn default_nodes(&self, usual: u32) -> u32 {
+        self.sizes.map_or(usual, |s| s[0])
     }
 
     pub fn serves(&self) -> bool {
@@ -251,6 +306,8 @@ impl Registered {
     /// swarm over its system model's faults and its explorable settings.
     pub fn sim_config(&self, choice: ProtocolChoice) -> SimConfig {
         let mut config = SimConfig::new(choice);
+        config.nodes = self.default_nodes(config.nodes);
+        config.max_down = SimConfig::minority(config.nodes);
         config.cas = matches!(self.entry.workload, Workload::Kv { cas: true });
         config.retries = self.entry.retries;
         config.swarm = Some(self.swarm());
@@ -261,6 +318,7 @@ impl Registered {
     pub fn swarm(&self) -> Swarm {
         let kinds = match self.entry.model {
             SystemModel::Asynchronous => FaultKind::KNOWN.to_vec(),
+            SystemModel::Lossy => vec![FaultKind::Loss, FaultKind::Dup, FaultKind::Partition],
             SystemModel::FailStop => {
                 vec![
                     FaultKind::Crash,
@@ -281,7 +339,7 @@ impl Registered {
                 (s.name.to_string(), values.collect())
             })
             .collect();
-        let timely = self.entry.model == SystemModel::FailStop;
+        let timely = self.entry.model != SystemModel::Asynchronous;
         Swarm { kinds, settings, timely, fixed: Default::default() }
     }
 
@@ -322,19 +380,39 @@ impl Registered {
         (self.model)(choice, model, progress).map_err(|e| Error(e.0))
     }
 
+    /// The chain of runs that lose one message earlier each time (see
+    /// `quorum_model::chain`).
+    pub fn chain(
+        &self,
+        choice: &ProtocolChoice,
+        model: &quorum_model::ModelConfig,
+    ) -> Result<Vec<quorum_model::ChainRun>, Error> {
+        (self.chain)(choice, model).map_err(|e| Error(e.0))
+    }
+
     /// Whether a model of this protocol fires timers only when nothing is
-    /// in flight: a fail-stop protocol assumes a timely network.
+    /// in flight: a fail-stop protocol assumes a timely network, and so do
+    /// the two generals (their messengers are lost, never late).
     pub fn timely(&self) -> bool {
-        self.entry.model == SystemModel::FailStop
+        self.entry.model != SystemModel::Asynchronous
+    }
+
+    /// Whether a model of this protocol issues its requests before
+    /// anything else: an agreement problem's inputs are all given at the
+    /// start (a general whose input comes after its dawn is not a lost
+    /// messenger, and would break agreement with no loss at all).
+    pub fn requests_first(&self) -> bool {
+        self.entry.workload == Workload::Decision
     }
 
     /// The client requests a model of this protocol issues by default:
-    /// two writes of one key from two nodes (two proposers, two clients), or
-    /// one transfer.
+    /// two writes of one key from two nodes (two proposers, two clients),
+    /// one transfer, or inputs of 1 at nodes 0 and 1.
     pub fn default_requests(&self) -> Vec<(NodeId, String)> {
         match self.entry.workload {
             Workload::Kv { .. } => vec![(NodeId(0), "write 1 10".into()), (NodeId(1), "write 1 11".into())],
             Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
+            Workload::Decision => vec![(NodeId(0), "propose 1".into()), (NodeId(1), "propose 1".into())],
         }
     }
 

@@ -39,7 +39,7 @@ fn every_protocol_keeps_its_claims_and_reaches_its_hard_cases() {
     let mut failures = Vec::new();
     for registered in PROTOCOLS {
         for variant in variants(registered) {
-            for nodes in [3, 5] {
+            for &nodes in registered.sizes() {
                 let report = explore(registered, &config(registered, variant, None, nodes), 200);
                 let p = Properties::of(registered.entry, &report);
                 let label = format!("{} {variant:?} at {nodes} nodes", registered.entry.name);
@@ -66,7 +66,8 @@ fn every_break_the_text_names_is_shown() {
     for registered in PROTOCOLS.iter().filter(|r| !r.entry.breaks.is_empty()) {
         let mut shown: Vec<Violation> = Vec::new();
         for variant in variants(registered) {
-            let mut c = config(registered, variant, None, 5);
+            let nodes = *registered.sizes().last().expect("at least one size");
+            let mut c = config(registered, variant, None, nodes);
             if let Some(swarm) = c.swarm.as_mut() {
                 swarm.kinds = FaultKind::KNOWN.to_vec();
                 swarm.timely = false;
