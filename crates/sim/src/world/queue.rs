@@ -11,7 +11,11 @@ use crate::config::Budgets;
 use crate::outcome::Peaks;
 
 pub(super) enum Event<P: Protocol> {
+    /// Message number `id` (the run's count of sends when it was sent,
+    /// wrapping at 2^32, far past any run's budget; a duplicate keeps its
+    /// original's). For diagrams; a `u32`, so the event stays its size.
     Deliver {
+        id: u32,
         from: NodeId,
         to: NodeId,
         msg: P::Msg,
