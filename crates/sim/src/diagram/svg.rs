@@ -38,7 +38,8 @@ const LANE_W: f64 = 118.0;
 const LEFT: f64 = 96.0;
 const RIGHT: f64 = 190.0;
 const TOP: f64 = 84.0;
-const BOTTOM: f64 = 24.0;
+/// Below the last row: room for the messages still in flight at the end.
+const BOTTOM: f64 = 60.0;
 
 /// The state of a lane at a row, for its lifeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -492,7 +493,8 @@ impl Svg {
         }
         for (id, (row, from, to, label, detail)) in sent {
             if !arrived.contains(&id) {
-                let (a, b) = ((layout.node_x(from), layout.y(row)), (layout.node_x(to), layout.bottom()));
+                let end = layout.bottom() + ROW_H * 1.8;
+                let (a, b) = ((layout.node_x(from), layout.y(row)), (layout.node_x(to), end));
                 let detail = format!("in flight at the end: {detail}");
                 self.arrow("msg-inflight", a, b, label, &detail, false);
             }
@@ -611,7 +613,7 @@ impl Svg {
                         r##"<g class="timer"><title>timer {}</title><circle cx="{x:.1}" cy="{y:.1}" r="4" fill="#fff" stroke="#555"/></g>"##,
                         escape(label)
                     );
-                    self.text(x + 7.0, y + 3.0, "start", "small", &short(label, 18));
+                    self.text(x - 7.0, y + 3.0, "end", "small", &short(label, 18));
                 }
                 What::Crash { node, how } => self.crash(layout.node_x(*node), y, how),
                 What::Start { node, restart } => self.start(layout.node_x(*node), y, *restart),

@@ -378,19 +378,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         }
         match event {
             Event::Deliver { id, from, to, msg } => {
-                self.counters.messages_delivered += 1;
-                record(&mut self.recording, self.now, || What::Deliver {
-                    id: u64::from(id),
-                    from: from.0,
-                    to: to.0,
-                });
-                self.trace.line(
-                    self.now,
-                    "deliver",
-                    Some(to),
-                    || serde_json::json!({ "from": from.0, "msg": &msg }),
-                );
-                self.step(to, |p, out| p.on_message(from, msg, out));
+                self.deliver(id, NodeId(u32::from(from)), NodeId(u32::from(to)), msg);
             }
             Event::Timer { node, timer, generation } => {
                 if !self.nodes[node.0 as usize].host.take_timer(&timer, generation) {
@@ -435,6 +423,14 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 }
             }
         }
+    }
+
+    /// Message `id` from `from` reaches `to`, which is up: a step.
+    fn deliver(&mut self, id: u32, from: NodeId, to: NodeId, msg: P::Msg) {
+        self.counters.messages_delivered += 1;
+        record(&mut self.recording, self.now, || What::Deliver { id: u64::from(id), from: from.0, to: to.0 });
+        self.trace.line(self.now, "deliver", Some(to), || serde_json::json!({ "from": from.0, "msg": &msg }));
+        self.step(to, |p, out| p.on_message(from, msg, out));
     }
 
     fn finish(mut self) -> RunOutcome {

@@ -225,6 +225,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
                     let (label, detail) = diagram::labels(&msg);
                     What::Send { id: u64::from(id), from: from.0, to: to.0, label, detail }
                 });
+                let (from, to) = (from.0 as u16, to.0 as u16);
                 if let Some(second) = second {
                     self.queue.push(now + second, Event::Deliver { id, from, to, msg: msg.clone() });
                 }
@@ -280,6 +281,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     /// A message or request for `event`'s node, which is down.
     pub(super) fn drop_at_crashed_node(&mut self, event: Event<P>) {
         if let Event::Deliver { id, from, to, .. } = event {
+            let (from, to) = (NodeId(u32::from(from)), NodeId(u32::from(to)));
             self.counters.messages_dropped += 1;
             record(&mut self.recording, self.now, || What::DropOnArrival {
                 id: u64::from(id),

@@ -13,11 +13,13 @@ use crate::outcome::Peaks;
 pub(super) enum Event<P: Protocol> {
     /// Message number `id` (the run's count of sends when it was sent,
     /// wrapping at 2^32, far past any run's budget; a duplicate keeps its
-    /// original's). For diagrams; a `u32`, so the event stays its size.
+    /// original's), for diagrams, from node `from` to node `to` (at most 64
+    /// nodes: `SimConfig::validate`). Id and link fit in the 8 bytes two
+    /// `NodeId`s took, so the queue's events do not grow for it.
     Deliver {
         id: u32,
-        from: NodeId,
-        to: NodeId,
+        from: u16,
+        to: u16,
         msg: P::Msg,
     },
     Timer {
@@ -66,7 +68,7 @@ impl<P: Protocol> Event<P> {
     /// The node an event happens at, if any (for crash and pause).
     pub(super) fn node(&self) -> Option<NodeId> {
         match self {
-            Event::Deliver { to, .. } => Some(*to),
+            Event::Deliver { to, .. } => Some(NodeId(u32::from(*to))),
             Event::Timer { node, .. } | Event::Request { node, .. } => Some(*node),
             _ => None,
         }
