@@ -3,7 +3,9 @@
 
 mod check_cmd;
 mod model_cmd;
+mod pictures;
 mod replay;
+mod report;
 mod server_cmds;
 mod tour;
 
@@ -69,6 +71,8 @@ struct ScriptArgs {
     /// Compare each command's output with the script's expected output; exit 1 on a difference.
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    picture: pictures::SvgArgs,
 }
 
 #[derive(Args, Clone)]
@@ -154,6 +158,8 @@ struct SimArgs {
     /// Write the client history as JSON lines (KV: readable by `quorum check`; 2pc/3pc: each transfer and its outcome).
     #[arg(long)]
     history: Option<PathBuf>,
+    #[command(flatten)]
+    picture: pictures::SvgArgs,
 }
 
 #[derive(Args)]
@@ -178,6 +184,10 @@ struct ExploreArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML report: verdicts, violation kinds, the claims table, latency and
+    /// failover distributions, and the first violation's space-time diagram (its seed run again, recorded).
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -355,9 +365,15 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
         config.swarm = None;
     }
     config.validate().map_err(|e| UsageError(e.to_string()))?;
-    let outcome = registered.run(&config, args.trace.is_some()).map_err(|e| UsageError(e.to_string()))?;
+    args.picture.window(quorum_sim::diagram::Clock::Micros)?;
+    let capture = quorum_sim::Capture { trace: args.trace.is_some(), record: args.picture.wanted() };
+    let outcome = registered.run_captured(&config, capture).map_err(|e| UsageError(e.to_string()))?;
     if let Some(path) = &args.trace {
         write_file(path, outcome.trace.as_deref().unwrap_or_default())?;
+    }
+    if let Some(recording) = &outcome.recording {
+        let title = replay::command(&outcome.replay);
+        args.picture.write(recording, title)?;
     }
     if let Some(path) = &args.history {
         write_file(path, &outcome.history_json_lines())?;
@@ -372,7 +388,7 @@ fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
     Ok(if outcome.violated() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn write_file(path: &PathBuf, contents: &str) -> Result<(), UsageError> {
+pub(crate) fn write_file(path: &PathBuf, contents: &str) -> Result<(), UsageError> {
     std::fs::write(path, contents).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))
 }
 
@@ -485,6 +501,12 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
     bar.finish_and_clear();
     let wall_ms = started.elapsed().as_millis() as u64;
     let properties = quorum_registry::claims::Properties::of(registered.entry, &report);
+    if let Some(path) = &args.html {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let command = format!("quorum {}", args.join(" "));
+        let page = report::Page { command, report: &report, properties: &properties, wall_ms };
+        write_file(path, &report::html(&page, registered))?;
+    }
     if args.json {
         let mut value = serde_json::to_value(&report).expect("reports serialize");
         value["properties"] = serde_json::to_value(&properties).expect("properties serialize");
@@ -616,9 +638,13 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
     let variant = args.variant.or(option("variant="));
     let registered = quorum_registry::find(&protocol)?;
     let choice = registered.choose(variant.as_deref(), None, None)?;
-    let run = registered
-        .script(&choice, &blocks)
-        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    args.picture.window(quorum_sim::diagram::Clock::Steps)?;
+    let run = if args.picture.wanted() {
+        registered.script_recorded(&choice, &blocks)
+    } else {
+        registered.script(&choice, &blocks)
+    };
+    let run = run.map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
     let mut differ = false;
     for (block, output) in blocks.iter().zip(&run.outputs) {
         println!("{}\n----\n{}", block.command, output);
@@ -636,6 +662,10 @@ fn script(args: ScriptArgs) -> Result<ExitCode, UsageError> {
     }
     if let Some(broken) = Registered::judge_observations(&run) {
         println!("# VIOLATED: {broken}");
+    }
+    if let Some(recording) = &run.recording {
+        let name = args.file.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        args.picture.write(recording, format!("quorum script {name} ({protocol})"))?;
     }
     Ok(if differ { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -5,7 +5,8 @@ use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
 use quorum_sim::{
-    DecisionWorkload, KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload,
+    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig,
+    TxnWorkload,
 };
 
 use crate::settings::{merged, ServerDefaults};
@@ -76,20 +77,20 @@ pub(crate) fn check<P: Protocol>(
     }
 }
 
-pub(crate) fn run_kv<P: KvProtocol>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError> {
+pub(crate) fn run_kv<P: KvProtocol>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError> {
     let protocol = typed::<P>(&config.protocol)?;
-    quorum_sim::run_with::<P, KvWorkload>(config, &protocol, traced)
+    quorum_sim::run_with::<P, KvWorkload>(config, &protocol, capture)
 }
 
-pub(crate) fn run_txn<P>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError>
+pub(crate) fn run_txn<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
 where
     P: Protocol<Request = quorum_core::txn::TxnRequest, Response = quorum_core::txn::TxnResponse>,
 {
     let protocol = typed::<P>(&config.protocol)?;
-    quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, traced)
+    quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, capture)
 }
 
-pub(crate) fn run_decision<P>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError>
+pub(crate) fn run_decision<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
 where
     P: Protocol<
         Request = quorum_core::decision::DecisionRequest,
@@ -97,18 +98,26 @@ where
     >,
 {
     let protocol = typed::<P>(&config.protocol)?;
-    quorum_sim::run_with::<P, DecisionWorkload>(config, &protocol, traced)
+    quorum_sim::run_with::<P, DecisionWorkload>(config, &protocol, capture)
 }
 
-pub(crate) fn script<P: Protocol>(choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError>
+pub(crate) fn script<P: Protocol>(
+    choice: &ProtocolChoice,
+    blocks: &[Block],
+    record: bool,
+) -> Result<Scripting, ScriptError>
 where
     P::Request: std::str::FromStr,
     <P::Request as std::str::FromStr>::Err: std::fmt::Display,
 {
     let config = typed::<P>(choice).map_err(|e| ScriptError { line: 0, reason: e.to_string() })?;
     let mut cluster = Scripted::<P>::new(config);
+    if record {
+        cluster.record();
+    }
     let outputs = cluster.run_blocks(blocks)?;
-    Ok(Scripting { outputs, observations: cluster.observations().to_vec() })
+    let observations = cluster.observations().to_vec();
+    Ok(Scripting { outputs, observations, recording: cluster.take_recording() })
 }
 
 pub(crate) fn serve<S>(config: ServeConfig, overrides: Option<serde_json::Value>) -> Serving

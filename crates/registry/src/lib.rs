@@ -31,7 +31,7 @@ use quorum_protocols::{paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
-use quorum_sim::{FaultKind, ProtocolChoice, RunError, RunOutcome, SimConfig, Swarm};
+use quorum_sim::{Capture, FaultKind, ProtocolChoice, RunError, RunOutcome, SimConfig, Swarm};
 
 pub use self::settings::ServerDefaults;
 
@@ -113,11 +113,13 @@ pub struct Scripting {
     pub outputs: Vec<String>,
     /// Every observation the nodes made, with its time.
     pub observations: Vec<(NodeId, Observation, Time)>,
+    /// The steps as a space-time diagram draws them, if asked for.
+    pub recording: Option<quorum_sim::diagram::Recording>,
 }
 
-type RunFn = fn(&SimConfig, bool) -> Result<RunOutcome, RunError>;
+type RunFn = fn(&SimConfig, Capture) -> Result<RunOutcome, RunError>;
 type CheckFn = fn(&ProtocolChoice, Option<&[NodeId]>) -> Result<(), quorum_core::ConfigError>;
-type ScriptFn = fn(&ProtocolChoice, &[Block]) -> Result<Scripting, ScriptError>;
+type ScriptFn = fn(&ProtocolChoice, &[Block], bool) -> Result<Scripting, ScriptError>;
 type ModelFn = fn(
     &ProtocolChoice,
     &quorum_model::ModelConfig,
@@ -365,8 +367,14 @@ impl Registered {
     /// One simulated run of `config.protocol` (which names this entry), as
     /// its seed draws it when `config` has a swarm.
     pub fn run(&self, config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError> {
+        self.run_captured(config, Capture { trace: traced, record: false })
+    }
+
+    /// Like [`Registered::run`], keeping what `capture` asks for: the
+    /// trace, and the recording a space-time diagram draws.
+    pub fn run_captured(&self, config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError> {
         debug_assert_eq!(config.protocol.name, self.entry.name);
-        (self.run)(&self.resolve(config), traced)
+        (self.run)(&self.resolve(config), capture)
     }
 
     /// Search every interleaving of `model` exhaustively (see
@@ -418,7 +426,17 @@ impl Registered {
 
     /// Run a script's blocks: each block's output and every observation.
     pub fn script(&self, choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError> {
-        (self.script)(choice, blocks)
+        (self.script)(choice, blocks, false)
+    }
+
+    /// Like [`Registered::script`], also recording every step for a
+    /// space-time diagram (`Scripting::recording`).
+    pub fn script_recorded(
+        &self,
+        choice: &ProtocolChoice,
+        blocks: &[Block],
+    ) -> Result<Scripting, ScriptError> {
+        (self.script)(choice, blocks, true)
     }
 
     /// The always properties a model checker judges (Agreement, Validity,

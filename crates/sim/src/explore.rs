@@ -67,6 +67,20 @@ pub struct ExploreReport {
     /// simulated ms; absent when no leader crashed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover_ms: Option<Percentiles>,
+    /// The distributions behind the figures, for plots (`explore --html`).
+    #[serde(skip)]
+    pub samples: Samples,
+}
+
+/// Per-run and per-event samples of an exploration, in µs, in seed order.
+#[derive(Clone, Debug, Default)]
+pub struct Samples {
+    /// Each run's median and 99th-percentile update latency (runs with
+    /// acknowledged updates only).
+    pub update_latency_p50_us: Vec<u64>,
+    pub update_latency_p99_us: Vec<u64>,
+    /// Every leader crash's time to the next leader, over all runs.
+    pub failover_us: Vec<u64>,
 }
 
 /// Transaction figures summed over the runs of an explore: the means are
@@ -197,6 +211,10 @@ pub fn explore(
     let mut first_seed = None;
     for (seed, s) in &outcomes {
         failover_us.extend_from_slice(&s.failover_us);
+        if let Some((p50, p99)) = s.update_latency_us {
+            report.samples.update_latency_p50_us.push(p50);
+            report.samples.update_latency_p99_us.push(p99);
+        }
         if report.add(s) {
             first_seed.get_or_insert(*seed);
         }
@@ -204,6 +222,7 @@ pub fn explore(
     if let Some(t) = report.txn.as_mut() {
         t.finish();
     }
+    report.samples.failover_us = failover_us.clone();
     report.failover_ms = Percentiles::of_micros(failover_us);
     if let Some(seed) = first_seed {
         let mut c = config.clone();
@@ -271,6 +290,7 @@ impl ExploreReport {
             peaks: Peaks::default(),
             txn: None,
             failover_ms: None,
+            samples: Samples::default(),
         }
     }
 
@@ -316,6 +336,8 @@ struct Summary {
     peaks: Peaks,
     txn: Option<TxnTotals>,
     failover_us: Vec<u64>,
+    /// The run's (p50, p99) update latency, if it acknowledged updates.
+    update_latency_us: Option<(u64, u64)>,
 }
 
 impl Summary {
@@ -335,6 +357,8 @@ impl Summary {
                 t
             }),
             failover_us: o.failover_us.clone(),
+            update_latency_us: (o.update_latency_us.samples > 0)
+                .then_some((o.update_latency_us.p50, o.update_latency_us.p99)),
         }
     }
 }

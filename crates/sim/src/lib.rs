@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod decision_workload;
+pub mod diagram;
 pub mod explore;
 pub mod faults;
 mod network;
@@ -33,12 +34,12 @@ mod world;
 
 pub use config::{Budgets, ConfigError, FaultKind, FaultSet, ProtocolChoice, SimConfig};
 pub use decision_workload::DecisionWorkload;
-pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
+pub use explore::{explore, ExploreReport, FirstViolation, Samples, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
 pub use outcome::{Peaks, Percentiles, Replay, RunOutcome, TxnFigures, TxnOp, Violation};
 pub use swarm::{Fixed, Swarm};
 pub use txn_workload::TxnWorkload;
 pub use workload::{Completion, KvWorkload, Verdict, Workload};
 pub use world::{
-    catch_protocol_panic, quiet_panics_in_runs, run, run_traced, run_with, KvProtocol, RunError,
+    catch_protocol_panic, quiet_panics_in_runs, run, run_traced, run_with, Capture, KvProtocol, RunError,
 };

@@ -50,6 +50,11 @@ impl Network {
         self.blocked.contains(&(from, to))
     }
 
+    /// The directed links that drop everything now, as (from, to).
+    pub(crate) fn blocked_links(&self) -> Vec<(u32, u32)> {
+        self.blocked.iter().map(|(from, to)| (from.0, to.0)).collect()
+    }
+
     pub(crate) fn route(&mut self, from: NodeId, to: NodeId) -> Fate {
         if self.blocked.contains(&(from, to)) {
             return Fate::Dropped("partition");

@@ -129,6 +129,10 @@ pub struct RunOutcome {
     pub txn_history: Vec<TxnOp>,
     #[serde(skip)]
     pub trace: Option<String>,
+    /// The structured record a space-time diagram draws, when asked for
+    /// (`Capture::record`).
+    #[serde(skip)]
+    pub recording: Option<crate::diagram::Recording>,
 }
 
 impl RunOutcome {

@@ -41,6 +41,8 @@ use std::fmt::{Debug, Write as _};
 use std::str::FromStr;
 
 use quorum_core::host::{Carried, Cut, Host};
+
+use crate::diagram::{self, Recording, StepRecorder, What};
 use quorum_core::{Cluster, Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng, Time};
 
 /// A script that cannot run: the line and why.
@@ -137,13 +139,24 @@ pub struct Scripted<P: Protocol> {
     quiet: bool,
     /// Per node: crash during its next step after this many effects.
     armed_cuts: Vec<Option<u32>>,
+    /// The typed events of the run, for a diagram, when asked for
+    /// ([`Scripted::record`]); boxed, so a model checker's copies of a
+    /// cluster that does not record stay small.
+    recorder: Option<Box<StepRecorder>>,
 }
 
 /// An effect the host carried out, as the script shows it.
 enum Shown<P: Protocol> {
-    Send { to: NodeId, msg: P::Msg },
-    Line(String),
+    Send {
+        to: NodeId,
+        msg: P::Msg,
+    },
+    /// A persist or checkpoint: its line, and its label in a diagram.
+    Persist(String, String),
+    /// A reply: its line, the request, and the answer's label.
+    Reply(String, RequestId, String),
     Observe(Observation),
+    Lost(NodeId),
 }
 
 /// The longest line an effect prints; longer ones are cut with `…`.
@@ -168,6 +181,24 @@ where
             observations: Vec::new(),
             quiet: false,
             armed_cuts: Vec::new(),
+            recorder: None,
+        }
+    }
+
+    /// Record every step from the next `cluster` command on, for a
+    /// space-time diagram ([`Scripted::take_recording`]).
+    pub fn record(&mut self) {
+        self.recorder = Some(Box::new(StepRecorder::new(self.names.clone())));
+    }
+
+    /// What was recorded, if [`Scripted::record`] was asked for.
+    pub fn take_recording(&mut self) -> Option<Recording> {
+        self.recorder.take().map(|r| r.recording)
+    }
+
+    fn record_input(&mut self, what: What) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.push(what);
         }
     }
 
@@ -214,23 +245,32 @@ where
     /// Deliver in-flight message `index` (dropped if its target is down).
     pub fn deliver_at(&mut self, index: usize) {
         let (from, to, msg) = self.in_flight.remove(index).expect("a message in flight");
-        self.deliver_one(from, to, msg);
+        let id = self.recorder.as_mut().map_or(0, |r| r.remove(index));
+        self.deliver_one(from, to, msg, id);
     }
 
     /// Lose in-flight message `index`.
     pub fn drop_at(&mut self, index: usize) {
-        self.in_flight.remove(index).expect("a message in flight");
+        let (from, to, _) = self.in_flight.remove(index).expect("a message in flight");
+        if let Some(recorder) = self.recorder.as_mut() {
+            let id = recorder.remove(index);
+            recorder.push(What::DropOnArrival { id, from: from.0, to: to.0 });
+        }
     }
 
     /// Deliver a copy of in-flight message `index`, which stays in flight.
     pub fn duplicate_at(&mut self, index: usize) {
         let (from, to, msg) = self.in_flight[index].clone();
-        self.deliver_one(from, to, msg);
+        let id = self.recorder.as_ref().map_or(0, |r| r.get(index));
+        self.deliver_one(from, to, msg, id);
     }
 
     /// Fire `node`'s pending `timer`.
     pub fn fire_timer(&mut self, node: NodeId, timer: P::Timer) {
         self.nodes[node.0 as usize].cancel_timer(&timer);
+        if self.recorder.is_some() {
+            self.record_input(What::Timer { node: node.0, label: diagram::labels(&timer).1 });
+        }
         self.step(node, |p, out| p.on_timer(timer, out));
     }
 
@@ -238,12 +278,19 @@ where
     pub fn request_to(&mut self, node: NodeId, request: P::Request) {
         self.next_seq += 1;
         let id = RequestId::new(0, self.next_seq);
+        if self.recorder.is_some() {
+            // The request reaches the node as it is sent (no client
+            // latency): the diagram draws it across this step's row.
+            let (rid, label) = (id.to_string(), diagram::labels(&request).1);
+            self.record_input(What::Request { client: 0, node: node.0, rid, label });
+        }
         self.step(node, |p, out| p.on_request(id, request, out));
     }
 
     /// Crash `node` (its durable records stay).
     pub fn crash_node(&mut self, node: NodeId) {
         self.nodes[node.0 as usize].crash();
+        self.record_input(What::Crash { node: node.0, how: "crash".into() });
         self.armed_cuts[node.0 as usize] = None;
         let line = format!("{} crashed", self.name(node));
         self.line(line);
@@ -308,7 +355,10 @@ where
                 self.start(node);
             }
             "partition" => self.partition(args)?,
-            "heal" => self.cut.clear(),
+            "heal" => {
+                self.cut.clear();
+                self.record_input(What::Fault { label: "heal".into(), blocked: Some(Vec::new()) });
+            }
             "status" => {}
             other => return Err(format!("unknown command '{other}'")),
         }
@@ -331,6 +381,11 @@ where
     fn admin(&mut self, args: &[&str]) -> Result<(), String> {
         let node = self.node(args.first().ok_or("admin NODE ARGS..")?)?;
         let text = args[1..].join(" ");
+        if self.recorder.is_some() {
+            let rid = "admin".to_string();
+            let label = format!("admin {text}");
+            self.record_input(What::Request { client: 0, node: node.0, rid, label });
+        }
         let mut result = Ok(());
         self.step(node, |p, out| result = p.on_admin(&text, out));
         if let Err(e) = result {
@@ -357,10 +412,10 @@ where
     /// `drop [FROM TO [K]]`.
     fn drop_command(&mut self, args: &[&str]) -> Result<(), String> {
         match args {
-            [] => self.in_flight.clear(),
+            [] => self.drop_where(|_, _| true),
             [from, to] => {
                 let (from, to) = (self.node(from)?, self.node(to)?);
-                self.in_flight.retain(|(f, t, _)| (*f, *t) != (from, to));
+                self.drop_where(|f, t| (f, t) == (from, to));
             }
             [from, to, k] => {
                 let index = self.on_link(from, to, Some(k))?;
@@ -454,6 +509,9 @@ where
         let members: Vec<NodeId> = (0..n).map(NodeId).collect();
         P::validate(&self.config, &members).map_err(|e| format!("bad config: {e}"))?;
         self.names = names;
+        if self.recorder.is_some() {
+            self.recorder = Some(Box::new(StepRecorder::new(self.names.clone())));
+        }
         self.nodes = members.iter().map(|&id| Host::new(Cluster::new(id, members.clone()))).collect();
         self.rngs = (0..n).map(|i| Rng::stream(seed, u64::from(i))).collect();
         self.armed_cuts = vec![None; n as usize];
@@ -490,9 +548,29 @@ where
                 }
             }
         }
-        let cut = &self.cut;
-        self.in_flight.retain(|(f, t, _)| !cut.contains(&(*f, *t)));
+        let cut = std::mem::take(&mut self.cut);
+        if self.recorder.is_some() {
+            let label = format!("partition {}", args.join(" "));
+            let blocked = cut.iter().map(|(f, t)| (f.0, t.0)).collect();
+            self.record_input(What::Fault { label, blocked: Some(blocked) });
+        }
+        self.drop_where(|f, t| cut.contains(&(f, t)));
+        self.cut = cut;
         Ok(())
+    }
+
+    /// Lose every in-flight message whose link `(from, to)` matches.
+    fn drop_where(&mut self, lost: impl Fn(NodeId, NodeId) -> bool) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            let keep: Vec<bool> = self.in_flight.iter().map(|(f, t, _)| !lost(*f, *t)).collect();
+            let links: Vec<(NodeId, NodeId)> = self.in_flight.iter().map(|(f, t, _)| (*f, *t)).collect();
+            let gone = recorder.retain(&keep);
+            let lost_links = links.iter().zip(&keep).filter(|(_, k)| !**k).map(|(l, _)| *l);
+            for (id, (from, to)) in gone.into_iter().zip(lost_links) {
+                recorder.push(What::DropOnArrival { id, from: from.0, to: to.0 });
+            }
+        }
+        self.in_flight.retain(|(f, t, _)| !lost(*f, *t));
     }
 
     fn node(&self, word: &str) -> Result<NodeId, String> {
@@ -526,6 +604,8 @@ where
 
     fn start(&mut self, id: NodeId) {
         let i = id.0 as usize;
+        let restart = self.nodes[i].incarnation() > 0;
+        self.record_input(What::Start { node: id.0, restart });
         let effects = self.nodes[i].start(&self.config, self.now, &mut self.rngs[i]);
         self.execute(id, effects);
     }
@@ -553,9 +633,10 @@ where
     }
 
     /// Carry out a step's effects through the host (nothing crashes in a
-    /// script step: `crash` is a command of its own) and print each one.
+    /// script step unless `crash NODE K` armed it) and print each one.
     fn execute(&mut self, id: NodeId, effects: Vec<Effect<P>>) {
         let quiet = self.quiet;
+        let recording = self.recorder.is_some();
         let me = self.name(id).to_string();
         let mut shown: Vec<Shown<P>> = Vec::new();
         let cut = match self.armed_cuts.get_mut(id.0 as usize).and_then(Option::take) {
@@ -566,43 +647,78 @@ where
             shown.push(match carried {
                 Carried::Send { to, msg } => Shown::Send { to, msg },
                 Carried::Observe(o) => Shown::Observe(o),
-                _ if quiet => return,
-                Carried::Persist(r) => Shown::Line(format!("{me} persist {}", compact(r))),
-                Carried::Checkpoint(r) => Shown::Line(format!("{me} checkpoint {}", compact(r))),
-                Carried::Reply { id: rid, response } => {
-                    Shown::Line(format!("{me} reply {rid} {}", compact(&response)))
+                _ if quiet && !recording => return,
+                Carried::Persist(r) => {
+                    Shown::Persist(format!("{me} persist {}", compact(r)), diagram::labels(r).0)
                 }
+                Carried::Checkpoint(r) => Shown::Persist(
+                    format!("{me} checkpoint {}", compact(r)),
+                    format!("checkpoint {}", diagram::labels(r).0),
+                ),
+                Carried::Reply { id: rid, response } => Shown::Reply(
+                    format!("{me} reply {rid} {}", compact(&response)),
+                    rid,
+                    diagram::labels(&response).1,
+                ),
+                Carried::Lost { to } if recording => Shown::Lost(to),
                 Carried::Timer { .. } | Carried::Lost { .. } => return,
             })
         });
         for effect in shown {
-            match effect {
-                Shown::Send { to, msg } if self.cut.contains(&(id, to)) => {
-                    if !quiet {
-                        self.line(format!(
-                            "{me} -> {} {} (dropped: partition)",
-                            self.name(to),
-                            compact(&msg)
-                        ));
-                    }
-                }
-                Shown::Send { to, msg } => {
-                    if !quiet {
-                        self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
-                    }
-                    self.in_flight.push_back((id, to, msg));
-                }
-                Shown::Line(text) => self.line(text),
-                Shown::Observe(o) => {
-                    if !quiet {
-                        self.line(format!("{me} observe {}", compact(&o)));
-                    }
-                    self.observations.push((id, o, self.now));
-                }
-            }
+            self.show(id, &me, effect);
         }
         if done.crashed {
             self.line(format!("{me} crashed (mid-step)"));
+            self.record_input(What::Crash { node: id.0, how: "mid-step".into() });
+        }
+    }
+
+    /// Print one carried effect of `id`'s step (named `me`), put its
+    /// message in flight, keep its observation, and record it.
+    fn show(&mut self, id: NodeId, me: &str, effect: Shown<P>) {
+        let node = id.0;
+        match effect {
+            Shown::Send { to, msg } if self.cut.contains(&(id, to)) => {
+                if !self.quiet {
+                    self.line(format!("{me} -> {} {} (dropped: partition)", self.name(to), compact(&msg)));
+                }
+                if let Some(recorder) = self.recorder.as_mut() {
+                    let (label, detail) = diagram::labels(&msg);
+                    let (id, why) = (recorder.next_id(), "partition".to_string());
+                    recorder.push(What::DropOnSend { id, from: node, to: to.0, why, label, detail });
+                }
+            }
+            Shown::Send { to, msg } => {
+                if !self.quiet {
+                    self.line(format!("{me} -> {} {}", self.name(to), compact(&msg)));
+                }
+                if let Some(recorder) = self.recorder.as_mut() {
+                    let (label, detail) = diagram::labels(&msg);
+                    recorder.send(node, to.0, label, detail);
+                }
+                self.in_flight.push_back((id, to, msg));
+            }
+            Shown::Persist(text, label) => {
+                self.line(text);
+                self.record_input(What::Persist { node, label });
+            }
+            Shown::Reply(text, rid, label) => {
+                self.line(text);
+                // The client hears it at once (a script has no client
+                // latency): the diagram draws the answer across this row.
+                let (client, rid) = (rid.client as u32, rid.to_string());
+                self.record_input(What::Reply { node, client, rid, label, dropped: false });
+            }
+            Shown::Lost(to) => self.record_input(What::LostInCrash { from: node, to: to.0 }),
+            Shown::Observe(o) => {
+                if !self.quiet {
+                    self.line(format!("{me} observe {}", compact(&o)));
+                }
+                if let Some(what) = self.recorder.is_some().then(|| diagram::observed(node, &o)).flatten() {
+                    self.record_input(what);
+                }
+                self.observations.push((id, o, self.now));
+            }
         }
     }
 
@@ -610,13 +726,23 @@ where
         let mut delivered = 0;
         while delivered < max.min(100_000) {
             let Some((from, to, msg)) = self.in_flight.pop_front() else { break };
-            self.deliver_one(from, to, msg);
+            let id = self.recorder.as_mut().map_or(0, |r| r.remove(0));
+            self.deliver_one(from, to, msg, id);
             delivered += 1;
         }
     }
 
-    fn deliver_one(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
-        if !self.nodes[to.0 as usize].is_up() {
+    fn deliver_one(&mut self, from: NodeId, to: NodeId, msg: P::Msg, id: u64) {
+        let up = self.nodes[to.0 as usize].is_up();
+        if self.recorder.is_some() {
+            let (from, to) = (from.0, to.0);
+            self.record_input(if up {
+                What::Deliver { id, from, to }
+            } else {
+                What::DropOnArrival { id, from, to }
+            });
+        }
+        if !up {
             if self.quiet {
                 return;
             }
@@ -648,6 +774,9 @@ where
             self.nodes[i].cancel_timer(&timer);
             let line = format!("{} timer {}", self.names[i], compact(&timer));
             self.line(line);
+            if self.recorder.is_some() {
+                self.record_input(What::Timer { node: i as u32, label: diagram::labels(&timer).1 });
+            }
             self.step(NodeId(i as u32), |p, out| p.on_timer(timer, out));
         }
         self.now = until;

@@ -11,8 +11,9 @@ use quorum_core::claims::reached;
 use quorum_core::{Micros, NodeId, Protocol, RequestId, Rng, Time};
 
 use super::queue::Event;
-use super::{Phase, World, FINAL_READS_MS};
+use super::{record, Phase, World, FINAL_READS_MS};
 use crate::config::SimConfig;
+use crate::diagram::{self, What};
 use crate::workload::{Completion, Verdict, Workload};
 
 pub(super) const WORKLOAD_STREAM: u64 = 1 << 42;
@@ -212,7 +213,16 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn send_attempt(&mut self, c: usize, target: NodeId, rid: RequestId, request: P::Request, attempt: u32) {
         let home = self.clients.home(c);
         let now = self.now;
-        if self.network.blocked(home, target) {
+        let blocked = self.network.blocked(home, target);
+        record(&mut self.recording, now, || What::Invoke {
+            client: c as u32,
+            node: target.0,
+            rid: rid.to_string(),
+            label: diagram::labels(&request).1,
+            retry: attempt > 0,
+            dropped: blocked,
+        });
+        if blocked {
             self.trace.line(
                 now,
                 "drop",
@@ -273,6 +283,14 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         );
         let Some((owner, request)) = self.clients.requests.get(&rid) else { return };
         let owner = *owner;
+        let (network, clients) = (&self.network, &self.clients);
+        record(&mut self.recording, now, || What::Reply {
+            node: node.0,
+            client: owner as u32,
+            rid: rid.to_string(),
+            label: diagram::labels(&response).1,
+            dropped: network.blocked(node, clients.home(owner)),
+        });
         if W::acknowledges_update(request, &response) {
             self.observers.acked_writes.push((node, now.as_micros()));
         }
@@ -302,6 +320,12 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             );
             return;
         };
+        record(&mut self.recording, self.now, || What::Complete {
+            client: owner as u32,
+            node: Some(node.0),
+            rid: rid.to_string(),
+            label: diagram::labels(&response).1,
+        });
         let retried = self.clients.in_flight(owner).is_some_and(|f| f.retried);
         let mut response = Some(response);
         if let Some(hint) = response.as_ref().and_then(|r| W::refusal_hint(r)) {
@@ -332,6 +356,12 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         if self.clients.in_flight(owner).map(|f| (f.rid, f.attempt)) != Some((rid, attempt)) {
             return;
         }
+        record(&mut self.recording, self.now, || What::Complete {
+            client: owner as u32,
+            node: None,
+            rid: rid.to_string(),
+            label: "timeout".into(),
+        });
         if self.retry(owner, rid, None) {
             return;
         }

@@ -27,6 +27,7 @@ use self::observers::Observers;
 use self::queue::{Event, Meter, Queue};
 use self::trace::Trace;
 use crate::config::SimConfig;
+use crate::diagram::{Clock, Recording, What};
 use crate::faults::Schedule;
 use crate::network::Network;
 use crate::outcome::{Percentiles, Replay, RunOutcome};
@@ -56,29 +57,53 @@ pub enum RunError {
 /// Run one simulation. Never panics on a protocol panic: the panic becomes a
 /// violation of the outcome.
 pub fn run<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> Result<RunOutcome, RunError> {
-    run_with::<P, KvWorkload>(config, protocol, false)
+    run_with::<P, KvWorkload>(config, protocol, Capture::NONE)
 }
 
 /// Like [`run`], also recording the full trace as JSON lines.
 pub fn run_traced<P: KvProtocol>(config: &SimConfig, protocol: &P::Config) -> Result<RunOutcome, RunError> {
-    run_with::<P, KvWorkload>(config, protocol, true)
+    run_with::<P, KvWorkload>(config, protocol, Capture::TRACE)
 }
 
-/// One run of protocol `P` under workload `W`, traced or not. The run's
+/// What a run keeps beyond its verdicts: the trace (JSON lines, for
+/// reading) and the recording (typed events, for a space-time diagram).
+/// Both are off in an exploration; an event's trace line or record is
+/// built only when its capture is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capture {
+    pub trace: bool,
+    pub record: bool,
+}
+
+impl Capture {
+    pub const NONE: Capture = Capture { trace: false, record: false };
+    pub const TRACE: Capture = Capture { trace: true, record: false };
+    pub const RECORD: Capture = Capture { trace: false, record: true };
+}
+
+/// Record `what` at `now` if the run records (`what` is built only then).
+fn record(recording: &mut Option<Recording>, now: Time, what: impl FnOnce() -> What) {
+    if let Some(recording) = recording.as_mut() {
+        recording.push(now.as_micros(), what());
+    }
+}
+
+/// One run of protocol `P` under workload `W`, traced or recorded as
+/// `capture` asks. The run's
 /// parameters and the protocol's settings are validated first. A swarm
 /// config runs what its seed draws (`SimConfig::resolve`; protocol
 /// settings are the caller's to draw, see `Swarm::draw_settings`).
 pub fn run_with<P: Protocol, W: Workload<P>>(
     config: &SimConfig,
     protocol: &P::Config,
-    trace: bool,
+    capture: Capture,
 ) -> Result<RunOutcome, RunError> {
     let config = &config.resolve();
     config.validate()?;
     let members: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
     P::validate(protocol, &members)?;
     let schedule = config.schedule.clone().unwrap_or_else(|| Schedule::generate(config));
-    let mut world = World::<P, W>::new(config, protocol, schedule.clone(), trace);
+    let mut world = World::<P, W>::new(config, protocol, schedule.clone(), capture);
     let result = catch_protocol_panic(|| world.run());
     Ok(match result {
         Ok(()) => world.finish(),
@@ -87,6 +112,7 @@ pub fn run_with<P: Protocol, W: Workload<P>>(
             outcome.panic = Some(message);
             // The trace up to the panic is what explains it.
             outcome.trace = world.trace.take();
+            outcome.recording = world.recording.take();
             outcome.classify();
             outcome
         }
@@ -179,6 +205,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         history: History::default(),
         txn_history: Vec::new(),
         trace: None,
+        recording: None,
     }
 }
 
@@ -235,10 +262,12 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     observers: Observers,
     counters: Counters,
     trace: Trace,
+    /// The typed events of the run, for a diagram (`Capture::record`).
+    recording: Option<Recording>,
 }
 
 impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
-    fn new(config: &'a SimConfig, protocol: &'a P::Config, schedule: Schedule, trace: bool) -> Self {
+    fn new(config: &'a SimConfig, protocol: &'a P::Config, schedule: Schedule, capture: Capture) -> Self {
         let members: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
         let nodes = members
             .iter()
@@ -282,7 +311,11 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             clients: Clients::new(config),
             observers: Observers::default(),
             counters: Counters::default(),
-            trace: Trace::new(trace),
+            trace: Trace::new(capture.trace),
+            recording: capture.record.then(|| {
+                let names = members.iter().map(|id| format!("n{}", id.0)).collect();
+                Recording::new(Clock::Micros, names)
+            }),
         }
     }
 
@@ -344,21 +377,18 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
             }
         }
         match event {
-            Event::Deliver { from, to, msg } => {
-                self.counters.messages_delivered += 1;
-                self.trace.line(
-                    self.now,
-                    "deliver",
-                    Some(to),
-                    || serde_json::json!({ "from": from.0, "msg": &msg }),
-                );
-                self.step(to, |p, out| p.on_message(from, msg, out));
+            Event::Deliver { id, from, to, msg } => {
+                self.deliver(id, NodeId(u32::from(from)), NodeId(u32::from(to)), msg);
             }
             Event::Timer { node, timer, generation } => {
                 if !self.nodes[node.0 as usize].host.take_timer(&timer, generation) {
                     return; // re-armed or cancelled since
                 }
                 self.trace.line(self.now, "timer", Some(node), || serde_json::json!({ "timer": &timer }));
+                record(&mut self.recording, self.now, || What::Timer {
+                    node: node.0,
+                    label: crate::diagram::labels(&timer).1,
+                });
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
             Event::Request { node, rid, request } => {
@@ -368,6 +398,12 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                     Some(node),
                     || serde_json::json!({ "rid": rid.to_string(), "request": format!("{request:?}") }),
                 );
+                record(&mut self.recording, self.now, || What::Request {
+                    client: rid.client as u32,
+                    node: node.0,
+                    rid: rid.to_string(),
+                    label: crate::diagram::labels(&request).1,
+                });
                 self.step(node, |p, out| p.on_request(rid, request, out));
             }
             Event::Reply { rid, node, response } => self.client_reply(rid, node, response),
@@ -387,6 +423,14 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 }
             }
         }
+    }
+
+    /// Message `id` from `from` reaches `to`, which is up: a step.
+    fn deliver(&mut self, id: u32, from: NodeId, to: NodeId, msg: P::Msg) {
+        self.counters.messages_delivered += 1;
+        record(&mut self.recording, self.now, || What::Deliver { id: u64::from(id), from: from.0, to: to.0 });
+        self.trace.line(self.now, "deliver", Some(to), || serde_json::json!({ "from": from.0, "msg": &msg }));
+        self.step(to, |p, out| p.on_message(from, msg, out));
     }
 
     fn finish(mut self) -> RunOutcome {
@@ -413,6 +457,7 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         outcome.sim_time_ms = self.now.as_millis();
         outcome.runaway = self.runaway.take();
         outcome.trace = self.trace.take();
+        outcome.recording = self.recording.take();
         let terms_led = self.observers.leadership.terms_led();
         let mut reached = std::mem::take(&mut self.observers.reached);
         self.clients.workload.judge(&mut outcome);

@@ -4,7 +4,8 @@
 
 use quorum_core::{Effect, Micros, NodeId, Protocol, Time};
 
-use super::{Phase, World};
+use super::{record, Phase, World};
+use crate::diagram::What;
 use crate::faults::Fault;
 use crate::workload::Workload;
 
@@ -73,8 +74,18 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             | Fault::Kill { .. }
             | Fault::TornSend { .. }
             | Fault::Pause { .. } => {}
-            network_fault => self.network.apply(network_fault),
+            network_fault => {
+                self.network.apply(network_fault);
+                let network = &self.network;
+                record(&mut self.recording, self.now, || What::Fault {
+                    label: fault.to_string(),
+                    blocked: matches!(fault, Fault::Partition { .. } | Fault::OneWay { .. } | Fault::Heal)
+                        .then(|| network.blocked_links()),
+                });
+                return;
+            }
         }
+        record(&mut self.recording, self.now, || What::Fault { label: fault.to_string(), blocked: None });
     }
 
     /// The armed `crash-leader` fault that strikes this step of `id`, if
@@ -125,6 +136,10 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         self.trace.line(self.now, "heal", None, || serde_json::json!({}));
         self.phase = Phase::Liveness;
         self.network.heal_all();
+        record(&mut self.recording, self.now, || What::Fault {
+            label: "heal: the safety phase ends".into(),
+            blocked: Some(Vec::new()),
+        });
         self.leader_crashes.clear();
         self.voter_kills.clear();
         for i in 0..self.config.nodes {

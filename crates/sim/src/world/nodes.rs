@@ -10,7 +10,8 @@ use quorum_core::host::{Armed, Carried, Cut, Host};
 use quorum_core::{Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng};
 
 use super::queue::Event;
-use super::World;
+use super::{record, World};
+use crate::diagram::{self, What};
 use crate::network::Fate;
 use crate::workload::Workload;
 
@@ -44,12 +45,12 @@ pub(super) struct Slot<P: Protocol> {
 }
 
 /// A carried effect, owned, waiting to be routed (records only as the
-/// trace shows them).
+/// trace shows them, and as a diagram labels them, when those are on).
 pub(super) enum Routed<P: Protocol> {
     Send { to: NodeId, msg: P::Msg },
     Lost { to: NodeId },
-    Persist(Option<serde_json::Value>),
-    Checkpoint(Option<serde_json::Value>),
+    Persist(Option<serde_json::Value>, Option<String>),
+    Checkpoint(Option<serde_json::Value>, Option<String>),
     Timer { timer: P::Timer, armed: Armed },
     Reply { id: RequestId, response: P::Response },
     Observe(Observation),
@@ -67,6 +68,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         }
         let effects = slot.host.start(self.protocol, now, &mut slot.rng);
         self.trace.line(now, "start", Some(id), || serde_json::json!({ "durable_records": durable_records }));
+        record(&mut self.recording, now, || What::Start { node: id.0, restart: incarnation > 1 });
         self.execute(id, effects);
     }
 
@@ -107,8 +109,9 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         };
         let mut routed = std::mem::take(&mut self.routed);
         let tracing = self.trace.enabled();
+        let recording = self.recording.is_some();
         let done = self.nodes[id.0 as usize].host.execute(self.now, effects, cut, &mut |carried| {
-            routed.push(Routed::own(carried, tracing));
+            routed.push(Routed::own(carried, tracing, recording));
         });
         for effect in routed.drain(..) {
             self.route(id, effect);
@@ -163,14 +166,23 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             Routed::Send { to, msg } => self.send(id, to, msg),
             Routed::Lost { to } => {
                 self.trace.line(now, "lost-in-crash", Some(id), || serde_json::json!({ "to": to.0 }));
+                record(&mut self.recording, now, || What::LostInCrash { from: id.0, to: to.0 });
             }
-            Routed::Persist(record) => {
+            Routed::Persist(json, label) => {
                 self.counters.persists += 1;
-                self.trace.line(now, "persist", Some(id), || serde_json::json!({ "record": record }));
+                self.trace.line(now, "persist", Some(id), || serde_json::json!({ "record": json }));
+                record(&mut self.recording, now, || What::Persist {
+                    node: id.0,
+                    label: label.unwrap_or_default(),
+                });
             }
-            Routed::Checkpoint(record) => {
+            Routed::Checkpoint(json, label) => {
                 self.counters.persists += 1;
-                self.trace.line(now, "checkpoint", Some(id), || serde_json::json!({ "record": record }));
+                self.trace.line(now, "checkpoint", Some(id), || serde_json::json!({ "record": json }));
+                record(&mut self.recording, now, || What::Persist {
+                    node: id.0,
+                    label: format!("checkpoint {}", label.unwrap_or_default()),
+                });
             }
             Routed::Timer { timer, armed } => {
                 self.queue.push(armed.due, Event::Timer { node: id, timer, generation: armed.generation });
@@ -185,9 +197,21 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         self.counters.messages_sent += 1;
         self.counters.outcome_acks_sent += u64::from(P::is_outcome_ack(&msg));
         let now = self.now;
+        let id = self.counters.messages_sent as u32;
         match self.network.route(from, to) {
             Fate::Dropped(why) => {
                 self.counters.messages_dropped += 1;
+                record(&mut self.recording, now, || {
+                    let (label, detail) = diagram::labels(&msg);
+                    What::DropOnSend {
+                        id: u64::from(id),
+                        from: from.0,
+                        to: to.0,
+                        why: why.to_string(),
+                        label,
+                        detail,
+                    }
+                });
                 self.trace.line(
                     now,
                     "drop",
@@ -197,10 +221,15 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             }
             Fate::Delivered(first, second) => {
                 self.trace.line(now, "send", Some(from), || serde_json::json!({ "to": to.0, "msg": &msg }));
+                record(&mut self.recording, now, || {
+                    let (label, detail) = diagram::labels(&msg);
+                    What::Send { id: u64::from(id), from: from.0, to: to.0, label, detail }
+                });
+                let (from, to) = (from.0 as u16, to.0 as u16);
                 if let Some(second) = second {
-                    self.queue.push(now + second, Event::Deliver { from, to, msg: msg.clone() });
+                    self.queue.push(now + second, Event::Deliver { id, from, to, msg: msg.clone() });
                 }
-                self.queue.push(now + first, Event::Deliver { from, to, msg });
+                self.queue.push(now + first, Event::Deliver { id, from, to, msg });
             }
         }
     }
@@ -208,6 +237,11 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn observe(&mut self, node: NodeId, observation: Observation) {
         let now = self.now;
         self.trace.line(now, "observe", Some(node), || serde_json::json!({ "observation": &observation }));
+        if let Some(recording) = self.recording.as_mut() {
+            if let Some(what) = diagram::observed(node.0, &observation) {
+                recording.push(now.as_micros(), what);
+            }
+        }
         self.clients.workload.observed(node, &observation, now);
         if let Some(broken) = self.observers.observe(node, &observation, now) {
             self.trace.line(now, "violation", Some(node), || {
@@ -241,12 +275,19 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
         self.observers.leadership.crashed(id, now.as_micros(), self.phase.is_safety());
         self.clients.workload.crashed(id, now);
         self.trace.line(now, "crash", Some(id), || serde_json::json!({ "how": how }));
+        record(&mut self.recording, now, || What::Crash { node: id.0, how: how.to_string() });
     }
 
     /// A message or request for `event`'s node, which is down.
     pub(super) fn drop_at_crashed_node(&mut self, event: Event<P>) {
-        if let Event::Deliver { from, to, .. } = event {
+        if let Event::Deliver { id, from, to, .. } = event {
+            let (from, to) = (NodeId(u32::from(from)), NodeId(u32::from(to)));
             self.counters.messages_dropped += 1;
+            record(&mut self.recording, self.now, || What::DropOnArrival {
+                id: u64::from(id),
+                from: from.0,
+                to: to.0,
+            });
             self.trace.line(
                 self.now,
                 "drop",
@@ -283,14 +324,15 @@ fn after_sends<P: Protocol>(effects: &[Effect<P>], sends: u32) -> Option<Cut> {
 }
 
 impl<P: Protocol> Routed<P> {
-    fn own(carried: Carried<'_, P>, tracing: bool) -> Routed<P> {
+    fn own(carried: Carried<'_, P>, tracing: bool, recording: bool) -> Routed<P> {
         let json =
             |record: &P::Record| tracing.then(|| serde_json::to_value(record).expect("records serialize"));
+        let label = |record: &P::Record| recording.then(|| diagram::labels(record).0);
         match carried {
             Carried::Send { to, msg } => Routed::Send { to, msg },
             Carried::Lost { to } => Routed::Lost { to },
-            Carried::Persist(record) => Routed::Persist(json(record)),
-            Carried::Checkpoint(record) => Routed::Checkpoint(json(record)),
+            Carried::Persist(record) => Routed::Persist(json(record), label(record)),
+            Carried::Checkpoint(record) => Routed::Checkpoint(json(record), label(record)),
             Carried::Timer { timer, armed } => Routed::Timer { timer: timer.clone(), armed },
             Carried::Reply { id, response } => Routed::Reply { id, response },
             Carried::Observe(observation) => Routed::Observe(observation),

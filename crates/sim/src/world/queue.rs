@@ -11,9 +11,15 @@ use crate::config::Budgets;
 use crate::outcome::Peaks;
 
 pub(super) enum Event<P: Protocol> {
+    /// Message number `id` (the run's count of sends when it was sent,
+    /// wrapping at 2^32, far past any run's budget; a duplicate keeps its
+    /// original's), for diagrams, from node `from` to node `to` (at most 64
+    /// nodes: `SimConfig::validate`). Id and link fit in the 8 bytes two
+    /// `NodeId`s took, so the queue's events do not grow for it.
     Deliver {
-        from: NodeId,
-        to: NodeId,
+        id: u32,
+        from: u16,
+        to: u16,
         msg: P::Msg,
     },
     Timer {
@@ -62,7 +68,7 @@ impl<P: Protocol> Event<P> {
     /// The node an event happens at, if any (for crash and pause).
     pub(super) fn node(&self) -> Option<NodeId> {
         match self {
-            Event::Deliver { to, .. } => Some(*to),
+            Event::Deliver { to, .. } => Some(NodeId(u32::from(*to))),
             Event::Timer { node, .. } | Event::Request { node, .. } => Some(*node),
             _ => None,
         }
