@@ -260,7 +260,7 @@ enum Judgement<K, A> {
 }
 
 /// Budget of the first round of [`judge`] over several objects.
-const FIRST_ROUND_MAX_STATES: u64 = 65_536;
+const FIRST_ROUND_MAX_STATES: u64 = 1_024;
 
 /// Search each object's ops alone (P-compositionality: linearizability is
 /// local) and shrink a failure to its witness. Also returns the
