@@ -35,5 +35,8 @@ pub mod models;
 pub mod parse;
 
 pub use history::{History, Op, OpType, OpValue, F};
-pub use linearizability::{check, check_recorded, check_with_budget, Model, Outcome, Report, Verdict};
+pub use linearizability::{
+    check, check_recorded, check_recorded_with, check_with_budget, Linearization, Model, Options, Outcome,
+    Report, Verdict,
+};
 pub use parse::{parse_history, read_history, to_json_lines, Format, ParseError, RecordedHistory};

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use quorum_check::models::{self, Model};
 use quorum_check::parse::{read_history, Format, RecordedHistory};
-use quorum_check::{check_recorded, Outcome, Verdict};
+use quorum_check::{check_recorded_with, Options, Outcome, Verdict};
 
 use crate::UsageError;
 
@@ -21,6 +22,8 @@ Formats (one op per line; told apart by the first line unless --format says):
                 {:type :invoke, :f :append, :key :x, :value 3, :process 0, :time 120}
   porcupine-kv  Porcupine's key-value logs (:get, :put, :append on strings; a key never
                 written reads \"\", and append concatenates)
+  jepsen-log    Jepsen's text log, one op per jepsen.util line (other lines skipped):
+                INFO  jepsen.util - 3	:invoke	:cas	[1 4]
 
 Models and their ops (without --model, the one that fits the ops seen, named in the output):
   register, cas-register  read, write, cas on one register (keys ignored)
@@ -44,6 +47,20 @@ pub(crate) struct CheckArgs {
     /// Most search states to explore before answering `unknown` (exit code 3).
     #[arg(long, default_value_t = 50_000_000)]
     max_states: u64,
+    /// Do not shrink a failure to the smallest set of ops that shows it (the
+    /// slow part of a failing check): print the verdict only.
+    #[arg(long)]
+    no_witness: bool,
+    /// Print to stderr the time of each phase (parse, verdict, witness), the
+    /// best of 3 runs of each; the witness time is that of the check with
+    /// the witness minus that of the check without.
+    #[arg(long)]
+    time: bool,
+    /// Write the history, its linearization (or, when there is none, the
+    /// longest linearizable sequence and the witness) as one self-contained
+    /// HTML page to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,6 +93,8 @@ enum FormatArg {
     Edn,
     /// Porcupine's key-value log.
     PorcupineKv,
+    /// Jepsen's text log (jepsen.util lines).
+    JepsenLog,
 }
 
 pub(crate) fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
@@ -87,6 +106,7 @@ pub(crate) fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
         FormatArg::Json => Format::Json,
         FormatArg::Edn => Format::Edn,
         FormatArg::PorcupineKv => Format::PorcupineKv,
+        FormatArg::JepsenLog => Format::JepsenLog,
     };
     let history = read_history(&text, format).map_err(|e| UsageError(format!("{path}: {e}")))?;
     let (model, chosen) = match args.model {
@@ -96,10 +116,63 @@ pub(crate) fn check(args: CheckArgs) -> Result<ExitCode, UsageError> {
             (choice.model, Some(choice.reason))
         }
     };
+    let options = Options { max_states: args.max_states, witness: !args.no_witness, linearizations: false };
     let verdict =
-        check_recorded(&history, model, args.max_states).map_err(|e| UsageError(format!("{path}: {e}")))?;
+        check_recorded_with(&history, model, &options).map_err(|e| UsageError(format!("{path}: {e}")))?;
+    if args.time {
+        print_times(&text, format, &history, model, &options, verdict.outcome);
+    }
+    if let Some(out) = &args.html {
+        let options = Options { linearizations: true, ..options };
+        let verdict =
+            check_recorded_with(&history, model, &options).map_err(|e| UsageError(format!("{path}: {e}")))?;
+        let title =
+            args.file.file_name().map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned());
+        let page = crate::html::page(&title, &history, &verdict);
+        std::fs::write(out, page).map_err(|e| UsageError(format!("cannot write {}: {e}", out.display())))?;
+    }
     let notes = notes(&history, format, model, chosen);
     Ok(print(&history, &verdict, &notes, args.max_states))
+}
+
+/// `--time`: each phase's best of 3 runs, on stderr. The search is
+/// deterministic, so the check with the witness repeats the verdict's work
+/// exactly and the difference is the witness's.
+fn print_times(
+    text: &str,
+    format: Format,
+    history: &RecordedHistory,
+    model: Model,
+    options: &Options,
+    outcome: Outcome,
+) {
+    fn best(mut run: impl FnMut()) -> Duration {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed()
+            })
+            .min()
+            .expect("three runs")
+    }
+    let parse = best(|| drop(read_history(text, format)));
+    let bare = Options { witness: false, ..*options };
+    let verdict = best(|| drop(check_recorded_with(history, model, &bare)));
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let witness = if outcome != Outcome::NotLinearizable {
+        "- (none to find)".to_string()
+    } else if options.witness {
+        let full = best(|| drop(check_recorded_with(history, model, options)));
+        format!("{:.3} ms", ms(full.saturating_sub(verdict)))
+    } else {
+        "skipped (--no-witness)".to_string()
+    };
+    eprintln!(
+        "time: parse {:.3} ms, verdict {:.3} ms, witness {witness} (best of 3 runs each)",
+        ms(parse),
+        ms(verdict)
+    );
 }
 
 fn model_of(model: ModelArg) -> Model {

@@ -127,3 +127,47 @@ fn every_model_by_name_with_a_history_that_passes_and_one_that_fails() {
         assert_eq!(out.status.code(), Some(1), "{model}: {}", String::from_utf8_lossy(&out.stdout));
     }
 }
+
+#[test]
+fn no_witness_gives_the_verdict_alone_and_time_reports_each_phase() {
+    let path = temp(
+        "stale-time.edn",
+        "{:type :invoke, :f :write, :value 1, :process 0}\n\
+         {:type :ok, :f :write, :value 1, :process 0}\n\
+         {:type :invoke, :f :write, :value 2, :process 0}\n\
+         {:type :ok, :f :write, :value 2, :process 0}\n\
+         {:type :invoke, :f :read, :value nil, :process 1}\n\
+         {:type :ok, :f :read, :value 1, :process 1}\n",
+    );
+    let file = path.to_str().unwrap();
+    let out = quorum(&["check", file, "--no-witness"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains("\"f\":\"read\""), "no witness is printed: {stdout}");
+    assert!(stdout.contains("no witness was searched for"), "{stdout}");
+    let out = quorum(&["check", file, "--time"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("time: ")).unwrap_or_else(|| panic!("{stderr}"));
+    for phase in ["parse ", "verdict ", "witness "] {
+        assert!(line.contains(phase), "{line}");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"f\":\"read\""), "the witness is still printed");
+}
+
+#[test]
+fn jepsen_text_logs_are_read_with_no_flag() {
+    let log = "INFO  jepsen.util - 0\t:invoke\t:write\t1\n\
+               INFO  jepsen.util - 0\t:ok\t:write\t1\n\
+               INFO  jepsen.util - 1\t:invoke\t:cas\t[1 2]\n\
+               INFO  jepsen.util - 1\t:fail\t:cas\t[1 2]\n\
+               INFO  jepsen.util - 2\t:invoke\t:read\tnil\n\
+               INFO  jepsen.util - 2\t:ok\t:read\t";
+    let good = temp("etcd-ok.log", &format!("{log}1\n"));
+    let out = quorum(&["check", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("format jepsen-log"));
+    let bad = temp("etcd-bad.log", &format!("{log}2\n"));
+    let out = quorum(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}

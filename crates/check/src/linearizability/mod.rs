@@ -67,9 +67,9 @@ use serde::Serialize;
 
 use crate::history::{History, Op, OpType};
 pub use crate::models::Model;
-pub use recorded::{check_recorded, Verdict};
+pub use recorded::{check_recorded, check_recorded_with, Linearization, Verdict};
 use register::{explain, extract_operations, Evidence, Names, Register, RegisterOp};
-use search::{search, Object, Operation, SearchResult};
+use search::{search, search_order, Object, Operation, SearchResult};
 use witness::{prune_unobserved_indeterminate, shrink, witness_positions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -109,6 +109,28 @@ pub(crate) const SHRINK_MAX_STATES: u64 = 4_000_000;
 /// Budget for one attempt while shrinking.
 pub(crate) const SHRINK_ATTEMPT_MAX_STATES: u64 = 200_000;
 
+/// What a check computes besides the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Give up with [`Outcome::Unknown`] once the search of one object has
+    /// explored this many configurations.
+    pub max_states: u64,
+    /// Shrink a failure to a small witness (the slow part of a failing
+    /// check: see `witness.rs`). Without it the verdict has no witness.
+    pub witness: bool,
+    /// Also search every object for an order of linearization (or, where
+    /// there is none, the longest linearizable sequence): see
+    /// [`Linearization`]. Costs about one more search per object.
+    pub linearizations: bool,
+}
+
+impl Options {
+    /// A witness, no linearizations, `max_states` per object.
+    pub fn new(max_states: u64) -> Options {
+        Options { max_states, witness: true, linearizations: false }
+    }
+}
+
 /// Check `history` against `model` with [`DEFAULT_MAX_STATES`] per key.
 pub fn check(history: &History, model: Model) -> Report {
     check_with_budget(history, model, DEFAULT_MAX_STATES)
@@ -126,11 +148,23 @@ pub fn check(history: &History, model: Model) -> Report {
 /// leaves that earlier op indeterminate. [`crate::parse::parse_history`]
 /// rejects such histories up front.
 pub fn check_with_budget(history: &History, model: Model, max_states: u64) -> Report {
-    check_registers(history, model, max_states, &Names::default())
+    check_registers(history, model, &Options::new(max_states), &Names::default()).0
 }
 
-/// [`check_with_budget`], printing keys and values with `names`.
-fn check_registers(history: &History, model: Model, max_states: u64, names: &Names) -> Report {
+/// Each object's key, the outcome of its search, and its order of
+/// linearization as the positions of its ops' invokes (see
+/// [`Linearization`]).
+type Orders<K> = Vec<(K, Outcome, Vec<usize>)>;
+
+/// [`check_with_budget`] with `options`, printing keys and values with
+/// `names`; also each key's order when `options.linearizations`.
+fn check_registers(
+    history: &History,
+    model: Model,
+    options: &Options,
+    names: &Names,
+) -> (Report, Orders<Key>) {
+    let max_states = options.max_states;
     assert!(model.is_register(), "the {} model has no integer histories: use check_recorded", model.name());
     let keyed = model.is_keyed();
     let mut groups: BTreeMap<Key, Vec<RegisterOp>> = BTreeMap::new();
@@ -139,7 +173,8 @@ fn check_registers(history: &History, model: Model, max_states: u64, names: &Nam
         groups.entry(group).or_default().push(operation);
     }
     let key_count = groups.len();
-    let (judgement, states_explored) = judge(&mut Register, groups, max_states);
+    let orders = if options.linearizations { orders(&mut Register, &groups, max_states) } else { Vec::new() };
+    let (judgement, states_explored) = judge(&mut Register, groups, options);
     let subject =
         |key: Key| if keyed { format!("key {}", names.key(key)) } else { "the register".to_string() };
     let (outcome, key, witness, explanation) = match judgement {
@@ -156,6 +191,9 @@ fn check_registers(history: &History, model: Model, max_states: u64, names: &Nam
         Judgement::Unknown(key) => {
             (Outcome::Unknown, keyed.then_some(key), Vec::new(), out_of_budget(max_states, &subject(key)))
         }
+        Judgement::NotLinearizable { key, witness, .. } if witness.is_empty() => {
+            (Outcome::NotLinearizable, keyed.then_some(key), Vec::new(), unshrunk(&subject(key)))
+        }
         Judgement::NotLinearizable { key, all, witness } => {
             let evidence = Evidence {
                 history,
@@ -169,7 +207,34 @@ fn check_registers(history: &History, model: Model, max_states: u64, names: &Nam
             (Outcome::NotLinearizable, keyed.then_some(key), events, explain(&evidence))
         }
     };
-    Report { outcome, key, witness, explanation, states_explored }
+    (Report { outcome, key, witness, explanation, states_explored }, orders)
+}
+
+/// The explanation of a failure whose witness was not asked for.
+fn unshrunk(subject: &str) -> String {
+    format!("No order of the operations on {subject} respects both their real-time order and the model (no witness was searched for).")
+}
+
+/// Every object's order of linearization, or longest linearizable
+/// sequence, as invoke positions.
+fn orders<O: Object, K: Clone>(
+    object: &mut O,
+    groups: &BTreeMap<K, Vec<Operation<O::Action>>>,
+    max_states: u64,
+) -> Orders<K> {
+    groups
+        .iter()
+        .map(|(key, ops)| {
+            let ops = prune_unobserved_indeterminate(object, ops.clone());
+            let (result, order) = search_order(object, &ops, max_states);
+            let outcome = match result {
+                SearchResult::Linearizable => Outcome::Linearizable,
+                SearchResult::NotLinearizable { .. } => Outcome::NotLinearizable,
+                SearchResult::Unknown => Outcome::Unknown,
+            };
+            (key.clone(), outcome, order.into_iter().map(|i| ops[i].call).collect())
+        })
+        .collect()
 }
 
 fn out_of_budget(max_states: u64, subject: &str) -> String {
@@ -195,7 +260,7 @@ enum Judgement<K, A> {
 }
 
 /// Budget of the first round of [`judge`] over several objects.
-const FIRST_ROUND_MAX_STATES: u64 = 65_536;
+const FIRST_ROUND_MAX_STATES: u64 = 1_024;
 
 /// Search each object's ops alone (P-compositionality: linearizability is
 /// local) and shrink a failure to its witness. Also returns the
@@ -209,11 +274,13 @@ const FIRST_ROUND_MAX_STATES: u64 = 65_536;
 /// the one cheapest to prove wrong; restarts cost at most a third more than
 /// searching each object once with its final budget. Unknown means no
 /// object failed and some ran out of `max_states`.
+/// Without `options.witness`, a failure's witness is empty.
 fn judge<O: Object, K>(
     object: &mut O,
     groups: impl IntoIterator<Item = (K, Vec<Operation<O::Action>>)>,
-    max_states: u64,
+    options: &Options,
 ) -> (Judgement<K, O::Action>, u64) {
+    let max_states = options.max_states;
     let mut undecided: Vec<(K, Vec<Operation<O::Action>>)> =
         groups.into_iter().map(|(key, ops)| (key, prune_unobserved_indeterminate(object, ops))).collect();
     let mut budget = if undecided.len() > 1 { FIRST_ROUND_MAX_STATES.min(max_states) } else { max_states };
@@ -227,7 +294,8 @@ fn judge<O: Object, K>(
                 SearchResult::Linearizable => {}
                 SearchResult::Unknown => still.push((key, ops)),
                 SearchResult::NotLinearizable { furthest_return } => {
-                    let witness = shrink(object, &ops, furthest_return);
+                    let witness =
+                        if options.witness { shrink(object, &ops, furthest_return) } else { Vec::new() };
                     return (Judgement::NotLinearizable { key, all: ops, witness }, states_explored);
                 }
             }
@@ -520,6 +588,67 @@ mod tests {
         let key_0 = History { ops: h.ops[..offset].to_vec() };
         assert_eq!(check_with_budget(&key_0, Model::Kv, 50).outcome, Outcome::Unknown);
         assert_eq!(check(&key_0, Model::Kv).outcome, Outcome::Linearizable);
+    }
+
+    /// Replays `order` (invoke positions) on a register from nil: every op
+    /// legal, and none placed before an op that returned before it began.
+    fn assert_legal_order(history: &History, key: Key, order: &[usize]) {
+        let ops: Vec<RegisterOp> = extract_operations(history).into_iter().filter(|o| o.key == key).collect();
+        let by_call: BTreeMap<usize, RegisterOp> = ops.iter().map(|o| (o.call, *o)).collect();
+        let mut state = Register.initial();
+        for (at, call) in order.iter().enumerate() {
+            let op = by_call[call];
+            state =
+                Register.step(state, op.action).unwrap_or_else(|| panic!("op {at} of the order is illegal"));
+            let later_returned_first =
+                order[at + 1..].iter().any(|c| by_call[c].ret.is_some_and(|r| r < op.call));
+            assert!(!later_returned_first, "op {at} is ordered after an op that returned before it began");
+        }
+    }
+
+    #[test]
+    fn orders_are_legal_and_complete_when_linearizable() {
+        let h = crate::gen::generate_history(3, 600, 6, 3);
+        let options = Options { linearizations: true, ..Options::new(DEFAULT_MAX_STATES) };
+        let (report, orders) = check_registers(&h, Model::Kv, &options, &Names::default());
+        assert_eq!(report.outcome, Outcome::Linearizable);
+        assert_eq!(orders.len(), 3);
+        for (key, outcome, order) in &orders {
+            assert_eq!(*outcome, Outcome::Linearizable);
+            assert_legal_order(&h, *key, order);
+            let mut ok = extract_operations(&h).into_iter().filter(|o| o.key == *key && o.ret.is_some());
+            assert!(ok.all(|o| order.contains(&o.call)), "every ok op of key {key} is in the order");
+        }
+        // Without asking, none are computed.
+        assert!(check_registers(&h, Model::Kv, &Options::new(DEFAULT_MAX_STATES), &Names::default())
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn the_longest_order_of_a_failing_key_is_legal_and_stops_short() {
+        let mut h = crate::gen::generate_history(7, 400, 4, 1);
+        assert!(crate::gen::inject_stale_read(&mut h, 7));
+        let options = Options { linearizations: true, ..Options::new(DEFAULT_MAX_STATES) };
+        let (report, orders) = check_registers(&h, Model::CasRegister, &options, &Names::default());
+        assert_eq!(report.outcome, Outcome::NotLinearizable);
+        let (_, outcome, order) = &orders[0];
+        assert_eq!(*outcome, Outcome::NotLinearizable);
+        assert_legal_order(&h, 0, order);
+        let ok = extract_operations(&h).iter().filter(|o| o.ret.is_some()).count();
+        assert!(!order.is_empty() && order.len() < ok, "{} of {ok}", order.len());
+    }
+
+    #[test]
+    fn without_a_witness_the_verdict_is_the_same_and_the_witness_empty() {
+        let mut h = crate::gen::generate_history(7, 400, 4, 2);
+        assert!(crate::gen::inject_stale_read(&mut h, 7));
+        let bare = Options { witness: false, ..Options::new(DEFAULT_MAX_STATES) };
+        let (without, _) = check_registers(&h, Model::Kv, &bare, &Names::default());
+        let with = check(&h, Model::Kv);
+        assert_eq!((without.outcome, without.key), (with.outcome, with.key));
+        assert!(without.witness.is_empty() && !with.witness.is_empty());
+        assert!(without.explanation.contains("no witness was searched for"), "{}", without.explanation);
     }
 
     #[test]

@@ -13,12 +13,15 @@
 
 use std::collections::BTreeMap;
 
-use quorum_core::Value;
+use quorum_core::{Key, Value};
 
 use super::objects::{DatumId, Move, ObjectOp, Objects, State, EMPTY_LIST};
 use super::register::Names;
 use super::search::{Object, Operation, WHOLE_OBJECT};
-use super::{check_registers, judge, out_of_budget, witness_positions, Judgement, Outcome};
+use super::{
+    check_registers, judge, orders, out_of_budget, unshrunk, witness_positions, Judgement, Options, Orders,
+    Outcome,
+};
 use crate::datum::Datum;
 use crate::history::{History, Op, OpType, OpValue, F};
 use crate::models::Model;
@@ -41,6 +44,24 @@ pub struct Verdict {
     /// Configurations explored by the search, over every key, excluding the
     /// work spent shrinking the witness.
     pub states_explored: u64,
+    /// With [`Options::linearizations`]: every object's order, in key order.
+    pub linearizations: Vec<Linearization>,
+}
+
+/// How one object's ops were linearized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Linearization {
+    /// The object's key (`None` for the single object of an unkeyed model).
+    pub key: Option<Datum>,
+    /// The verdict on this object alone.
+    pub outcome: Outcome,
+    /// Positions in the history's `ops` of the invokes of the ops in their
+    /// order of linearization. When linearizable: every `ok` op and the
+    /// indeterminate ops that took effect (the others never did). Otherwise
+    /// the longest sequence the search could linearize: a legal order of
+    /// these ops alone that respects real time, which no op left out can
+    /// extend.
+    pub order: Vec<usize>,
 }
 
 /// Check `history` against `model`, giving up with [`Outcome::Unknown`]
@@ -52,14 +73,24 @@ pub fn check_recorded(
     model: Model,
     max_states: u64,
 ) -> Result<Verdict, ParseError> {
+    check_recorded_with(history, model, &Options::new(max_states))
+}
+
+/// [`check_recorded`] with `options`: without a witness, or with every
+/// object's order of linearization.
+pub fn check_recorded_with(
+    history: &RecordedHistory,
+    model: Model,
+    options: &Options,
+) -> Result<Verdict, ParseError> {
     for op in &history.ops {
         model.takes(op.f, op.line)?;
     }
     let strings = history.format == Format::PorcupineKv || history.ops.iter().any(|op| op.f == F::Append);
     if model.is_register() && !strings {
-        interned_registers(history, model, max_states)
+        interned_registers(history, model, options)
     } else {
-        objects(history, model, max_states)
+        objects(history, model, options)
     }
 }
 
@@ -68,7 +99,7 @@ pub fn check_recorded(
 fn interned_registers(
     history: &RecordedHistory,
     model: Model,
-    max_states: u64,
+    options: &Options,
 ) -> Result<Verdict, ParseError> {
     let keys = sorted(history.ops.iter().map(|op| op.key.clone().unwrap_or(Datum::Nil)));
     let values = sorted(history.ops.iter().flat_map(|op| match (&op.f, &op.value) {
@@ -87,8 +118,13 @@ fn interned_registers(
         ops.push(Op { index: position, kind: op.kind, f: op.f, key, value, process, time, node });
     }
     let names = Names { keys, values };
-    let report = check_registers(&History { ops }, model, max_states, &names);
-    let key = report.key.map(|k| names.keys[k as usize].clone()).filter(|k| *k != Datum::Nil);
+    let (report, orders) = check_registers(&History { ops }, model, options, &names);
+    let datum_key = |k: Key| Some(names.keys[k as usize].clone()).filter(|k| *k != Datum::Nil);
+    let key = report.key.and_then(datum_key);
+    let linearizations = orders
+        .into_iter()
+        .map(|(k, outcome, order)| Linearization { key: datum_key(k), outcome, order })
+        .collect();
     Ok(Verdict {
         model,
         outcome: report.outcome,
@@ -96,6 +132,7 @@ fn interned_registers(
         witness: report.witness.iter().map(|op| op.index).collect(),
         explanation: report.explanation,
         states_explored: report.states_explored,
+        linearizations,
     })
 }
 
@@ -125,7 +162,8 @@ fn register_value(op: &RecordedOp, id: impl Fn(&Datum) -> Value) -> Result<OpVal
 
 // --------------------------------------------------------------- objects
 
-fn objects(history: &RecordedHistory, model: Model, max_states: u64) -> Result<Verdict, ParseError> {
+fn objects(history: &RecordedHistory, model: Model, options: &Options) -> Result<Verdict, ParseError> {
+    let max_states = options.max_states;
     let mut objects = Objects::new();
     let initial = match model {
         // Porcupine's key-value store reads "" for a key never written.
@@ -142,7 +180,9 @@ fn objects(history: &RecordedHistory, model: Model, max_states: u64) -> Result<V
     objects.begin_with(initial);
     let groups = group_moves(history, model, &mut objects)?;
     let key_count = groups.len();
-    let (judgement, states_explored) = judge(&mut objects, groups, max_states);
+    let orders: Orders<Option<Datum>> =
+        if options.linearizations { orders(&mut objects, &groups, max_states) } else { Vec::new() };
+    let (judgement, states_explored) = judge(&mut objects, groups, options);
     let subject = |key: &Option<Datum>| match key {
         Some(key) => format!("key {key}"),
         None => format!("the {}", model.noun()),
@@ -162,12 +202,17 @@ fn objects(history: &RecordedHistory, model: Model, max_states: u64) -> Result<V
             let explanation = out_of_budget(max_states, &subject(&key));
             (Outcome::Unknown, key, Vec::new(), explanation)
         }
+        Judgement::NotLinearizable { key, witness, .. } if witness.is_empty() => {
+            (Outcome::NotLinearizable, key.clone(), Vec::new(), unshrunk(&subject(&key)))
+        }
         Judgement::NotLinearizable { key, all, witness } => {
             let explanation = explain(history, &objects, model, &subject(&key), &all, &witness);
             (Outcome::NotLinearizable, key, witness_positions(&witness), explanation)
         }
     };
-    Ok(Verdict { model, outcome, key, witness, explanation, states_explored })
+    let linearizations =
+        orders.into_iter().map(|(key, outcome, order)| Linearization { key, outcome, order }).collect();
+    Ok(Verdict { model, outcome, key, witness, explanation, states_explored, linearizations })
 }
 
 /// Each key's operations, in invoke order: fails dropped, reads whose

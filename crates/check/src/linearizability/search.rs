@@ -95,6 +95,52 @@ pub(crate) fn search<O: Object>(
     (result, search.explored)
 }
 
+/// [`search`], also giving an order of linearization: when linearizable,
+/// every `ok` op (and the indeterminate ops that took effect) in the order
+/// found; otherwise the longest sequence of ops the search linearized
+/// before it had to backtrack for good. Indices into `ops`.
+pub(crate) fn search_order<O: Object>(
+    object: &mut O,
+    ops: &[Operation<O::Action>],
+    max_states: u64,
+) -> (SearchResult, Vec<usize>) {
+    let mut search = Search::new(object, ops, max_states);
+    search.longest = Some(Longest::default());
+    let result = search.run();
+    let order = match (result, search.longest) {
+        (SearchResult::Linearizable, _) => search.stack.iter().map(|lift| lift.op).collect(),
+        (_, longest) => longest.map(|l| l.ops).unwrap_or_default(),
+    };
+    (result, order)
+}
+
+/// The deepest stack of lifts seen, kept up to date in amortised O(1) per
+/// lift: `agree` is how many of its first ops the current stack shares.
+#[derive(Default)]
+struct Longest {
+    ops: Vec<usize>,
+    agree: usize,
+}
+
+impl Longest {
+    fn pushed<S>(&mut self, stack: &[Lift<S>]) {
+        let depth = stack.len() - 1;
+        let op = stack[depth].op;
+        if self.agree == depth && self.ops.get(depth) == Some(&op) {
+            self.agree += 1;
+        }
+        if stack.len() > self.ops.len() {
+            self.ops.truncate(self.agree);
+            self.ops.extend(stack[self.agree..].iter().map(|lift| lift.op));
+            self.agree = stack.len();
+        }
+    }
+
+    fn popped(&mut self, depth: usize) {
+        self.agree = self.agree.min(depth);
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     position: usize,
@@ -134,6 +180,8 @@ struct Search<'a, O: Object> {
     explored: u64,
     max_states: u64,
     furthest_return: usize,
+    /// Kept only when an order is asked for ([`search_order`]).
+    longest: Option<Longest>,
 }
 
 impl<'a, O: Object> Search<'a, O> {
@@ -175,6 +223,7 @@ impl<'a, O: Object> Search<'a, O> {
             explored: 0,
             max_states,
             furthest_return: 0,
+            longest: None,
         }
     }
 
@@ -253,6 +302,9 @@ impl<'a, O: Object> Search<'a, O> {
         }
         self.explored += 1;
         self.stack.push(Lift { op, before: self.state, forced });
+        if let Some(longest) = &mut self.longest {
+            longest.pushed(&self.stack);
+        }
         self.state = after;
         unlink(&mut self.next, &mut self.prev, self.call_node[op]);
         if let Some(r) = self.return_node[op] {
@@ -267,6 +319,9 @@ impl<'a, O: Object> Search<'a, O> {
     fn backtrack(&mut self) -> Option<usize> {
         loop {
             let lift = self.stack.pop()?;
+            if let Some(longest) = &mut self.longest {
+                longest.popped(self.stack.len());
+            }
             self.linearized.flip(lift.op);
             self.state = lift.before;
             // Relink in the reverse order of unlinking.

@@ -8,11 +8,15 @@
 //! - **porcupine-kv**: the key-value histories of Porcupine's tests, EDN op
 //!   maps whose `:f` is `:get`, `:put` or `:append`, with string keys and
 //!   values; a key never written reads as `""`, and an append concatenates.
+//! - **jepsen-log**: the text log older Jepsen tests print, one op per
+//!   `jepsen.util` line: `INFO  jepsen.util - 3 :invoke :cas [1 4]`
+//!   (process, type, f, value in EDN), as in Porcupine's etcd histories.
+//!   Other log lines are skipped, but not op maps of the other formats.
 //!
 //! [`Format::Auto`] tells them apart: the first op line is JSON
-//! (`{"type": ...`) or EDN (`{:type ...`), and an EDN history that says
-//! `:get` or `:put` is Porcupine's. Blank lines and lines starting with `;`
-//! or `#` are comments.
+//! (`{"type": ...`), EDN (`{:type ...`) or a `jepsen.util` log line, and an
+//! EDN history that says `:get` or `:put` is Porcupine's. Blank lines and
+//! lines starting with `;` or `#` are comments.
 //!
 //! When every op carries a time (`:time`, `"time"`) and the file is not in
 //! time order, ops are put in time order (a stable sort, so ties keep the
@@ -59,6 +63,7 @@ pub enum Format {
     Json,
     Edn,
     PorcupineKv,
+    JepsenLog,
 }
 
 impl Format {
@@ -68,6 +73,7 @@ impl Format {
             Format::Json => "json",
             Format::Edn => "edn",
             Format::PorcupineKv => "porcupine-kv",
+            Format::JepsenLog => "jepsen-log",
         }
     }
 }
@@ -76,10 +82,10 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Format, String> {
-        [Format::Auto, Format::Json, Format::Edn, Format::PorcupineKv]
+        [Format::Auto, Format::Json, Format::Edn, Format::PorcupineKv, Format::JepsenLog]
             .into_iter()
             .find(|f| f.name() == name)
-            .ok_or_else(|| format!("unknown format '{name}' (auto, json, edn, porcupine-kv)"))
+            .ok_or_else(|| format!("unknown format '{name}' (auto, json, edn, porcupine-kv, jepsen-log)"))
     }
 }
 
@@ -144,11 +150,12 @@ pub fn read_history(text: &str, format: Format) -> Result<RecordedHistory, Parse
     Ok(RecordedHistory { format, ops, reordered_by_time })
 }
 
-/// JSON or EDN: the syntax of one line.
+/// JSON, EDN or a Jepsen log line: the syntax of one line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Syntax {
     Json,
     Edn,
+    JepsenLog,
 }
 
 fn read_lines(text: &str, format: Format) -> Result<(Vec<RecordedOp>, Format), ParseError> {
@@ -156,6 +163,7 @@ fn read_lines(text: &str, format: Format) -> Result<(Vec<RecordedOp>, Format), P
         Format::Auto => None,
         Format::Json => Some(Syntax::Json),
         Format::Edn | Format::PorcupineKv => Some(Syntax::Edn),
+        Format::JepsenLog => Some(Syntax::JepsenLog),
     };
     let mut ops = Vec::new();
     // The first line in each dialect, for the error that names it.
@@ -166,12 +174,27 @@ fn read_lines(text: &str, format: Format) -> Result<(Vec<RecordedOp>, Format), P
         if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
             continue;
         }
-        let this = line_syntax(line).map_err(|reason| error(line_number, reason))?;
+        let log_op = jepsen_log_op(line);
+        let in_log = syntax == Some(Syntax::JepsenLog) || (syntax.is_none() && line.contains(" jepsen."));
+        if in_log && log_op.is_none() && !line.starts_with('{') {
+            continue; // log chatter between the ops
+        }
+        let this = if log_op.is_some() {
+            Syntax::JepsenLog
+        } else {
+            line_syntax(line).map_err(|reason| error(line_number, reason))?
+        };
         let expected = *syntax.get_or_insert(this);
         if this != expected {
-            let (found, history) = match this {
-                Syntax::Json => ("a JSON op", "an EDN history"),
-                Syntax::Edn => ("an EDN op map", "a JSON lines history"),
+            let history = match expected {
+                Syntax::Json => "a JSON lines history",
+                Syntax::Edn => "an EDN history",
+                Syntax::JepsenLog => "a Jepsen log",
+            };
+            let found = match this {
+                Syntax::Json => "a JSON op",
+                Syntax::Edn => "an EDN op map",
+                Syntax::JepsenLog => "a Jepsen log line",
             };
             return Err(error(line_number, format!("{found} in {history}")));
         }
@@ -181,6 +204,10 @@ fn read_lines(text: &str, format: Format) -> Result<(Vec<RecordedOp>, Format), P
                 json::op(line, position, line_number).map(|op| op.map(|op| (op, Dialect::Jepsen)))
             }
             Syntax::Edn => edn::op(line, position, line_number),
+            Syntax::JepsenLog => {
+                let map = log_op.as_deref().expect("a log line");
+                edn::op(map, position, line_number).map(|op| op.map(|(op, _)| (op, Dialect::Jepsen)))
+            }
         };
         let Some((op, dialect)) = parsed.map_err(|reason| error(line_number, reason))? else { continue };
         let name = match dialect {
@@ -196,6 +223,24 @@ fn read_lines(text: &str, format: Format) -> Result<(Vec<RecordedOp>, Format), P
         ops.iter().try_for_each(check_porcupine_op)?;
     }
     Ok((ops, format))
+}
+
+/// A Jepsen log line (`INFO  jepsen.util - 3 :invoke :cas [1 4]`) as the
+/// EDN op map it stands for, or `None` if it is not one.
+fn jepsen_log_op(line: &str) -> Option<String> {
+    let (_, mut rest) = line.split_once("jepsen.util - ")?;
+    let mut word = || {
+        rest = rest.trim_start();
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(end);
+        rest = after;
+        Some(word).filter(|w| !w.is_empty())
+    };
+    let process = word()?;
+    let kind = word().filter(|w| w.starts_with(':'))?;
+    let f = word().filter(|w| w.starts_with(':'))?;
+    let value = Some(rest.trim()).filter(|v| !v.is_empty()).unwrap_or("nil");
+    Some(format!("{{:process {process}, :type {kind}, :f {f}, :value {value}}}"))
 }
 
 /// The syntax of an op line, from its first token after `{`.
@@ -215,6 +260,7 @@ fn resolve_dialect(
     let porcupine = first.get("porcupine");
     let jepsen = first.get("jepsen");
     match (format, syntax) {
+        (Format::JepsenLog, _) | (Format::Auto, Some(Syntax::JepsenLog)) => Ok(Format::JepsenLog),
         (Format::Json, _) | (Format::Auto, Some(Syntax::Json)) => Ok(Format::Json),
         (Format::Edn, _) | (Format::Auto, _) if porcupine.is_none() => Ok(Format::Edn),
         (Format::Edn, _) => {
@@ -418,6 +464,32 @@ mod tests {
         assert_eq!(history.ops[1].node, Some(1));
         let again = parse_history(&to_json_lines(&history)).unwrap();
         assert_eq!(again, history);
+    }
+
+    #[test]
+    fn jepsen_logs_read_their_util_lines_and_skip_the_rest() {
+        let text = "\
+INFO  jepsen.core - Running test
+INFO  jepsen.util - 3\t:invoke\t:cas\t[1 4]
+INFO  jepsen.util - 1   :invoke :read   nil
+INFO  jepsen.util - :nemesis\t:info\t:start\tnil
+INFO  jepsen.util - 1   :ok :read   2
+INFO  jepsen.util - 3\t:info\t:cas\t:timed-out
+";
+        let history = read_history(text, Format::Auto).unwrap();
+        assert_eq!(history.format, Format::JepsenLog);
+        assert_eq!(history.ops.len(), 4);
+        let cas = &history.ops[0];
+        assert_eq!((cas.line, cas.process, cas.f), (2, 3, F::Cas));
+        assert_eq!(cas.value, Datum::List(vec![Datum::Int(1), Datum::Int(4)]));
+        assert_eq!((history.ops[2].kind, &history.ops[2].value), (OpType::Ok, &Datum::Int(2)));
+        assert_eq!(history.ops[3].kind, OpType::Info);
+        // Another format's line in a Jepsen log is an error, as in any format.
+        let mixed = format!("{text}{{:type :invoke, :f :read, :process 9}}\n");
+        assert_eq!(
+            read_history(&mixed, Format::Auto).unwrap_err().to_string(),
+            "line 7: an EDN op map in a Jepsen log"
+        );
     }
 
     #[test]
