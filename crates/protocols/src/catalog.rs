@@ -57,6 +57,10 @@ pub enum Workload {
     },
     /// Bank transfers across cohorts, judged for atomicity and balance.
     Txn,
+    /// Questions for the decision of a consensus protocol whose inputs are
+    /// its own (Ben-Or): judged by the consensus properties of its
+    /// `Propose` / `Decide` observations.
+    Decision,
 }
 
 /// A deliberately broken variant (`--bug NAME`).

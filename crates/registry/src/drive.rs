@@ -4,7 +4,9 @@
 use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
-use quorum_sim::{KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload};
+use quorum_sim::{
+    DecisionWorkload, KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig, TxnWorkload,
+};
 
 use crate::settings::{merged, ServerDefaults};
 use crate::{Scripting, Serving};
@@ -71,6 +73,17 @@ where
 {
     let protocol = typed::<P>(&config.protocol)?;
     quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, traced)
+}
+
+pub(crate) fn run_decision<P>(config: &SimConfig, traced: bool) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<
+        Request = quorum_core::decision::DecisionQuery,
+        Response = quorum_core::decision::DecisionResponse,
+    >,
+{
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, DecisionWorkload>(config, &protocol, traced)
 }
 
 pub(crate) fn script<P: Protocol>(choice: &ProtocolChoice, blocks: &[Block]) -> Result<Scripting, ScriptError>

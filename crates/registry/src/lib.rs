@@ -27,7 +27,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{paxos, raft, zab};
+use quorum_protocols::{ben_or, paxos, raft, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -47,6 +47,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
+    Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
 ];
 
 /// A choice the registry refuses: one line for the user.
@@ -169,6 +170,28 @@ impl Registered {
         Registered {
             entry,
             run: drive::run_txn::<P>,
+            check: drive::check::<P>,
+            script: drive::script::<P>,
+            model: drive::model::<P>,
+            serve: None,
+        }
+    }
+
+    /// A consensus protocol whose inputs are its own, asked for its decision.
+    pub const fn decision<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+                Request = quorum_core::decision::DecisionQuery,
+                Response = quorum_core::decision::DecisionResponse,
+            > + Modelled,
+    {
+        assert!(
+            matches!(entry.workload, Workload::Decision),
+            "a decision protocol's entry declares Workload::Decision"
+        );
+        Registered {
+            entry,
+            run: drive::run_decision::<P>,
             check: drive::check::<P>,
             script: drive::script::<P>,
             model: drive::model::<P>,
@@ -330,11 +353,13 @@ impl Registered {
 
     /// The client requests a model of this protocol issues by default:
     /// two writes of one key from two nodes (two proposers, two clients), or
-    /// one transfer.
+    /// one transfer; none for a protocol whose inputs are its own (its
+    /// nodes start with them).
     pub fn default_requests(&self) -> Vec<(NodeId, String)> {
         match self.entry.workload {
             Workload::Kv { .. } => vec![(NodeId(0), "write 1 10".into()), (NodeId(1), "write 1 11".into())],
             Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
+            Workload::Decision => Vec::new(),
         }
     }
 

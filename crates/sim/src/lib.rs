@@ -20,6 +20,7 @@
 //! acknowledged writes, split-brain, convergence, liveness.
 
 pub mod config;
+pub mod decision_workload;
 pub mod explore;
 pub mod faults;
 mod network;
@@ -31,6 +32,7 @@ pub mod workload;
 mod world;
 
 pub use config::{Budgets, ConfigError, FaultKind, FaultSet, ProtocolChoice, SimConfig};
+pub use decision_workload::{DecisionFigures, DecisionWorkload};
 pub use explore::{explore, ExploreReport, FirstViolation, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};
 pub use outcome::{Peaks, Percentiles, Replay, RunOutcome, TxnFigures, TxnOp, Violation};
