@@ -4,6 +4,7 @@
 mod check_cmd;
 mod model_cmd;
 mod replay;
+mod rounds_cmd;
 mod server_cmds;
 mod tour;
 
@@ -54,6 +55,8 @@ enum Command {
     Cluster(server_cmds::ClusterArgs),
     /// Load-generate against a Redis-protocol server (or etcd) and report throughput and latency percentiles.
     Bench(server_cmds::BenchArgs),
+    /// Ben-Or's rounds to decide against the cluster size (local coins, split inputs); optionally plotted as SVG.
+    BenOrRounds(rounds_cmd::RoundsArgs),
 }
 
 #[derive(Args)]
@@ -272,6 +275,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_cmds::serve(args),
         Command::Cluster(args) => server_cmds::cluster(args),
         Command::Bench(args) => server_cmds::bench(args),
+        Command::BenOrRounds(args) => rounds_cmd::rounds(args),
     };
     match result {
         Ok(code) => code,
