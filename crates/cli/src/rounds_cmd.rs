@@ -81,7 +81,11 @@ pub fn rounds(args: RoundsArgs) -> Result<ExitCode, UsageError> {
 }
 
 /// Every instance's rounds to decide, over `args.seeds` runs at `n` nodes.
-fn samples(registered: &quorum_registry::Registered, n: u32, args: &RoundsArgs) -> Result<Vec<u64>, UsageError> {
+fn samples(
+    registered: &quorum_registry::Registered,
+    n: u32,
+    args: &RoundsArgs,
+) -> Result<Vec<u64>, UsageError> {
     let choice = registered.choose(None, None, Some(r#"{"inputs":"split"}"#))?;
     let mut config = registered.sim_config(choice);
     config.swarm = None;
@@ -148,7 +152,11 @@ fn plot(rows: &[Row], path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> 
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(1u32..x_max, (0.8f64..y_max).log_scale())?;
-    chart.configure_mesh().x_desc("nodes n (f = (n-1)/2 crashes tolerated)").y_desc("rounds (log scale)").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("nodes n (f = (n-1)/2 crashes tolerated)")
+        .y_desc("rounds (log scale)")
+        .draw()?;
     let series: [(&str, RGBColor, Box<dyn Fn(&Row) -> f64>); 3] = [
         ("mean", BLUE, Box::new(|r: &Row| r.mean)),
         ("median", GREEN, Box::new(|r: &Row| r.median as f64)),
