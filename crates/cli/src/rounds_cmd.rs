@@ -54,7 +54,7 @@ struct Row {
 }
 
 pub fn rounds(args: RoundsArgs) -> Result<ExitCode, UsageError> {
-    if args.nodes.is_empty() || args.nodes.iter().any(|n| *n == 0) || args.seeds == 0 || args.instances == 0 {
+    if args.nodes.is_empty() || args.nodes.contains(&0) || args.seeds == 0 || args.instances == 0 {
         return Err(UsageError("--nodes, --seeds and --instances must be positive".into()));
     }
     let registered = quorum_registry::find("ben-or")?;
@@ -141,6 +141,9 @@ fn row(n: u32, sorted: &[u64]) -> Row {
     }
 }
 
+/// A plotted line: its name, colour, and the figure it shows.
+type Series = (&'static str, RGBColor, fn(&Row) -> f64);
+
 fn plot(rows: &[Row], path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -157,11 +160,8 @@ fn plot(rows: &[Row], path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> 
         .x_desc("nodes n (f = (n-1)/2 crashes tolerated)")
         .y_desc("rounds (log scale)")
         .draw()?;
-    let series: [(&str, RGBColor, Box<dyn Fn(&Row) -> f64>); 3] = [
-        ("mean", BLUE, Box::new(|r: &Row| r.mean)),
-        ("median", GREEN, Box::new(|r: &Row| r.median as f64)),
-        ("p99", RED, Box::new(|r: &Row| r.p99 as f64)),
-    ];
+    let series: [Series; 3] =
+        [("mean", BLUE, |r| r.mean), ("median", GREEN, |r| r.median as f64), ("p99", RED, |r| r.p99 as f64)];
     for (name, color, value) in series {
         let points: Vec<(u32, f64)> = rows.iter().map(|r| (r.nodes, value(r))).collect();
         chart
