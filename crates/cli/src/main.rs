@@ -7,6 +7,7 @@ mod model_cmd;
 mod pictures;
 mod replay;
 mod report;
+mod rounds_cmd;
 mod server_cmds;
 mod tour;
 
@@ -57,6 +58,8 @@ enum Command {
     Cluster(server_cmds::ClusterArgs),
     /// Load-generate against a Redis-protocol server (or etcd) and report throughput and latency percentiles.
     Bench(server_cmds::BenchArgs),
+    /// Ben-Or's rounds to decide against the cluster size (local coins, split inputs); optionally plotted as SVG.
+    BenOrRounds(rounds_cmd::RoundsArgs),
 }
 
 #[derive(Args)]
@@ -283,6 +286,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_cmds::serve(args),
         Command::Cluster(args) => server_cmds::cluster(args),
         Command::Bench(args) => server_cmds::bench(args),
+        Command::BenOrRounds(args) => rounds_cmd::rounds(args),
     };
     match result {
         Ok(code) => code,

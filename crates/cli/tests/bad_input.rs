@@ -132,6 +132,8 @@ const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
     ("zab", r#"{"lease_percent":0}"#, "lease_percent"),
     ("2pc", r#"{"rounds_max":0}"#, "rounds_max"),
     ("3pc", r#"{"rounds_max":0}"#, "rounds_max"),
+    ("two-generals", r#"{"messages":0}"#, "messages must be 1 to 64"),
+    ("ben-or", r#"{"waiters_max":0}"#, "waiters_max"),
 ];
 
 #[test]

@@ -1,33 +1,31 @@
-//! The decision workload of the agreement problems (the two generals'
-//! coordinated attack, binary consensus): each node is given an input and
-//! must decide a value, once.
-//!
-//! A client asks a node to take part with an input (`propose V`); the node
-//! answers with the value it decided when it decides (the first proposal a
-//! node receives is its input; later ones are answered with the same
-//! decision). What is judged is what the nodes observe: `Propose` when a
-//! node adopts its input, `Decide` when it decides (Agreement, Validity,
-//! Integrity, and Termination once the faults stop).
+//! The decision workload of a consensus protocol whose inputs are its own
+//! (Ben-Or's binary consensus: each node's input bit comes from its
+//! settings): a client asks a node what it decided for an instance, which
+//! starts the instance there if it has not started, and the node answers
+//! once it has decided. The consensus properties themselves are judged from
+//! the nodes' `Propose` and `Decide` observations, not from these answers.
 
 use serde::{Deserialize, Serialize};
 
 use crate::NodeId;
 
-/// A client's request: take part with input `0` or `1` (binary protocols)
-/// or any value.
+/// A client's question: "what did you decide for `instance`?" (starting
+/// it if need be). Text form `decision INSTANCE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DecisionRequest {
-    Propose(u64),
+pub struct DecisionQuery {
+    pub instance: u64,
 }
 
-/// The answer: the decision, or a refusal.
+/// The answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DecisionResponse {
-    /// The node decided this value.
+    /// The node decided `value`; it never decides anything else.
     Decided(u64),
-    /// Refused without effect; `hint` names a node worth trying.
+    /// Refused without effect (too many questions waiting); `hint` names a
+    /// node worth trying.
     Rejected { reason: String, hint: Option<NodeId> },
-    /// May or may not take effect.
+    /// No answer this time (for the `ClientOutput` contract; a question
+    /// changes nothing, so it is never in doubt).
     Indeterminate { reason: String },
 }
 
@@ -41,16 +39,17 @@ impl crate::ClientOutput for DecisionResponse {
     }
 }
 
-/// Text form, for scripts and the model checker: `propose V`.
-impl std::str::FromStr for DecisionRequest {
+impl std::str::FromStr for DecisionQuery {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<DecisionRequest, String> {
-        match s.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["propose", v] => {
-                v.parse().map(DecisionRequest::Propose).map_err(|_| format!("'{v}' is not a number"))
-            }
-            _ => Err(format!("'{s}' is not 'propose VALUE'")),
+    fn from_str(s: &str) -> Result<DecisionQuery, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        match words.as_slice() {
+            ["decision", instance] => instance
+                .parse()
+                .map(|instance| DecisionQuery { instance })
+                .map_err(|_| format!("'{instance}' is not an instance number")),
+            _ => Err(format!("unknown request '{s}' (expected 'decision INSTANCE')")),
         }
     }
 }
@@ -60,10 +59,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_parse_from_text() {
-        assert_eq!("propose 1".parse::<DecisionRequest>(), Ok(DecisionRequest::Propose(1)));
-        assert!("propose".parse::<DecisionRequest>().is_err());
-        assert!("propose x".parse::<DecisionRequest>().is_err());
-        assert!("write 1 2".parse::<DecisionRequest>().is_err());
+    fn the_query_parses_and_nothing_else_does() {
+        assert_eq!("decision 7".parse::<DecisionQuery>(), Ok(DecisionQuery { instance: 7 }));
+        assert!("decision".parse::<DecisionQuery>().is_err());
+        assert!("decision x".parse::<DecisionQuery>().is_err());
+        assert!("write 1 2".parse::<DecisionQuery>().is_err());
     }
 }

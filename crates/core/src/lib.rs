@@ -29,6 +29,7 @@ pub mod decision;
 pub mod host;
 pub mod kv;
 pub mod observe;
+pub mod proposal;
 pub mod rng;
 pub mod txn;
 

@@ -29,6 +29,9 @@ pub enum Observation {
     Propose { instance: u64, value: u64 },
     /// The node decided (learned) `value` for `instance`.
     Decide { instance: u64, value: u64 },
+    /// The node began round `round` of `instance` (a round-based randomised
+    /// consensus such as Ben-Or's), for the figures of rounds to decide.
+    Round { instance: u64, round: u64 },
     /// A cohort voted yes for transaction `txn` and is now in doubt: it can
     /// neither commit nor abort on its own until it learns the outcome (the
     /// simulator reports the time spent in doubt as blocked time).

@@ -57,9 +57,14 @@ pub enum Workload {
     },
     /// Bank transfers across cohorts, judged for atomicity and balance.
     Txn,
-    /// Each node is given an input (`propose V`) and decides once, judged
-    /// for Agreement, Validity, Integrity and Termination.
+    /// Questions for the decision of a consensus protocol whose inputs are
+    /// its own (Ben-Or): judged by the consensus properties of its
+    /// `Propose` / `Decide` observations.
     Decision,
+    /// Each node is given an input by a client (`propose V`) and decides
+    /// once (the two generals), judged for Agreement, Validity, Integrity
+    /// and Termination.
+    Proposal,
 }
 
 /// A deliberately broken variant (`--bug NAME`).

@@ -4,6 +4,7 @@
 //! `Out`, and effects leave through it.
 
 mod batch;
+pub mod ben_or;
 pub mod catalog;
 pub mod commit;
 pub mod paxos;

@@ -5,8 +5,8 @@ use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
 use quorum_sim::{
-    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProtocolChoice, RunError, RunOutcome, SimConfig,
-    TxnWorkload,
+    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProposalWorkload, ProtocolChoice, RunError,
+    RunOutcome, SimConfig, TxnWorkload,
 };
 
 use crate::settings::{merged, ServerDefaults};
@@ -90,10 +90,21 @@ where
     quorum_sim::run_with::<P, TxnWorkload>(config, &protocol, capture)
 }
 
+pub(crate) fn run_proposal<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<
+        Request = quorum_core::proposal::ProposalRequest,
+        Response = quorum_core::decision::DecisionResponse,
+    >,
+{
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, ProposalWorkload>(config, &protocol, capture)
+}
+
 pub(crate) fn run_decision<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
 where
     P: Protocol<
-        Request = quorum_core::decision::DecisionRequest,
+        Request = quorum_core::decision::DecisionQuery,
         Response = quorum_core::decision::DecisionResponse,
     >,
 {

@@ -27,7 +27,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{paxos, raft, two_generals, zab};
+use quorum_protocols::{ben_or, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -47,7 +47,8 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
-    Registered::decision::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
+    Registered::proposal::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
+    Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
 ];
 
 /// A choice the registry refuses: one line for the user.
@@ -191,12 +192,36 @@ impl Registered {
         }
     }
 
-    /// A protocol of the decision workload (each node given an input,
-    /// deciding once).
+    /// A protocol of the proposal workload (each node given an input by a
+    /// client, deciding once: the two generals).
+    pub const fn proposal<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+                Request = quorum_core::proposal::ProposalRequest,
+                Response = quorum_core::decision::DecisionResponse,
+            > + Modelled,
+    {
+        assert!(
+            matches!(entry.workload, Workload::Proposal),
+            "a proposal protocol's entry declares Workload::Proposal"
+        );
+        Registered {
+            entry,
+            run: drive::run_proposal::<P>,
+            check: drive::check::<P>,
+            script: drive::script::<P>,
+            model: drive::model::<P>,
+            chain: drive::chain::<P>,
+            serve: None,
+            sizes: None,
+        }
+    }
+
+    /// A consensus protocol whose inputs are its own, asked for its decision.
     pub const fn decision<P>(entry: &'static Entry) -> Registered
     where
         P: quorum_core::Protocol<
-                Request = quorum_core::decision::DecisionRequest,
+                Request = quorum_core::decision::DecisionQuery,
                 Response = quorum_core::decision::DecisionResponse,
             > + Modelled,
     {
@@ -410,17 +435,19 @@ impl Registered {
     /// start (a general whose input comes after its dawn is not a lost
     /// messenger, and would break agreement with no loss at all).
     pub fn requests_first(&self) -> bool {
-        self.entry.workload == Workload::Decision
+        self.entry.workload == Workload::Proposal
     }
 
     /// The client requests a model of this protocol issues by default:
     /// two writes of one key from two nodes (two proposers, two clients),
-    /// one transfer, or inputs of 1 at nodes 0 and 1.
+    /// one transfer, inputs of 1 at nodes 0 and 1 (proposals), or none for
+    /// a protocol whose inputs are its own (its nodes start with them).
     pub fn default_requests(&self) -> Vec<(NodeId, String)> {
         match self.entry.workload {
             Workload::Kv { .. } => vec![(NodeId(0), "write 1 10".into()), (NodeId(1), "write 1 11".into())],
             Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
-            Workload::Decision => vec![(NodeId(0), "propose 1".into()), (NodeId(1), "propose 1".into())],
+            Workload::Proposal => vec![(NodeId(0), "propose 1".into()), (NodeId(1), "propose 1".into())],
+            Workload::Decision => Vec::new(),
         }
     }
 

@@ -115,6 +115,8 @@ const NEGATIVE_CONTROLS: &[(&str, &str, u32, u64)] = &[
     ("2pc", "no-force-decision", 5, 53),
     ("3pc", "no-force-prepare", 3, 0),
     ("3pc", "no-force-prepare", 5, 0),
+    ("ben-or", "decide-on-f-proposals", 3, 1),
+    ("ben-or", "decide-on-f-proposals", 5, 63),
 ];
 
 /// Every bug of every entry parses and has a negative control at 3 and at

@@ -113,6 +113,10 @@ pub struct RunOutcome {
     /// and 3PC); absent for the KV workload.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub txn: Option<TxnFigures>,
+    /// Rounds to decide (the decision workload of Ben-Or); absent for the
+    /// others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<crate::decision_workload::DecisionFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<Violation>,
     /// The sometimes properties the run reached (see `quorum_core::claims`),

@@ -43,7 +43,8 @@
 //! Files: `mod.rs` (both variants: they share the decision and the record).
 
 use quorum_core::claims::{Sometimes, SystemModel, Violation};
-use quorum_core::decision::{DecisionRequest, DecisionResponse};
+use quorum_core::decision::DecisionResponse;
+use quorum_core::proposal::ProposalRequest;
 use quorum_core::{Cluster, ConfigError, Micros, NodeId, Observation, Out, Protocol, RequestId};
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +60,7 @@ pub const ENTRY: catalog::Entry = catalog::Entry {
     always: &[Violation::Panic, Violation::Runaway, Violation::Termination, Violation::Liveness],
     breaks: &[Violation::Consensus],
     sometimes: &[ATTACKED, ALONE],
-    workload: catalog::Workload::Decision,
+    workload: catalog::Workload::Proposal,
     variants: &["acknowledged", "randomized"],
     bugs: &[],
     explorable: &[
@@ -299,16 +300,13 @@ impl TwoGenerals {
 
 impl Protocol for TwoGenerals {
     type Msg = Msg;
-    type Request = DecisionRequest;
+    type Request = ProposalRequest;
     type Response = DecisionResponse;
     type Record = Record;
     type Timer = Timer;
     type Config = Config;
 
     fn validate(config: &Config, nodes: &[NodeId]) -> Result<(), ConfigError> {
-        if nodes.len() != 2 {
-            return Err(ConfigError::new(format!("two generals need 2 nodes, got {}", nodes.len())));
-        }
         if !(1..=64).contains(&config.messages) {
             return Err(ConfigError::new(format!("messages must be 1 to 64, got {}", config.messages)));
         }
@@ -318,10 +316,13 @@ impl Protocol for TwoGenerals {
         if config.round.as_millis() == 0 || config.dawn.as_millis() == 0 {
             return Err(ConfigError::new("round and dawn must be at least 1 ms"));
         }
-        match &config.bug {
-            Some(bug) => Err(ConfigError::new(format!("two-generals has no --bug variants (got '{bug}')"))),
-            None => Ok(()),
+        if let Some(bug) = &config.bug {
+            return Err(ConfigError::new(format!("two-generals has no --bug variants (got '{bug}')")));
         }
+        if nodes.len() != 2 {
+            return Err(ConfigError::new(format!("two generals need 2 nodes, got {}", nodes.len())));
+        }
+        Ok(())
     }
 
     fn start(cluster: &Cluster, config: &Config, durable: &[Record], out: &mut Out<'_, Self>) -> Self {
@@ -360,8 +361,8 @@ impl Protocol for TwoGenerals {
         }
     }
 
-    fn on_request(&mut self, id: RequestId, request: DecisionRequest, out: &mut Out<'_, Self>) {
-        let DecisionRequest::Propose(input) = request;
+    fn on_request(&mut self, id: RequestId, request: ProposalRequest, out: &mut Out<'_, Self>) {
+        let ProposalRequest::Propose(input) = request;
         if let Some(value) = self.decided {
             out.reply(id, DecisionResponse::Decided(value));
             return;

@@ -1,4 +1,5 @@
-use quorum_core::decision::{DecisionRequest, DecisionResponse};
+use quorum_core::decision::DecisionResponse;
+use quorum_core::proposal::ProposalRequest;
 use quorum_core::{Micros, NodeId};
 
 use super::*;
@@ -19,8 +20,8 @@ fn acknowledged(messages: u32) -> Kit<TwoGenerals> {
 fn with_every_messenger_through_both_attack_and_answer() {
     for k in 1..=8 {
         let mut kit = acknowledged(k);
-        let a = kit.request(A, DecisionRequest::Propose(1));
-        let b = kit.request(B, DecisionRequest::Propose(1));
+        let a = kit.request(A, ProposalRequest::Propose(1));
+        let b = kit.request(B, ProposalRequest::Propose(1));
         kit.deliver_all(100);
         assert_eq!(kit.node(A).received.max(kit.node(B).received), k, "k = {k}: every message arrived");
         kit.advance(Micros::from_millis(2000));
@@ -33,8 +34,8 @@ fn with_every_messenger_through_both_attack_and_answer() {
 #[test]
 fn nobody_attacks_when_a_general_is_unwilling() {
     let mut kit = acknowledged(4);
-    kit.request(A, DecisionRequest::Propose(1));
-    kit.request(B, DecisionRequest::Propose(0));
+    kit.request(A, ProposalRequest::Propose(1));
+    kit.request(B, ProposalRequest::Propose(0));
     kit.deliver_all(100);
     kit.advance(Micros::from_millis(2000));
     assert_eq!(decisions(&kit), (Some(RETREAT), Some(RETREAT)));
@@ -47,8 +48,8 @@ fn nobody_attacks_when_a_general_is_unwilling() {
 fn losing_the_last_messenger_leaves_its_sender_attacking_alone() {
     for k in 1..=8 {
         let mut kit = acknowledged(k);
-        kit.request(A, DecisionRequest::Propose(1));
-        kit.request(B, DecisionRequest::Propose(1));
+        kit.request(A, ProposalRequest::Propose(1));
+        kit.request(B, ProposalRequest::Propose(1));
         kit.deliver_all(k as usize - 1);
         assert_eq!(kit.network.len(), 1, "message {k} in flight");
         kit.network.clear();
@@ -73,8 +74,8 @@ fn run_rounds(kit: &mut Kit<TwoGenerals>, rounds: u32) {
 #[test]
 fn randomized_attacks_together_when_every_round_arrives() {
     let mut kit = randomized(8);
-    kit.request(A, DecisionRequest::Propose(1));
-    kit.request(B, DecisionRequest::Propose(1));
+    kit.request(A, ProposalRequest::Propose(1));
+    kit.request(B, ProposalRequest::Propose(1));
     kit.deliver_all(10);
     run_rounds(&mut kit, 9);
     assert_eq!(decisions(&kit), (Some(ATTACK), Some(ATTACK)));
@@ -89,8 +90,8 @@ fn randomized_splits_only_when_the_key_falls_between_the_levels() {
     let mut splits = 0;
     for t in 1..=8 {
         let mut kit = randomized(8);
-        kit.request(A, DecisionRequest::Propose(1));
-        kit.request(B, DecisionRequest::Propose(1));
+        kit.request(A, ProposalRequest::Propose(1));
+        kit.request(B, ProposalRequest::Propose(1));
         let key = kit.node(A).key.expect("A drew a key");
         if t >= 2 {
             kit.deliver_all(10); // round 1; rounds 2..t-1 arrive as their timers fire

@@ -199,6 +199,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         failover_us: Vec::new(),
         sim_time_ms: 0,
         txn: None,
+        decision: None,
         violations: Vec::new(),
         reached: Vec::new(),
         replay: replay_of(config, schedule),
