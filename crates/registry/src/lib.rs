@@ -150,15 +150,12 @@ pub struct Registered {
 }
 
 impl Registered {
-    /// A protocol of the KV workload.
-    pub const fn kv<P: quorum_sim::KvProtocol + Modelled>(entry: &'static Entry) -> Registered {
-        assert!(
-            matches!(entry.workload, Workload::Kv { .. }),
-            "a KV protocol's entry declares the KV workload"
-        );
+    /// `P` bound to `entry`, run in the simulator by `run` (its workload's
+    /// driver); everything else is the same for every workload.
+    const fn with<P: Modelled>(entry: &'static Entry, run: RunFn) -> Registered {
         Registered {
             entry,
-            run: drive::run_kv::<P>,
+            run,
             check: drive::check::<P>,
             script: drive::script::<P>,
             model: drive::model::<P>,
@@ -166,6 +163,15 @@ impl Registered {
             serve: None,
             sizes: None,
         }
+    }
+
+    /// A protocol of the KV workload.
+    pub const fn kv<P: quorum_sim::KvProtocol + Modelled>(entry: &'static Entry) -> Registered {
+        assert!(
+            matches!(entry.workload, Workload::Kv { .. }),
+            "a KV protocol's entry declares the KV workload"
+        );
+        Registered::with::<P>(entry, drive::run_kv::<P>)
     }
 
     /// A protocol of the bank-transfer workload.
@@ -180,16 +186,7 @@ impl Registered {
             matches!(entry.workload, Workload::Txn),
             "a transaction protocol's entry declares Workload::Txn"
         );
-        Registered {
-            entry,
-            run: drive::run_txn::<P>,
-            check: drive::check::<P>,
-            script: drive::script::<P>,
-            model: drive::model::<P>,
-            chain: drive::chain::<P>,
-            serve: None,
-            sizes: None,
-        }
+        Registered::with::<P>(entry, drive::run_txn::<P>)
     }
 
     /// A protocol of the proposal workload (each node given an input by a
@@ -205,16 +202,7 @@ impl Registered {
             matches!(entry.workload, Workload::Proposal),
             "a proposal protocol's entry declares Workload::Proposal"
         );
-        Registered {
-            entry,
-            run: drive::run_proposal::<P>,
-            check: drive::check::<P>,
-            script: drive::script::<P>,
-            model: drive::model::<P>,
-            chain: drive::chain::<P>,
-            serve: None,
-            sizes: None,
-        }
+        Registered::with::<P>(entry, drive::run_proposal::<P>)
     }
 
     /// A consensus protocol whose inputs are its own, asked for its decision.
@@ -229,16 +217,7 @@ impl Registered {
             matches!(entry.workload, Workload::Decision),
             "a decision protocol's entry declares Workload::Decision"
         );
-        Registered {
-            entry,
-            run: drive::run_decision::<P>,
-            check: drive::check::<P>,
-            script: drive::script::<P>,
-            model: drive::model::<P>,
-            chain: drive::chain::<P>,
-            serve: None,
-            sizes: None,
-        }
+        Registered::with::<P>(entry, drive::run_decision::<P>)
     }
 
     /// The server runs it as `S` (the same protocol over the server's
