@@ -63,7 +63,7 @@ pub(crate) struct ModelArgs {
     /// Print the chain of runs behind the two generals' impossibility instead of searching: every
     /// message delivered, then the last one lost, then the one before, down to the first; each
     /// neighbour pair, the general who cannot tell the two runs apart, and where the decisions split.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["losses", "dups", "crashes", "faults", "dfs", "script", "max_states"])]
     chain: bool,
     /// Depth-first instead of breadth-first (which finds a shortest counterexample).
     #[arg(long)]

@@ -69,6 +69,8 @@ fn two_generals_agree_without_loss_and_split_with_one() {
     let text = String::from_utf8_lossy(&chain.stdout);
     assert_eq!(chain.status.code(), Some(1), "{text}");
     assert!(text.contains("n1 cannot tell R0 from R1") && text.contains("SPLIT"), "{text}");
+    let mixed = quorum(&["model", "--protocol", "two-generals", "--chain", "--losses", "1"]);
+    assert_eq!(mixed.status.code(), Some(2), "--chain drives its own runs: a budget is a usage error");
     let three = quorum(&["model", "--protocol", "two-generals", "--nodes", "3"]);
     assert_eq!(three.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&three.stderr).contains("two generals need 2 nodes"));
