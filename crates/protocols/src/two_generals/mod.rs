@@ -38,9 +38,11 @@
 //! at least the key, and both inputs are 1. They disagree only when the key
 //! falls exactly between their two levels: with probability at most 1/r,
 //! whatever messages the adversary loses, as long as it cannot see the key
-//! (Theorem 5.3). `quorum two-generals` measures it against 1/r.
+//! (Theorem 5.3). The tests measure it against 1/r over seeds, cutting B's
+//! messages from a round the adversary draws (README, "Two generals").
 //!
-//! Files: `mod.rs` (both variants: they share the decision and the record).
+//! Files: `mod.rs` (both variants: they share the decision and the record),
+//! `tests.rs` (both variants, and the worst adversary over seeds).
 
 use quorum_core::claims::{Sometimes, SystemModel, Violation};
 use quorum_core::decision::DecisionResponse;
