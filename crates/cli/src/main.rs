@@ -79,20 +79,38 @@ struct ScriptArgs {
     picture: pictures::SvgArgs,
 }
 
+/// The protocol a command runs, as `quorum sim`, `explore` and `model` name it.
 #[derive(Args, Clone)]
-struct RunArgs {
-    /// Protocol to run (see `quorum list`).
+pub(crate) struct ProtocolArgs {
+    /// Protocol (see `quorum list`).
     #[arg(long, short = 'p')]
     protocol: String,
     /// Protocol variant, where it has some (primary-backup: sync or async).
     #[arg(long)]
     variant: Option<String>,
-    /// Run a deliberately broken variant (a negative control; see `quorum list`).
+    /// A deliberately broken variant (a negative control; see `quorum list`).
     #[arg(long)]
     bug: Option<String>,
     /// Protocol settings as a JSON object, e.g. '{"election_timeout":300000}' (see the protocol's Config).
     #[arg(long)]
     config: Option<String>,
+}
+
+impl ProtocolArgs {
+    /// The registered protocol and the choice the flags make, checked
+    /// against its entry and its `Config`.
+    pub(crate) fn choose(&self) -> Result<(&'static Registered, ProtocolChoice), UsageError> {
+        let registered = quorum_registry::find(&self.protocol)?;
+        let choice =
+            registered.choose(self.variant.as_deref(), self.bug.as_deref(), self.config.as_deref())?;
+        Ok((registered, choice))
+    }
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    protocol: ProtocolArgs,
     /// Number of nodes [default: 5, or the protocol's own size: 2 for two-generals].
     #[arg(long)]
     nodes: Option<u32>,
@@ -303,13 +321,6 @@ impl From<quorum_registry::Error> for UsageError {
     }
 }
 
-/// The protocol the command line names, and how it is chosen.
-fn select(run: &RunArgs) -> Result<(&'static Registered, ProtocolChoice), UsageError> {
-    let registered = quorum_registry::find(&run.protocol)?;
-    let choice = registered.choose(run.variant.as_deref(), run.bug.as_deref(), run.config.as_deref())?;
-    Ok((registered, choice))
-}
-
 fn sim_config(
     run: &RunArgs,
     registered: &Registered,
@@ -360,7 +371,7 @@ fn sim_config(
 }
 
 fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
-    let (registered, choice) = select(&args.run)?;
+    let (registered, choice) = args.run.protocol.choose()?;
     let mut config = sim_config(&args.run, registered, choice)?;
     config.seed = args.seed;
     if let Some(schedule) = &args.schedule {
@@ -473,13 +484,13 @@ fn print_txn(t: &quorum_sim::TxnFigures) {
 }
 
 fn explore(args: ExploreArgs) -> Result<ExitCode, UsageError> {
-    let (registered, choice) = select(&args.run)?;
+    let (registered, choice) = args.run.protocol.choose()?;
     let mut config = sim_config(&args.run, registered, choice)?;
     config.seed = args.seed_start;
     if args.seeds == 0 {
         return Err(UsageError("--seeds must be at least 1".into()));
     }
-    let focus = focus_of(args.focus.as_deref(), registered, args.run.bug.as_deref())?;
+    let focus = focus_of(args.focus.as_deref(), registered, args.run.protocol.bug.as_deref())?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if threads == 0 {
         return Err(UsageError("--threads must be at least 1".into()));

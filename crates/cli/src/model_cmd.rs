@@ -14,18 +14,8 @@ use crate::UsageError;
 
 #[derive(Args)]
 pub(crate) struct ModelArgs {
-    /// Protocol to check (see `quorum list`).
-    #[arg(long, short = 'p')]
-    protocol: String,
-    /// Protocol variant, where it has some.
-    #[arg(long)]
-    variant: Option<String>,
-    /// Check a deliberately broken variant (a negative control).
-    #[arg(long)]
-    bug: Option<String>,
-    /// Protocol settings as a JSON object (see the protocol's Config).
-    #[arg(long)]
-    config: Option<String>,
+    #[command(flatten)]
+    protocol: crate::ProtocolArgs,
     /// Number of nodes [default: 3, or the protocol's own size: 2 for two-generals].
     #[arg(long)]
     nodes: Option<u32>,
@@ -80,8 +70,7 @@ pub(crate) struct ModelArgs {
 }
 
 pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
-    let registered = quorum_registry::find(&args.protocol)?;
-    let choice = registered.choose(args.variant.as_deref(), args.bug.as_deref(), args.config.as_deref())?;
+    let (registered, choice) = args.protocol.choose()?;
     let nodes = args.nodes.unwrap_or(registered.default_nodes(3));
     registered.validate(&choice, nodes)?;
     let mut model = ModelConfig::new(registered.entry.name, nodes);
