@@ -56,6 +56,37 @@ pub use chain::{chain, ChainRun};
 pub use replay::counterexample_script;
 pub use state::Action;
 
+/// What the checker needs of a protocol beyond the contract: states it
+/// can copy and fingerprint (`Clone`, `Debug`), requests it can read from
+/// text, and parts it can share between threads.
+pub trait Checkable:
+    Protocol<
+        Request: FromStr<Err: std::fmt::Display> + Send + Sync,
+        Config: Send + Sync,
+        Msg: Send + Sync,
+        Timer: Send + Sync,
+        Record: Send + Sync,
+    > + Clone
+    + Debug
+    + Send
+    + Sync
+{
+}
+
+impl<P> Checkable for P where
+    P: Protocol<
+            Request: FromStr<Err: std::fmt::Display> + Send + Sync,
+            Config: Send + Sync,
+            Msg: Send + Sync,
+            Timer: Send + Sync,
+            Record: Send + Sync,
+        > + Clone
+        + Debug
+        + Send
+        + Sync
+{
+}
+
 /// How much of each nondeterministic event one path may contain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Budgets {
@@ -191,13 +222,7 @@ pub fn run<P>(
     progress: &mut dyn FnMut(u32, u64),
 ) -> Result<Outcome, ModelError>
 where
-    P: Protocol + Clone + Debug + Send + Sync,
-    P::Request: FromStr + Send + Sync,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: Checkable,
 {
     let report = check::<P>(model, config_json, progress)?;
     let violation = match &report.violation {
@@ -237,13 +262,7 @@ pub fn check<P>(
     progress: &mut dyn FnMut(u32, u64),
 ) -> Result<Report<P::Timer>, ModelError>
 where
-    P: Protocol + Clone + Debug + Send + Sync,
-    P::Request: FromStr + Send + Sync,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: Checkable,
 {
     if model.requests.len() > 64 {
         return Err(ModelError("at most 64 client requests".into()));

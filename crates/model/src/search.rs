@@ -13,6 +13,7 @@ use quorum_check::ledger::Broken;
 use quorum_core::Protocol;
 
 use crate::state::{Action, State, Universe};
+use crate::Checkable;
 use crate::{Found, ModelConfig, Report, Strategy};
 
 /// How each visited state was first reached: its parent and the step.
@@ -42,13 +43,7 @@ pub(crate) fn run<P>(
     progress: &mut dyn FnMut(u32, u64),
 ) -> Report<P::Timer>
 where
-    P: Protocol + Clone + Debug + Send + Sync,
-    P::Request: FromStr + Send + Sync,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: Checkable,
 {
     let started = Instant::now();
     let mut report = Report {
@@ -84,13 +79,7 @@ fn breadth_first<P>(
     report: &mut Report<P::Timer>,
     progress: &mut dyn FnMut(u32, u64),
 ) where
-    P: Protocol + Clone + Debug + Send + Sync,
-    P::Request: FromStr + Send + Sync,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: Checkable,
 {
     let mut level = vec![(root, init)];
     while !level.is_empty() {
@@ -142,13 +131,7 @@ fn expand_level<P>(
     threads: usize,
 ) -> Vec<Expanded<P>>
 where
-    P: Protocol + Clone + Debug + Send + Sync,
-    P::Request: FromStr + Send + Sync,
-    <P::Request as FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: Checkable,
 {
     let chunk = level.len().div_ceil(threads).max(1);
     if level.len() <= chunk {

@@ -38,13 +38,7 @@ pub(crate) fn model<P>(
     progress: &mut dyn FnMut(u32, u64),
 ) -> Result<quorum_model::Outcome, quorum_model::ModelError>
 where
-    P: Protocol + Clone + std::fmt::Debug + Send + Sync,
-    P::Request: std::str::FromStr + Send + Sync,
-    <P::Request as std::str::FromStr>::Err: std::fmt::Display,
-    P::Config: Send + Sync,
-    P::Msg: Send + Sync,
-    P::Timer: Send + Sync,
-    P::Record: Send + Sync,
+    P: crate::Modelled,
 {
     typed::<P>(choice).map_err(|e| quorum_model::ModelError(e.to_string()))?;
     quorum_model::run::<P>(model, &choice_json(choice).to_string(), progress)

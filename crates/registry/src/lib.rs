@@ -77,36 +77,9 @@ fn names<'a>(protocols: impl Iterator<Item = &'a Registered>) -> Vec<&'static st
     protocols.map(|r| r.entry.name).collect()
 }
 
-/// What the model checker needs of a protocol beyond the contract: states
-/// it can copy and fingerprint (`Clone`, `Debug`), and parts it can share
-/// between threads.
-pub trait Modelled:
-    quorum_core::Protocol<
-        Request: std::str::FromStr<Err: std::fmt::Display> + Send + Sync,
-        Config: Send + Sync,
-        Msg: Send + Sync,
-        Timer: Send + Sync,
-        Record: Send + Sync,
-    > + Clone
-    + std::fmt::Debug
-    + Send
-    + Sync
-{
-}
-
-impl<P> Modelled for P where
-    P: quorum_core::Protocol<
-            Request: std::str::FromStr<Err: std::fmt::Display> + Send + Sync,
-            Config: Send + Sync,
-            Msg: Send + Sync,
-            Timer: Send + Sync,
-            Record: Send + Sync,
-        > + Clone
-        + std::fmt::Debug
-        + Send
-        + Sync
-{
-}
+/// What the model checker needs of a protocol beyond the contract (see
+/// [`quorum_model::Checkable`]): every registered protocol has it.
+pub use quorum_model::Checkable as Modelled;
 
 /// What a script run produced.
 pub struct Scripting {
