@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod check_cmd;
+mod flp_cmd;
 mod html;
 mod model_cmd;
 mod pictures;

@@ -15,10 +15,10 @@ use crate::UsageError;
 #[derive(Args)]
 pub(crate) struct ModelArgs {
     #[command(flatten)]
-    protocol: crate::ProtocolArgs,
+    pub(crate) protocol: crate::ProtocolArgs,
     /// Number of nodes [default: 3, or the protocol's own size: 2 for two-generals].
     #[arg(long)]
-    nodes: Option<u32>,
+    pub(crate) nodes: Option<u32>,
     /// A client request, issued once at any point: NODE:TEXT, e.g. `0:write 1 10` (repeat the flag
     /// for more) [default: `0:write 1 10` and `1:write 1 11` for key-value protocols, `0:transfer 1 2 30`
     /// for transactions].
@@ -39,10 +39,10 @@ pub(crate) struct ModelArgs {
     crashes: Option<u32>,
     /// Timer firings a path may contain (retransmissions, elections, terminations).
     #[arg(long)]
-    timeouts: Option<u32>,
-    /// Do not extend paths longer than this.
-    #[arg(long, default_value_t = 64)]
-    max_depth: u32,
+    pub(crate) timeouts: Option<u32>,
+    /// Do not extend paths longer than this [default: 64; with --flp, the longest valence walk: 200].
+    #[arg(long)]
+    pub(crate) max_depth: Option<u32>,
     /// Give up (exit code 3) after this many distinct states.
     #[arg(long, default_value_t = 2_000_000)]
     max_states: u64,
@@ -55,24 +55,45 @@ pub(crate) struct ModelArgs {
     /// neighbour pair, the general who cannot tell the two runs apart, and where the decisions split.
     #[arg(long, conflicts_with_all = ["losses", "dups", "crashes", "faults", "dfs", "script", "max_states"])]
     chain: bool,
+    /// FLP (paxos, raft): find a bivalent initial configuration (Lemma 2), then let the adversary
+    /// apply the oldest pending event each step, after the shortest detour that keeps the
+    /// configuration bivalent (Lemma 3), until the run closes a lasso: a loop, gone round twice,
+    /// that never decides. Asynchronous, nothing lost; inputs are writes of 0 or 1 to key 1.
+    #[arg(long, conflicts_with_all = [
+        "losses", "dups", "crashes", "faults", "dfs", "chain", "max_states", "requests", "asynchronous", "threads"
+    ])]
+    flp: bool,
+    /// With --flp: most Lemma 3 steps before giving up on a lasso (exit code 3).
+    #[arg(long, default_value_t = 1_000, requires = "flp")]
+    pub(crate) steps: usize,
+    /// With --flp: random walks that look for each decision still reachable (a valence).
+    #[arg(long, default_value_t = 64, requires = "flp")]
+    pub(crate) walks: u32,
+    /// With --flp: states each search for a detour (σ in Lemma 3) may visit.
+    #[arg(long, default_value_t = 10_000, requires = "flp")]
+    pub(crate) sigma_states: u64,
     /// Depth-first instead of breadth-first (which finds a shortest counterexample).
     #[arg(long)]
     dfs: bool,
     /// Threads expanding a breadth-first level [default: every core].
     #[arg(long)]
     threads: Option<usize>,
-    /// Write the counterexample script to this file (replay it with `quorum script FILE`).
+    /// Write the counterexample script (with --flp: the lasso's run) to this file (replay it with
+    /// `quorum script FILE`).
     #[arg(long)]
-    script: Option<PathBuf>,
+    pub(crate) script: Option<PathBuf>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
     let (registered, choice) = args.protocol.choose()?;
     let nodes = args.nodes.unwrap_or(registered.default_nodes(3));
     registered.validate(&choice, nodes)?;
+    if args.flp {
+        return crate::flp_cmd::flp(&args, registered, &choice, nodes);
+    }
     let mut model = ModelConfig::new(registered.entry.name, nodes);
     model.requests = match args.requests.is_empty() {
         true => registered.default_requests(),
@@ -81,7 +102,7 @@ pub(crate) fn model(args: ModelArgs) -> Result<ExitCode, UsageError> {
     model.budgets = budgets(&args, registered.requests_first())?;
     model.timely = registered.timely() && !args.asynchronous;
     model.requests_first = registered.requests_first();
-    model.max_depth = args.max_depth;
+    model.max_depth = args.max_depth.unwrap_or(64);
     model.max_states = args.max_states;
     model.strategy = if args.dfs { Strategy::DepthFirst } else { Strategy::BreadthFirst };
     if let Some(threads) = args.threads {

@@ -75,3 +75,30 @@ fn two_generals_agree_without_loss_and_split_with_one() {
     assert_eq!(three.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&three.stderr).contains("two generals need 2 nodes"));
 }
+
+/// `quorum model --protocol raft --flp`: exit 0 with a lasso and a script
+/// that replays; too few steps for a loop is exit 3; a protocol not read
+/// as binary consensus, or a fault budget (FLP loses nothing), exit 2.
+#[test]
+fn flp_prints_a_lasso_and_refuses_what_it_cannot_do() {
+    let path = std::env::temp_dir().join(format!("quorum-flp-{}.txt", std::process::id()));
+    let file = path.to_str().unwrap();
+    let out = quorum(&["model", "--protocol", "raft", "--flp", "--script", file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("bivalent") && stdout.contains("lasso           a stem of"), "{stdout}");
+    let replay = quorum(&["script", "--check", file]);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(replay.status.code(), Some(0), "{}", String::from_utf8_lossy(&replay.stdout));
+    let short = quorum(&["model", "--protocol", "raft", "--flp", "--steps", "5"]);
+    assert_eq!(short.status.code(), Some(3));
+    for args in [
+        &["model", "--protocol", "abd", "--flp"][..],
+        &["model", "--protocol", "paxos", "--flp", "--losses", "1"][..],
+        &["model", "--protocol", "paxos", "--steps", "5"][..],
+    ] {
+        let out = quorum(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "{args:?}");
+    }
+}

@@ -36,9 +36,11 @@
 //!
 //! Files: `state.rs` (a state, its actions, its fingerprint), `search.rs`
 //! (breadth- and depth-first search), `replay.rs` (a path as a script),
-//! `chain.rs` (the two generals' chain of runs that look alike).
+//! `chain.rs` (the two generals' chain of runs that look alike), `flp.rs`
+//! (FLP's bivalent configurations and the adversary that keeps them).
 
 mod chain;
+mod flp;
 mod replay;
 mod search;
 mod state;
@@ -53,6 +55,7 @@ use quorum_sim::script::Scripted;
 use serde::Serialize;
 
 pub use chain::{chain, ChainRun};
+pub use flp::{flp, FlpConfig, FlpReport, Initial, Lasso, Reading, Step, Valence};
 pub use replay::counterexample_script;
 pub use state::Action;
 
@@ -62,6 +65,7 @@ pub use state::Action;
 pub trait Checkable:
     Protocol<
         Request: FromStr<Err: std::fmt::Display> + Send + Sync,
+        Response: Send + Sync,
         Config: Send + Sync,
         Msg: Send + Sync,
         Timer: Send + Sync,
@@ -76,6 +80,7 @@ pub trait Checkable:
 impl<P> Checkable for P where
     P: Protocol<
             Request: FromStr<Err: std::fmt::Display> + Send + Sync,
+            Response: Send + Sync,
             Config: Send + Sync,
             Msg: Send + Sync,
             Timer: Send + Sync,
@@ -274,7 +279,8 @@ where
         .run_command(&cluster_line(model, config_json))
         .map_err(|e| ModelError(format!("cannot start the cluster: {e}")))?;
     let init = state::State::initial(world, model.budgets);
-    let universe = state::Universe { requests, timely: model.timely, requests_first: model.requests_first };
+    let universe =
+        state::Universe { requests, timely: model.timely, requests_first: model.requests_first, retry: None };
     Ok(search::run(init, &universe, model, progress))
 }
 

@@ -24,10 +24,6 @@ where
     P::Request: FromStr,
     <P::Request as FromStr>::Err: std::fmt::Display,
 {
-    let mut world = Scripted::<P>::new(P::Config::default());
-    let mut blocks = Vec::new();
-    let mut outputs = Vec::new();
-    let mut command = cluster_line(model, config_json);
     let b = model.budgets;
     let preamble = format!(
         "# A counterexample found by `quorum model --protocol {} --nodes {}` (per path at most {} losses, \
@@ -42,12 +38,33 @@ where
         found.what,
         found.path.len()
     );
-    for (i, action) in std::iter::once(None).chain(found.path.iter().map(Some)).enumerate() {
+    path_script::<P>(model, config_json, &[(0, preamble)], &found.path)
+}
+
+/// The script of `path` from `model`'s initial cluster, each step's output
+/// filled in by running it; `notes` are comment lines put before the
+/// commands they name (0: the cluster line, `i`: the path's `i`-th step).
+pub(crate) fn path_script<P>(
+    model: &ModelConfig,
+    config_json: &str,
+    notes: &[(usize, String)],
+    path: &[Action<P::Timer>],
+) -> Result<String, ModelError>
+where
+    P: Protocol + Clone + Debug,
+    P::Request: FromStr,
+    <P::Request as FromStr>::Err: std::fmt::Display,
+{
+    let mut world = Scripted::<P>::new(P::Config::default());
+    let mut blocks = Vec::new();
+    let mut outputs = Vec::new();
+    let mut command = cluster_line(model, config_json);
+    for (i, action) in std::iter::once(None).chain(path.iter().map(Some)).enumerate() {
         if let Some(action) = action {
             command = script_command(&world, model, action);
         }
         let output = world.run_command(&command).map_err(|e| ModelError(format!("replay step {i}: {e}")))?;
-        let preamble = if i == 0 { preamble.clone() } else { String::new() };
+        let preamble: String = notes.iter().filter(|(at, _)| *at == i).map(|(_, n)| n.as_str()).collect();
         blocks.push(Block { preamble, line: i + 1, command: command.clone(), expected: String::new() });
         outputs.push(output);
     }
@@ -55,7 +72,7 @@ where
 }
 
 /// The script command that takes `action` in `world`'s current state.
-fn script_command<P>(world: &Scripted<P>, model: &ModelConfig, action: &Action<P::Timer>) -> String
+pub(crate) fn script_command<P>(world: &Scripted<P>, model: &ModelConfig, action: &Action<P::Timer>) -> String
 where
     P: Protocol + Clone + Debug,
     P::Request: FromStr,

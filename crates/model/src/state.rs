@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use quorum_check::ledger::{Broken, Ledger};
 use quorum_core::claims::Violation;
-use quorum_core::{NodeId, Observation, Protocol};
+use quorum_core::{NodeId, Observation, Protocol, RequestId};
 use quorum_sim::script::Scripted;
 
 use crate::Budgets;
@@ -39,6 +39,9 @@ pub(crate) struct Universe<P: Protocol> {
     pub(crate) timely: bool,
     /// Requests come first, in order (see `ModelConfig::requests_first`).
     pub(crate) requests_first: bool,
+    /// A request answered with a response this accepts may be issued
+    /// again (a client retrying a refusal); `None`: each is issued once.
+    pub(crate) retry: Option<fn(&P::Response) -> bool>,
 }
 
 /// See the module documentation.
@@ -47,6 +50,8 @@ pub(crate) struct State<P: Protocol> {
     world: Scripted<P>,
     /// Bit `i`: request `i` was issued.
     issued: u64,
+    /// Requests issued and not answered yet: their ids and numbers.
+    outstanding: Vec<(RequestId, usize)>,
     /// What is left of each budget.
     left: Budgets,
     ledger: Ledger,
@@ -78,7 +83,35 @@ where
         }
         let node_hashes = (0..world.hosts().len()).map(|n| node_hash(&world, n)).collect();
         let message_hashes = (0..world.in_flight().len()).map(|i| message_hash(&world, i)).collect();
-        State { world, issued: 0, left: budgets, ledger, node_hashes, message_hashes }
+        State {
+            world,
+            issued: 0,
+            outstanding: Vec::new(),
+            left: budgets,
+            ledger,
+            node_hashes,
+            message_hashes,
+        }
+    }
+
+    /// The cluster as the script holds it.
+    pub(crate) fn world(&self) -> &Scripted<P> {
+        &self.world
+    }
+
+    /// Each in-flight message's fingerprint, in the in-flight order.
+    pub(crate) fn message_hashes(&self) -> &[u64] {
+        &self.message_hashes
+    }
+
+    /// Whether request `i` of the universe was issued on this path.
+    pub(crate) fn issued(&self, i: usize) -> bool {
+        self.issued & (1 << i) != 0
+    }
+
+    /// This state with fresh budgets: a search that starts here.
+    pub(crate) fn with_budgets(&self, budgets: Budgets) -> State<P> {
+        State { left: budgets, ..self.clone() }
     }
 
     /// Every action enabled here, in a fixed order.
@@ -126,6 +159,7 @@ where
         let touched = self.touched(action, universe);
         let stepped = quorum_sim::catch_protocol_panic(|| next.apply(action, universe));
         next.rehash(action, touched);
+        next.retry_refused(universe);
         let mut broken = stepped.err().map(|message| Broken { kind: Violation::Panic, what: message });
         let mut reached = Vec::new();
         for (node, observation, _) in next.world.take_observations() {
@@ -145,6 +179,7 @@ where
         match action {
             Action::Request(i) => {
                 self.issued |= 1 << i;
+                self.outstanding.push((self.world.next_request_id(), *i));
                 let (node, request) = &universe.requests[*i];
                 self.world.request_to(*node, request.clone());
             }
@@ -170,6 +205,18 @@ where
                 self.world.arm_cut(*node, *effects);
             }
             Action::Restart(node) => self.world.restart_node(*node),
+        }
+    }
+
+    /// Forget the requests answered; those refused (by the universe's
+    /// `retry`) may be issued again.
+    fn retry_refused(&mut self, universe: &Universe<P>) {
+        for (id, response) in self.world.take_replies() {
+            let Some(at) = self.outstanding.iter().position(|(o, _)| *o == id) else { continue };
+            let (_, i) = self.outstanding.remove(at);
+            if universe.retry.is_some_and(|retry| retry(&response)) {
+                self.issued &= !(1 << i);
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use crate::{Scripting, Serving};
 
 /// A choice as the protocol's `Config` in JSON: its settings, with the
 /// variant and the bug as the fields `variant` and `bug`.
-fn choice_json(choice: &ProtocolChoice) -> serde_json::Value {
+pub(crate) fn choice_json(choice: &ProtocolChoice) -> serde_json::Value {
     let mut json = serde_json::Value::Object(choice.config.clone());
     if let Some(variant) = &choice.variant {
         json["variant"] = variant.clone().into();

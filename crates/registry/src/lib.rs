@@ -17,6 +17,7 @@
 
 pub mod claims;
 mod drive;
+pub mod flp;
 mod settings;
 
 use std::future::Future;
@@ -41,9 +42,12 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<asynchronous::Asynchronous>(&asynchronous::ENTRY),
     Registered::kv::<primary_backup::PrimaryBackup>(&primary_backup::ENTRY),
     Registered::kv::<abd::Abd>(&abd::ENTRY),
-    Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY),
+    Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY)
+        .with_flp::<paxos::single::Paxos<KvStore>>(),
     Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY),
-    Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY).serving::<raft::Raft<KvMap>>(),
+    Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY)
+        .serving::<raft::Raft<KvMap>>()
+        .with_flp::<raft::Raft<KvStore>>(),
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
@@ -103,6 +107,10 @@ type ChainFn = fn(
     &ProtocolChoice,
     &quorum_model::ModelConfig,
 ) -> Result<Vec<quorum_model::ChainRun>, quorum_model::ModelError>;
+type FlpFn = fn(
+    &ProtocolChoice,
+    &quorum_model::FlpConfig,
+) -> Result<quorum_model::FlpReport, quorum_model::ModelError>;
 /// The server started on a protocol: the future of the running node.
 pub type Serving = Pin<Box<dyn Future<Output = anyhow::Result<Running>>>>;
 type ServeFn = fn(ServeConfig, Option<serde_json::Value>) -> Serving;
@@ -116,6 +124,9 @@ pub struct Registered {
     script: ScriptFn,
     model: ModelFn,
     chain: ChainFn,
+    /// FLP's adversary (`quorum model --flp`), for protocols read as
+    /// binary consensus ([`flp::Binary`]).
+    flp: Option<FlpFn>,
     serve: Option<ServeFn>,
     /// The only cluster sizes it runs on (the two generals: 2); `None`:
     /// any, and the laboratory's usual 3 and 5.
@@ -133,6 +144,7 @@ impl Registered {
             script: drive::script::<P>,
             model: drive::model::<P>,
             chain: drive::chain::<P>,
+            flp: None,
             serve: None,
             sizes: None,
         }
@@ -191,6 +203,12 @@ impl Registered {
             "a decision protocol's entry declares Workload::Decision"
         );
         Registered::with::<P>(entry, drive::run_decision::<P>)
+    }
+
+    /// `quorum model --flp` runs FLP's adversary on it, read as binary
+    /// consensus by [`flp::Binary`].
+    pub const fn with_flp<P: flp::Binary>(self) -> Registered {
+        Registered { flp: Some(flp::run::<P>), ..self }
     }
 
     /// The server runs it as `S` (the same protocol over the server's
@@ -373,6 +391,25 @@ impl Registered {
         model: &quorum_model::ModelConfig,
     ) -> Result<Vec<quorum_model::ChainRun>, Error> {
         (self.chain)(choice, model).map_err(|e| Error(e.0))
+    }
+
+    /// FLP's bivalent run (see `quorum_model::flp`); an error for a
+    /// protocol not read as binary consensus.
+    pub fn flp(
+        &self,
+        choice: &ProtocolChoice,
+        config: &quorum_model::FlpConfig,
+    ) -> Result<quorum_model::FlpReport, Error> {
+        let run = self.flp.ok_or_else(|| {
+            let names: Vec<&str> =
+                PROTOCOLS.iter().filter(|r| r.flp.is_some()).map(|r| r.entry.name).collect();
+            Error(format!(
+                "--flp runs on {} (read as binary consensus), not {}",
+                names.join(" and "),
+                self.entry.name
+            ))
+        })?;
+        run(choice, config).map_err(|e| Error(e.0))
     }
 
     /// Whether a model of this protocol fires timers only when nothing is

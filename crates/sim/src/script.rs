@@ -134,6 +134,8 @@ pub struct Scripted<P: Protocol> {
     output: String,
     /// Every observation so far, for the checkers: (node, what, when).
     observations: Vec<(NodeId, Observation, Time)>,
+    /// Replies sent since [`Scripted::take_replies`] last took them.
+    replies: Vec<(RequestId, P::Response)>,
     /// Print nothing (a model checker's steps): effects run, lines are not
     /// formatted.
     quiet: bool,
@@ -179,6 +181,7 @@ where
             next_seq: 0,
             output: String::new(),
             observations: Vec::new(),
+            replies: Vec::new(),
             quiet: false,
             armed_cuts: Vec::new(),
             recorder: None,
@@ -232,6 +235,16 @@ where
     /// Take the observations made since the last call.
     pub fn take_observations(&mut self) -> Vec<(NodeId, Observation, Time)> {
         std::mem::take(&mut self.observations)
+    }
+
+    /// The replies nodes sent since the last call, oldest first.
+    pub fn take_replies(&mut self) -> Vec<(RequestId, P::Response)> {
+        std::mem::take(&mut self.replies)
+    }
+
+    /// The id the next request will carry.
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId::new(0, self.next_seq + 1)
     }
 
     /// Where in-flight message `index` sits on its link: (from, to, K) for
@@ -647,6 +660,10 @@ where
             shown.push(match carried {
                 Carried::Send { to, msg } => Shown::Send { to, msg },
                 Carried::Observe(o) => Shown::Observe(o),
+                Carried::Reply { id: rid, response } if quiet && !recording => {
+                    self.replies.push((rid, response));
+                    return;
+                }
                 _ if quiet && !recording => return,
                 Carried::Persist(r) => {
                     Shown::Persist(format!("{me} persist {}", compact(r)), diagram::labels(r).0)
@@ -655,11 +672,15 @@ where
                     format!("{me} checkpoint {}", compact(r)),
                     format!("checkpoint {}", diagram::labels(r).0),
                 ),
-                Carried::Reply { id: rid, response } => Shown::Reply(
-                    format!("{me} reply {rid} {}", compact(&response)),
-                    rid,
-                    diagram::labels(&response).1,
-                ),
+                Carried::Reply { id: rid, response } => {
+                    let shown = Shown::Reply(
+                        format!("{me} reply {rid} {}", compact(&response)),
+                        rid,
+                        diagram::labels(&response).1,
+                    );
+                    self.replies.push((rid, response));
+                    shown
+                }
                 Carried::Lost { to } if recording => Shown::Lost(to),
                 Carried::Timer { .. } | Carried::Lost { .. } => return,
             })
