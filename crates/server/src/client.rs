@@ -210,7 +210,8 @@ async fn execute<M: Send + 'static>(
     session: &mut Session,
     args: Vec<Vec<u8>>,
 ) -> Answer {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let word = String::from_utf8_lossy(&args[0]).into_owned();
+    let name = word.to_ascii_lowercase();
     let argc = args.len();
     let mut rest: Vec<Vec<u8>> = args.into_iter().skip(1).collect();
     if !session.authenticated && !matches!(name.as_str(), "auth" | "quit" | "hello") {
@@ -229,7 +230,7 @@ async fn execute<M: Send + 'static>(
             Err(_) => Answer::Now(error("ERR the node is shutting down")),
         };
     }
-    match store_command(&name, argc, rest, &front.cursors) {
+    match store_command(&word, rest, &front.cursors) {
         Ok(op) => submit(front, session, Command::new(op)).await,
         Err(value) => Answer::Now(value),
     }
@@ -268,7 +269,7 @@ async fn transaction_command<M: Send + 'static>(
             ok()
         }
         "quit" => return None,
-        _ if session.multi.is_some() => queue(front, session, name, argc, std::mem::take(rest)),
+        _ if session.multi.is_some() => queue(front, session, name, std::mem::take(rest)),
         _ => return None,
     };
     Some(Answer::Now(value))
@@ -276,19 +277,13 @@ async fn transaction_command<M: Send + 'static>(
 
 /// A command inside MULTI: parsed now, answered QUEUED, or refused with its
 /// error (and the transaction marked to abort, as Redis does).
-fn queue<M>(
-    front: &FrontEnd<M>,
-    session: &mut Session,
-    name: &str,
-    argc: usize,
-    rest: Vec<Vec<u8>>,
-) -> Value {
+fn queue<M>(front: &FrontEnd<M>, session: &mut Session, name: &str, rest: Vec<Vec<u8>>) -> Value {
     let parsed = match name {
         "ping" | "echo" | "select" | "readonly" | "readwrite" | "auth" | "hello" | "info" | "command"
         | "config" | "client" | "multi" | "exec" | "discard" | "watch" | "unwatch" => {
             Err(error(format!("ERR '{name}' cannot be queued in a transaction here")))
         }
-        _ => store_command(name, argc, rest, &front.cursors),
+        _ => store_command(name, rest, &front.cursors),
     };
     let Some(queued) = session.multi.as_mut() else {
         return error("ERR EXEC without MULTI");

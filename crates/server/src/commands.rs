@@ -40,14 +40,12 @@ fn take(rest: &mut [Vec<u8>], i: usize) -> Bytes {
 }
 
 /// An operation on the replicated map, or the error to answer instead
-/// (wrong arity, bad argument, unknown command). `cursors` turns a SCAN
-/// cursor back into the key it stands for.
-pub fn store_command(
-    name: &str,
-    argc: usize,
-    mut rest: Vec<Vec<u8>>,
-    cursors: &Cursors,
-) -> Result<Op, Value> {
+/// (wrong arity, bad argument, unknown command). `word` is the command's
+/// name as the client wrote it, `rest` its arguments; `cursors` turns a
+/// SCAN cursor back into the key it stands for.
+pub fn store_command(word: &str, mut rest: Vec<Vec<u8>>, cursors: &Cursors) -> Result<Op, Value> {
+    let name = word.to_ascii_lowercase();
+    let (name, argc) = (name.as_str(), rest.len() + 1);
     if let Some(op) = string_command(name, argc, &mut rest)? {
         return Ok(op);
     }
@@ -59,7 +57,7 @@ pub fn store_command(
     }
     match COMMANDS.iter().find(|c| c.name == name) {
         Some(_) => Err(arity(name)),
-        None => Err(unknown_command(name, &rest)),
+        None => Err(unknown_command(word, &rest)),
     }
 }
 
@@ -295,10 +293,21 @@ fn expire(name: &str, rest: &mut [Vec<u8>]) -> Result<Op, Value> {
     Ok(Op::Expire { key: take(rest, 0), deadline, condition })
 }
 
-pub fn unknown_command(name: &str, rest: &[Vec<u8>]) -> Value {
-    let shown: Vec<String> =
-        rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
-    error(format!("ERR unknown command '{name}', with args beginning with: {}", shown.join(" ")))
+/// Redis' words exactly: the name as written, then each argument quoted
+/// and followed by a space while the list is under 128 bytes (the last one
+/// cut to fit).
+pub fn unknown_command(word: &str, rest: &[Vec<u8>]) -> Value {
+    let mut shown = String::new();
+    for argument in rest {
+        if shown.len() >= 128 {
+            break;
+        }
+        let room = 128 - shown.len();
+        let text = String::from_utf8_lossy(&argument[..argument.len().min(room)]).into_owned();
+        shown.push_str(&format!("'{text}' "));
+    }
+    let word: String = word.chars().take(128).collect();
+    error(format!("ERR unknown command '{word}', with args beginning with: {shown}"))
 }
 
 /// Most SCAN cursors a node remembers, and most bytes of keys they hold:
@@ -574,8 +583,7 @@ mod tests {
     /// `line` (its first word the command name) as the front end hands it to `store_command`.
     fn store(line: &str) -> Result<Op, Value> {
         let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        store_command(&name, args.len(), args[1..].to_vec(), &Cursors::new(1))
+        store_command(&String::from_utf8_lossy(&args[0]), args[1..].to_vec(), &Cursors::new(1))
     }
 
     fn error_text(result: Result<Op, Value>) -> String {
@@ -685,7 +693,7 @@ mod tests {
             ("COPY a b DB 1", "ERR DB index is out of range"),
             ("FLUSHDB NOW", "ERR syntax error"),
             ("FLUSHALL a b c d", "ERR syntax error"),
-            ("NOSUCH a b c d", "ERR unknown command 'nosuch', with args beginning with: 'a' 'b' 'c'"),
+            ("NoSuch a b c d", "ERR unknown command 'NoSuch', with args beginning with: 'a' 'b' 'c' 'd' "),
         ];
         for (line, expected) in cases {
             assert_eq!(error_text(store(line)), expected, "{line}");
