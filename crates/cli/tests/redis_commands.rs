@@ -131,6 +131,8 @@ const SCRIPT: &[(&str, Compare)] = &[
     ("SET a 4 EX 0", Compare::Exact),
     ("SET a 4 EX x", Compare::Exact),
     ("SET a 4 EX 100 KEEPTTL", Compare::Exact),
+    ("SET a 4 PX 9223372036854775807", Compare::Exact),
+    ("EXPIRE a 9223372036854775", Compare::Exact),
     ("SET a 4 EX 100", Compare::Exact),
     ("TTL a", Compare::Exact),
     ("SET a 5 KEEPTTL", Compare::Exact),

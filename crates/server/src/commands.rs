@@ -151,10 +151,18 @@ fn deadline(unit: &str, argument: &[u8], command: &str) -> Result<Deadline, Valu
         "EX" | "EXAT" => n.checked_mul(1000).ok_or_else(invalid)?,
         _ => n,
     };
-    Ok(match unit {
-        "EX" | "PX" => Deadline::In(ms),
-        _ => Deadline::At(ms),
-    })
+    match unit {
+        "EX" | "PX" => relative(ms).ok_or_else(invalid),
+        _ => Ok(Deadline::At(ms)),
+    }
+}
+
+/// A deadline `ms` from now, refused (as Redis does) if now plus `ms`
+/// would not fit in an i64: a check against this node's clock, which only
+/// decides whether to refuse; the deadline itself is computed at apply,
+/// from the leader's stamp.
+fn relative(ms: i64) -> Option<Deadline> {
+    (ms <= i64::MAX - crate::node::wall_clock_ms()).then_some(Deadline::In(ms))
 }
 
 /// `INCRBY key n` or `DECRBY key n`.
@@ -265,7 +273,11 @@ fn expire(name: &str, rest: &mut [Vec<u8>]) -> Result<Op, Value> {
     } else {
         n.checked_mul(1000).ok_or_else(|| error(format!("ERR invalid expire time in '{name}' command")))?
     };
-    let deadline = if name.ends_with("at") { Deadline::At(ms) } else { Deadline::In(ms) };
+    let deadline = if name.ends_with("at") {
+        Deadline::At(ms)
+    } else {
+        relative(ms).ok_or_else(|| error(format!("ERR invalid expire time in '{name}' command")))?
+    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for option in &rest[2..] {
         match upper(option).as_str() {
@@ -680,6 +692,8 @@ mod tests {
             ("SET k v EX x", "ERR value is not an integer or out of range"),
             ("SET k v EX 9223372036854775807", "ERR invalid expire time in 'set' command"),
             ("SETEX k -1 v", "ERR invalid expire time in 'setex' command"),
+            ("SET k v PX 9223372036854775807", "ERR invalid expire time in 'set' command"),
+            ("PEXPIRE k 9223372036854775807", "ERR invalid expire time in 'pexpire' command"),
             ("SETRANGE k -1 v", "ERR offset is out of range"),
             ("INCRBY k x", "ERR value is not an integer or out of range"),
             ("INCRBYFLOAT k x", "ERR value is not a valid float"),
