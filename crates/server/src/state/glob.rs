@@ -112,8 +112,8 @@ mod tests {
         }
     }
 
-    /// The negative control of the linear bound: a pattern that makes a
-    /// naive recursive matcher try every split still answers.
+    /// A pattern that makes a naive recursive matcher try every split of
+    /// the key (exponential time) is answered, both ways.
     #[test]
     fn many_stars_stay_polynomial() {
         let pattern = "*a".repeat(30) + "b";
