@@ -21,9 +21,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::commands::{self, arity, error, store_command, Cursors};
 use crate::metrics::Metrics;
 use crate::node::{Input, Status};
-use crate::state::{parse_i64, Command, Output};
+use crate::state::{Command, Op, Output, Watch};
 use crate::wire::same;
 
 /// Most commands of one pipeline in flight before their answers are written.
@@ -43,6 +44,8 @@ pub struct FrontEnd<M> {
     /// Random per boot; connection `n` gets client id `client_id(id_key, n)`.
     pub id_key: u64,
     pub connections: AtomicU64,
+    /// SCAN's cursors handed out by this node.
+    pub cursors: Cursors,
 }
 
 pub async fn accept_clients<M: Send + 'static>(listener: TcpListener, front: Arc<FrontEnd<M>>) {
@@ -98,6 +101,32 @@ struct Session {
     /// `READONLY`: reads are served from this node's state, possibly stale.
     stale_reads: bool,
     quit: bool,
+    /// Between MULTI and EXEC: the commands queued, and whether one was
+    /// refused (EXEC then answers EXECABORT).
+    multi: Option<Queued>,
+    /// What WATCH read, for the next EXEC.
+    watch: Option<Watch>,
+}
+
+impl Session {
+    fn new(client: u64, number: u64, authenticated: bool) -> Session {
+        Session {
+            client,
+            number,
+            seq: 0,
+            authenticated,
+            stale_reads: false,
+            quit: false,
+            multi: None,
+            watch: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queued {
+    ops: Vec<Op>,
+    refused: bool,
 }
 
 async fn connection<M: Send + 'static>(
@@ -106,14 +135,7 @@ async fn connection<M: Send + 'static>(
     n: u64,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut session = Session {
-        client: client_id(front.id_key, n),
-        number: n,
-        seq: 0,
-        authenticated: front.password.is_none(),
-        stale_reads: false,
-        quit: false,
-    };
+    let mut session = Session::new(client_id(front.id_key, n), n, front.password.is_none());
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
@@ -177,14 +199,6 @@ async fn connection<M: Send + 'static>(
     }
 }
 
-fn error(message: impl Into<String>) -> Value {
-    Value::Error(message.into())
-}
-
-fn arity(name: &str) -> Value {
-    error(format!("ERR wrong number of arguments for '{name}' command"))
-}
-
 fn ok() -> Value {
     Value::Simple("OK".into())
 }
@@ -196,11 +210,15 @@ async fn execute<M: Send + 'static>(
     session: &mut Session,
     args: Vec<Vec<u8>>,
 ) -> Answer {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let word = String::from_utf8_lossy(&args[0]).into_owned();
+    let name = word.to_ascii_lowercase();
     let argc = args.len();
     let mut rest: Vec<Vec<u8>> = args.into_iter().skip(1).collect();
     if !session.authenticated && !matches!(name.as_str(), "auth" | "quit" | "hello") {
         return Answer::Now(error("NOAUTH Authentication required."));
+    }
+    if let Some(answer) = transaction_command(front, session, &name, argc, &mut rest).await {
+        return answer;
     }
     if let Some(value) = connection_command(front, session, &name, argc, &mut rest) {
         return Answer::Now(value);
@@ -212,9 +230,115 @@ async fn execute<M: Send + 'static>(
             Err(_) => Answer::Now(error("ERR the node is shutting down")),
         };
     }
-    match store_command(&name, argc, rest) {
-        Ok(command) => submit(front, session, command).await,
+    match store_command(&word, rest, &front.cursors) {
+        Ok(op) => submit(front, session, Command::new(op)).await,
         Err(value) => Answer::Now(value),
+    }
+}
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH, and any command while a MULTI is
+/// open (queued, or refused: then EXEC aborts); `None` for other commands
+/// outside a transaction.
+async fn transaction_command<M: Send + 'static>(
+    front: &FrontEnd<M>,
+    session: &mut Session,
+    name: &str,
+    argc: usize,
+    rest: &mut Vec<Vec<u8>>,
+) -> Option<Answer> {
+    let value = match name {
+        "multi" if argc == 1 => match session.multi {
+            Some(_) => error("ERR MULTI calls can not be nested"),
+            None => {
+                session.multi = Some(Queued::default());
+                ok()
+            }
+        },
+        "exec" if argc == 1 => return Some(exec(front, session).await),
+        "discard" if argc == 1 => match session.multi.take() {
+            Some(_) => {
+                session.watch = None;
+                ok()
+            }
+            None => error("ERR DISCARD without MULTI"),
+        },
+        "watch" if argc >= 2 && session.multi.is_some() => error("ERR WATCH inside MULTI is not allowed"),
+        "watch" if argc >= 2 => watch(front, session, std::mem::take(rest)).await,
+        "unwatch" if argc == 1 => {
+            session.watch = None;
+            ok()
+        }
+        "quit" => return None,
+        _ if session.multi.is_some() => queue(front, session, name, std::mem::take(rest)),
+        _ => return None,
+    };
+    Some(Answer::Now(value))
+}
+
+/// A command inside MULTI: parsed now, answered QUEUED, or refused with its
+/// error (and the transaction marked to abort, as Redis does).
+fn queue<M>(front: &FrontEnd<M>, session: &mut Session, name: &str, rest: Vec<Vec<u8>>) -> Value {
+    let parsed = match name {
+        "ping" | "echo" | "select" | "readonly" | "readwrite" | "auth" | "hello" | "info" | "command"
+        | "config" | "client" | "multi" | "exec" | "discard" | "watch" | "unwatch" => {
+            Err(error(format!("ERR '{name}' cannot be queued in a transaction here")))
+        }
+        _ => store_command(name, rest, &front.cursors),
+    };
+    let Some(queued) = session.multi.as_mut() else {
+        return error("ERR EXEC without MULTI");
+    };
+    match parsed {
+        Ok(op) => {
+            queued.ops.push(op);
+            Value::Simple("QUEUED".into())
+        }
+        Err(refusal) => {
+            queued.refused = true;
+            refusal
+        }
+    }
+}
+
+/// EXEC: the queued commands as one log entry, with what WATCH read.
+async fn exec<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session) -> Answer {
+    let watch = session.watch.take();
+    let Some(queued) = session.multi.take() else {
+        return Answer::Now(error("ERR EXEC without MULTI"));
+    };
+    if queued.refused {
+        return Answer::Now(error("EXECABORT Transaction discarded because of previous errors."));
+    }
+    submit(front, session, Command::new(Op::Exec { ops: queued.ops, watch })).await
+}
+
+/// WATCH: read the keys' versions (linearizably, whatever READONLY says)
+/// and keep them for EXEC. Waits for the answer, so a pipelined EXEC after
+/// it sees it.
+async fn watch<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, keys: Vec<Vec<u8>>) -> Value {
+    let keys = keys.into_iter().map(crate::state::Bytes).collect();
+    let stale = std::mem::replace(&mut session.stale_reads, false);
+    let answer = submit(front, session, Command::new(Op::Versions { keys })).await;
+    session.stale_reads = stale;
+    let output = match answer {
+        Answer::Node(rx) => match await_output(front, rx).await {
+            Ok(output) => output,
+            Err(value) => return value,
+        },
+        other => return resolve(front, other).await,
+    };
+    match output {
+        Output::Watch(read) => {
+            match session.watch.as_mut() {
+                Some(watch) => {
+                    watch.keys.extend(read.keys);
+                    watch.point = watch.point.min(read.point);
+                }
+                None => session.watch = Some(read),
+            }
+            ok()
+        }
+        other => to_resp(front, other),
     }
 }
 
@@ -257,7 +381,8 @@ fn connection_command<M>(
         }
         // Tools ask for these on connect (redis-cli's hints, redis-benchmark's
         // config probe); an empty answer is what they handle best.
-        "command" | "config" => Value::Array(Some(Vec::new())),
+        "command" => commands::command_reply(rest),
+        "config" => Value::Array(Some(Vec::new())),
         "client" => client_subcommand(session, rest),
         _ => return None,
     };
@@ -291,62 +416,10 @@ fn client_subcommand(session: &Session, rest: &[Vec<u8>]) -> Value {
     }
 }
 
-/// A command for the replicated store, or the error to answer instead
-/// (wrong arity, bad argument, unknown command).
-fn store_command(name: &str, argc: usize, mut rest: Vec<Vec<u8>>) -> Result<Command, Value> {
-    let command = match name {
-        "get" if argc == 2 => Command::Get { key: rest.pop().unwrap_or_default() },
-        "set" if argc == 3 => {
-            let value = rest.pop().unwrap_or_default();
-            Command::Set { key: rest.pop().unwrap_or_default(), value }
-        }
-        "set" if argc > 3 => return Err(error("ERR syntax error (SET options are not supported)")),
-        "mget" if argc >= 2 => Command::MGet { keys: rest },
-        "exists" if argc >= 2 => Command::Exists { keys: rest },
-        "del" if argc >= 2 => Command::Del { keys: rest },
-        "incr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: 1 },
-        "decr" if argc == 2 => Command::IncrBy { key: rest.pop().unwrap_or_default(), by: -1 },
-        "incrby" | "decrby" if argc == 3 => incr_by(name, rest)?,
-        "cas" if argc == 4 => {
-            let new = rest.pop().unwrap_or_default();
-            let expected = rest.pop().unwrap_or_default();
-            Command::Cas { key: rest.pop().unwrap_or_default(), expected, new }
-        }
-        "get" | "set" | "mget" | "exists" | "del" | "incr" | "decr" | "incrby" | "decrby" | "cas"
-        | "echo" | "select" | "readonly" | "readwrite" => return Err(arity(name)),
-        _ => return Err(unknown_command(name, &rest)),
-    };
-    Ok(command)
-}
-
-/// `INCRBY key n` or `DECRBY key n` (`rest` is `[key, n]`).
-fn incr_by(name: &str, mut rest: Vec<Vec<u8>>) -> Result<Command, Value> {
-    let Some(by) = parse_i64(&rest[1]) else {
-        return Err(error("ERR value is not an integer or out of range"));
-    };
-    let by = if name == "decrby" {
-        match by.checked_neg() {
-            Some(n) => n,
-            None => return Err(error("ERR decrement would overflow")),
-        }
-    } else {
-        by
-    };
-    Ok(Command::IncrBy { key: rest.swap_remove(0), by })
-}
-
-fn unknown_command(name: &str, rest: &[Vec<u8>]) -> Value {
-    let shown: Vec<String> =
-        rest.iter().take(3).map(|a| format!("'{}'", String::from_utf8_lossy(a))).collect();
-    error(format!("ERR unknown command '{name}', with args beginning with: {}", shown.join(" ")))
-}
-
 /// Hand a store command to the node: a read from this node's own state
 /// when the connection chose `READONLY`, through the protocol otherwise.
 async fn submit<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, command: Command) -> Answer {
-    if session.stale_reads
-        && matches!(command, Command::Get { .. } | Command::MGet { .. } | Command::Exists { .. })
-    {
+    if session.stale_reads && command.op.is_read_only() {
         let (tx, rx) = oneshot::channel();
         return match front.node.send(Input::LocalRead { command, reply: tx }).await {
             Ok(()) => Answer::Local(rx),
@@ -365,15 +438,9 @@ async fn submit<M: Send + 'static>(front: &FrontEnd<M>, session: &mut Session, c
 async fn resolve<M>(front: &FrontEnd<M>, answer: Answer) -> Value {
     match answer {
         Answer::Now(value) => value,
-        Answer::Node(rx) => match tokio::time::timeout(front.request_timeout, rx).await {
-            Ok(Ok(output)) => to_resp(front, output),
-            Ok(Err(_)) => {
-                error("ERR the node stopped before answering; the command may or may not have taken effect")
-            }
-            Err(_) => error(format!(
-                "TIMEOUT no answer within {} ms; the command may or may not have taken effect",
-                front.request_timeout.as_millis()
-            )),
+        Answer::Node(rx) => match await_output(front, rx).await {
+            Ok(output) => to_resp(front, output),
+            Err(value) => value,
         },
         Answer::Local(rx) => match rx.await {
             Ok(Some(output)) => to_resp(front, output),
@@ -387,9 +454,37 @@ async fn resolve<M>(front: &FrontEnd<M>, answer: Answer) -> Value {
     }
 }
 
+/// The node's answer, or the error to give if none comes in time.
+async fn await_output<M>(front: &FrontEnd<M>, rx: oneshot::Receiver<Output>) -> Result<Output, Value> {
+    match tokio::time::timeout(front.request_timeout, rx).await {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(_)) => {
+            Err(error("ERR the node stopped before answering; the command may or may not have taken effect"))
+        }
+        Err(_) => Err(error(format!(
+            "TIMEOUT no answer within {} ms; the command may or may not have taken effect",
+            front.request_timeout.as_millis()
+        ))),
+    }
+}
+
 fn to_resp<M>(front: &FrontEnd<M>, output: Output) -> Value {
     match output {
         Output::Ok => ok(),
+        Output::Status(text) => Value::Simple(text),
+        Output::Array(outputs) => {
+            Value::Array(Some(outputs.into_iter().map(|o| to_resp(front, o)).collect()))
+        }
+        Output::Aborted => Value::Array(None),
+        Output::Scan { next, keys } => {
+            let cursor = next.map_or(0, |key| front.cursors.register(key));
+            let keys = keys.into_iter().map(|k| Value::Bulk(Some(k))).collect();
+            Value::Array(Some(vec![
+                Value::Bulk(Some(cursor.to_string().into_bytes())),
+                Value::Array(Some(keys)),
+            ]))
+        }
+        Output::Watch(_) => ok(),
         Output::Value(value) => Value::Bulk(value),
         Output::Values(values) => Value::Array(Some(values.into_iter().map(Value::Bulk).collect())),
         Output::Int(n) => Value::Integer(n),
@@ -439,47 +534,6 @@ mod tests {
         line.split(' ').map(|w| w.as_bytes().to_vec()).collect()
     }
 
-    /// `line` (its first word the command name) as `execute` hands it to `store_command`.
-    fn store(line: &str) -> Result<Command, Value> {
-        let args = words(line);
-        store_command(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase(), args.len(), args[1..].to_vec())
-    }
-
-    fn error_text(result: Result<Command, Value>) -> String {
-        match result {
-            Err(Value::Error(text)) => text,
-            other => panic!("expected an error reply, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn store_commands_parse_their_arguments_and_refuse_wrong_ones() {
-        let key = |k: &str| k.as_bytes().to_vec();
-        assert_eq!(store("GET k").unwrap(), Command::Get { key: key("k") });
-        assert_eq!(store("set k v").unwrap(), Command::Set { key: key("k"), value: key("v") });
-        assert_eq!(store("MGET a b").unwrap(), Command::MGet { keys: vec![key("a"), key("b")] });
-        assert_eq!(store("DEL a").unwrap(), Command::Del { keys: vec![key("a")] });
-        assert_eq!(store("EXISTS a b").unwrap(), Command::Exists { keys: vec![key("a"), key("b")] });
-        assert_eq!(store("INCR k").unwrap(), Command::IncrBy { key: key("k"), by: 1 });
-        assert_eq!(store("DECR k").unwrap(), Command::IncrBy { key: key("k"), by: -1 });
-        assert_eq!(store("INCRBY k 5").unwrap(), Command::IncrBy { key: key("k"), by: 5 });
-        assert_eq!(store("DECRBY k 5").unwrap(), Command::IncrBy { key: key("k"), by: -5 });
-        let cas = Command::Cas { key: key("k"), expected: key("old"), new: key("new") };
-        assert_eq!(store("CAS k old new").unwrap(), cas);
-        assert_eq!(error_text(store("GET")), "ERR wrong number of arguments for 'get' command");
-        assert_eq!(error_text(store("CAS k v")), "ERR wrong number of arguments for 'cas' command");
-        // A connection command with the wrong arity falls through to here.
-        assert_eq!(error_text(store("ECHO a b")), "ERR wrong number of arguments for 'echo' command");
-        assert_eq!(error_text(store("SET k v EX 10")), "ERR syntax error (SET options are not supported)");
-        assert_eq!(error_text(store("INCRBY k x")), "ERR value is not an integer or out of range");
-        let overflow = format!("DECRBY k {}", i64::MIN);
-        assert_eq!(error_text(store(&overflow)), "ERR decrement would overflow");
-        assert_eq!(
-            error_text(store("FLUSHALL a b c d")),
-            "ERR unknown command 'flushall', with args beginning with: 'a' 'b' 'c'"
-        );
-    }
-
     #[test]
     fn client_ids_are_distinct_within_a_boot_and_across_boots() {
         // Two boots' keys, as getrandom would draw them.
@@ -492,10 +546,8 @@ mod tests {
         assert_eq!(a.intersection(&b).count(), 0);
     }
 
-    #[test]
-    fn connection_commands_are_answered_here_and_others_are_passed_on() {
-        let (node, _inputs) = mpsc::channel::<Input<u8>>(1);
-        let front = FrontEnd {
+    fn test_front(node: mpsc::Sender<Input<u8>>) -> FrontEnd<u8> {
+        FrontEnd {
             node,
             id: NodeId(0),
             protocol: "raft",
@@ -506,9 +558,19 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             id_key: 0,
             connections: AtomicU64::new(0),
-        };
-        let mut session =
-            Session { client: 1, number: 7, seq: 0, authenticated: false, stale_reads: false, quit: false };
+            cursors: Cursors::new(0),
+        }
+    }
+
+    fn test_session() -> Session {
+        Session::new(1, 7, false)
+    }
+
+    #[test]
+    fn connection_commands_are_answered_here_and_others_are_passed_on() {
+        let (node, _inputs) = mpsc::channel::<Input<u8>>(1);
+        let front = test_front(node);
+        let mut session = test_session();
         let answer = |session: &mut Session, line: &str| {
             let args = words(line);
             let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
@@ -530,5 +592,56 @@ mod tests {
         assert_eq!(answer(&mut session, "INFO"), None, "INFO asks the node");
         assert_eq!(answer(&mut session, "QUIT"), Some(ok()));
         assert!(session.quit);
+    }
+
+    /// Answer `line` as `execute` would, through the transaction layer.
+    async fn transact(front: &FrontEnd<u8>, session: &mut Session, line: &str) -> Option<Value> {
+        let args = words(line);
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let answer = transaction_command(front, session, &name, args.len(), &mut args[1..].to_vec()).await?;
+        match answer {
+            Answer::Now(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn multi_queues_commands_and_exec_hands_them_over_as_one() {
+        let (node, mut inputs) = mpsc::channel::<Input<u8>>(4);
+        let front = test_front(node);
+        let mut session = test_session();
+        session.authenticated = true;
+        let queued = Some(Value::Simple("QUEUED".into()));
+        assert_eq!(transact(&front, &mut session, "EXEC").await, Some(error("ERR EXEC without MULTI")));
+        assert_eq!(transact(&front, &mut session, "DISCARD").await, Some(error("ERR DISCARD without MULTI")));
+        assert_eq!(transact(&front, &mut session, "GET k").await, None, "outside MULTI: not ours");
+        assert_eq!(transact(&front, &mut session, "MULTI").await, Some(ok()));
+        assert_eq!(
+            transact(&front, &mut session, "MULTI").await,
+            Some(error("ERR MULTI calls can not be nested"))
+        );
+        assert_eq!(transact(&front, &mut session, "SET a 1").await, queued);
+        assert_eq!(transact(&front, &mut session, "INCR a").await, queued);
+        let watch = Some(error("ERR WATCH inside MULTI is not allowed"));
+        assert_eq!(transact(&front, &mut session, "WATCH a").await, watch);
+        assert_eq!(transact(&front, &mut session, "EXEC").await, None, "EXEC goes to the node");
+        let Some(Input::Client { command, .. }) = inputs.recv().await else { panic!("EXEC reached no node") };
+        let Op::Exec { ops, watch: None } = command.op else { panic!("not an EXEC: {command:?}") };
+        assert_eq!(ops.len(), 2);
+        assert!(session.multi.is_none());
+        // A refused command dooms the transaction: EXECABORT, nothing sent.
+        assert_eq!(transact(&front, &mut session, "MULTI").await, Some(ok()));
+        assert_eq!(transact(&front, &mut session, "SET a").await, Some(arity("set")));
+        assert_eq!(
+            transact(&front, &mut session, "NOSUCH x").await.map(|v| v.as_error().is_some()),
+            Some(true)
+        );
+        assert_eq!(transact(&front, &mut session, "SET b 2").await, queued);
+        let abort = error("EXECABORT Transaction discarded because of previous errors.");
+        assert_eq!(transact(&front, &mut session, "EXEC").await, Some(abort));
+        assert!(inputs.try_recv().is_err(), "an aborted EXEC reached the node");
+        assert_eq!(transact(&front, &mut session, "MULTI").await, Some(ok()));
+        assert_eq!(transact(&front, &mut session, "DISCARD").await, Some(ok()));
+        assert_eq!(transact(&front, &mut session, "EXEC").await, Some(error("ERR EXEC without MULTI")));
     }
 }

@@ -13,6 +13,7 @@
 //! * [`metrics`]: Prometheus counters, served over HTTP.
 
 pub mod client;
+pub mod commands;
 pub mod metrics;
 pub mod node;
 pub mod state;
@@ -197,6 +198,7 @@ where
         inputs_tx.clone(),
         metrics.clone(),
     ))];
+    let id_key = random_u64()?;
     let front = Arc::new(FrontEnd {
         node: inputs_tx,
         id: config.id,
@@ -206,8 +208,9 @@ where
         request_timeout: config.request_timeout,
         client_addrs: config.client_addrs.clone(),
         metrics: metrics.clone(),
-        id_key: random_u64()?,
+        id_key,
         connections: AtomicU64::new(0),
+        cursors: commands::Cursors::new(id_key),
     });
     tasks.push(tokio::spawn(client::accept_clients(listeners.client, front)));
     if let Some(listener) = listeners.metrics {

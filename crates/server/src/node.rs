@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::state::{Command, Output};
+use crate::state::{Command, Millis, Op, Output};
 use crate::wire::{encode_frame, Frame};
 
 /// Most inputs handled before the batch's effects are handed to the writer.
@@ -50,6 +50,18 @@ const MAX_BATCH: usize = 512;
 /// steps a second of a busy node, a broken invariant that persists is still
 /// caught within about 0.2 s.
 const INVARIANTS_EVERY_STEPS: u64 = 1024;
+
+/// How often a leader looks for keys past their deadline, and proposes
+/// their removal if there are any (Redis' active expiry runs 10 times a
+/// second too). A read never depends on it: an expired key is absent to
+/// every command from its deadline on; the purge frees its memory.
+const PURGE_EVERY: Duration = Duration::from_millis(100);
+
+/// The wall clock in Unix ms: a command's stamp (see `state`'s time rule).
+pub fn wall_clock_ms() -> Millis {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Millis::try_from(since_epoch.as_millis()).unwrap_or(Millis::MAX)
+}
 
 /// A protocol the server can run: a replicated log of [`Command`]s.
 pub trait ServerProtocol: Protocol<Request = Command, Response = Output> + Send + 'static
@@ -227,6 +239,11 @@ where
     /// Steps since the protocol's invariants were last checked.
     steps_unchecked: u64,
     fatal: Arc<Fatal>,
+    last_purge: Instant,
+    /// The request ids of this boot's purges: a client id of its own
+    /// (random per boot) and a counter.
+    purge_client: u64,
+    purges: u64,
 }
 
 impl<P: ServerProtocol> Node<P>
@@ -292,6 +309,9 @@ where
             last_sweep: epoch,
             steps_unchecked: 0,
             fatal,
+            last_purge: epoch,
+            purge_client: crate::client::client_id(seed ^ 0x7075_7267_6500_0000, u64::from(id.0)),
+            purges: 0,
         };
         let mut batch = Batch::new();
         node.route(effects, &mut batch);
@@ -356,10 +376,34 @@ where
                 }
             }
         }
+        self.propose_purge(&mut batch);
         self.metrics.batches.fetch_add(1, Relaxed);
         self.metrics.batched_inputs.fetch_add(handled as u64, Relaxed);
         self.flush(batch);
         self.sweep();
+    }
+
+    /// Every `PURGE_EVERY`, on the leader: if a key's deadline has passed by
+    /// this node's clock, propose `Op::Purge`, stamped like any command, so
+    /// every replica removes the same keys at the same log position. Its
+    /// answer goes nowhere (no client waits for it).
+    fn propose_purge(&mut self, batch: &mut Batch<P::Msg>) {
+        let now = Instant::now();
+        if now.duration_since(self.last_purge) < PURGE_EVERY || self.metrics.role.load(Relaxed) != 2 {
+            return;
+        }
+        self.last_purge = now;
+        let stamp_ms = wall_clock_ms();
+        let probe = Command { stamp_ms, op: Op::NextDeadline };
+        let Some(Output::Int(earliest)) = self.protocol.read_local(&probe) else {
+            return;
+        };
+        if earliest < 0 || earliest >= stamp_ms {
+            return;
+        }
+        self.purges += 1;
+        let id = RequestId::new(self.purge_client, self.purges);
+        self.step(batch, |p, out| p.on_request(id, Command { stamp_ms, op: Op::Purge }, out));
     }
 
     fn stop_on_panic(&self, panic: &(dyn Any + Send)) {
@@ -402,7 +446,8 @@ where
         match input {
             Input::Peer { from, frame } => match frame {
                 Frame::Protocol(msg) => self.step(batch, |p, out| p.on_message(from, msg, out)),
-                Frame::Forward { id, command } => {
+                Frame::Forward { id, mut command } => {
+                    command.stamp_ms = wall_clock_ms();
                     if self.pending.contains_key(&id) {
                         return; // a duplicate relay; the first one will be answered
                     }
@@ -416,13 +461,15 @@ where
                     }
                 }
             },
-            Input::Client { id, command, reply } => {
+            Input::Client { id, mut command, reply } => {
+                command.stamp_ms = wall_clock_ms();
                 self.metrics.client_requests.fetch_add(1, Relaxed);
                 let route = Route::Local { reply, command: command.clone(), forwarded: false };
                 self.pending.insert(id, Pending { route, since: Instant::now() });
                 self.step(batch, |p, out| p.on_request(id, command, out));
             }
-            Input::LocalRead { command, reply } => {
+            Input::LocalRead { mut command, reply } => {
+                command.stamp_ms = wall_clock_ms();
                 let _ = reply.send(self.protocol.read_local(&command));
             }
             Input::Status { reply } => {
@@ -785,7 +832,7 @@ mod tests {
         inputs_tx
             .send(Input::Client {
                 id: RequestId::new(1, 1),
-                command: Command::Get { key: vec![] },
+                command: Command::new(Op::Get { key: Default::default() }),
                 reply: reply_tx,
             })
             .await
@@ -972,7 +1019,7 @@ mod tests {
     async fn a_broken_invariant_stops_the_node_with_its_message_and_fails_its_clients() {
         let node = spawn_node::<Breaks>();
         let (reply, mut answer) = oneshot::channel();
-        let command = Command::Get { key: vec![] };
+        let command = Command::new(Op::Get { key: Default::default() });
         node.inputs.send(Input::Client { id: RequestId::new(1, 1), command, reply }).await.unwrap();
         // Break it, then step on until a check is due whatever the build.
         send_messages(&node.inputs, 99, 1).await;

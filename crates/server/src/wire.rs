@@ -192,7 +192,10 @@ mod tests {
         let mut buf = Vec::new();
         encode_frame(&Frame::<u64>::Protocol(42), &mut buf).unwrap();
         encode_frame(
-            &Frame::<u64>::Forward { id: RequestId::new(1, 2), command: Command::Get { key: b"k".to_vec() } },
+            &Frame::<u64>::Forward {
+                id: RequestId::new(1, 2),
+                command: Command::new(crate::state::Op::Get { key: "k".into() }),
+            },
             &mut buf,
         )
         .unwrap();
