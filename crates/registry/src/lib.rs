@@ -27,7 +27,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{ben_or, paxos, raft, two_generals, zab};
+use quorum_protocols::{ben_or, fast_paxos, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -43,6 +43,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<abd::Abd>(&abd::ENTRY),
     Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY),
     Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY),
+    Registered::kv::<fast_paxos::FastPaxos<KvStore>>(&fast_paxos::ENTRY),
     Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY).serving::<raft::Raft<KvMap>>(),
     Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
