@@ -138,6 +138,27 @@ fn paxos_accepting_below_a_promise_breaks_agreement_depth_first() {
     assert_replays::<Paxos<KvStore>>(&model, config, &found, |t| t.parse::<KvCommand>().map(|_| ()));
 }
 
+/// `quorum model --protocol fast-paxos --bug ignore-fast-votes --timeouts 3
+/// --dfs`: two proposers, one value chosen in the fast round, the other's
+/// proposer timing out into a classic round that proposes its own value
+/// (Fast Paxos §3.1, O4 ignored): agreement broken, found depth-first. The
+/// correct protocol under the same budgets shows nothing in 400,000 states
+/// (`quorum model --protocol fast-paxos --timeouts 3 --dfs --max-states
+/// 400000`; not exhaustive, so not pinned here).
+#[test]
+fn fast_paxos_ignoring_fast_votes_breaks_agreement_depth_first() {
+    let mut model = kv("fast-paxos", 2);
+    model.strategy = Strategy::DepthFirst;
+    model.budgets = budgets(0, 0, 3);
+    model.max_states = 200_000;
+    let config = "{\"bug\":\"ignore-fast-votes\"}";
+    let report = check::<FastPaxos<KvStore>>(&model, config, &mut |_, _| {}).unwrap();
+    let found = report.violation.expect("agreement broken");
+    assert_eq!((found.kind, report.states), (Violation::Consensus, 2_575));
+    assert!(found.what.starts_with("agreement"), "{}", found.what);
+    assert_replays::<FastPaxos<KvStore>>(&model, config, &found, |t| t.parse::<KvCommand>().map(|_| ()));
+}
+
 /// A counterexample script, run by the script runner, shows the violation
 /// the search reported (the same kind, from the same observations).
 #[test]
