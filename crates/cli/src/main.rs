@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod check_cmd;
+mod collisions_cmd;
 mod flp_cmd;
 mod html;
 mod model_cmd;
@@ -61,6 +62,8 @@ enum Command {
     Bench(server_cmds::BenchArgs),
     /// Ben-Or's rounds to decide against the cluster size (local coins, split inputs); optionally plotted as SVG.
     BenOrRounds(rounds_cmd::RoundsArgs),
+    /// Fast Paxos's collision rate and latency as concurrent proposers grow; optionally plotted as SVG.
+    FastPaxosCollisions(collisions_cmd::CollisionsArgs),
 }
 
 #[derive(Args)]
@@ -306,6 +309,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => server_cmds::cluster(args),
         Command::Bench(args) => server_cmds::bench(args),
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
+        Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
     };
     match result {
         Ok(code) => code,

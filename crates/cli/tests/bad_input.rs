@@ -39,6 +39,8 @@ fn impossible_parameters() {
     rejects(&["sim", "--protocol", "abd", "--schedule", "soon:crash=1"], "bad --schedule");
     rejects(&["explore", "--protocol", "abd", "--seeds", "0"], "--seeds");
     rejects(&["sim", "--protocol", "abd", "--client-timeout-ms", "0"], "--client-timeout-ms");
+    rejects(&["fast-paxos-collisions", "--proposers", "6"], "--proposers 6");
+    rejects(&["fast-paxos-collisions", "--nodes", "2"], "--nodes");
 }
 
 #[test]
@@ -128,6 +130,7 @@ const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
     ("abd", r#"{"checkpoint_every_records":0}"#, "checkpoint_every_records"),
     ("paxos", r#"{"acceptors":[0,7]}"#, "acceptors names node 7"),
     ("multi-paxos", r#"{"batch_max":0}"#, "batch_max"),
+    ("fast-paxos", r#"{"backoff_max":1}"#, "backoff_max must be at least backoff_base"),
     ("raft", r#"{"batch_entries_max":0}"#, "batch_entries_max"),
     ("zab", r#"{"lease_percent":0}"#, "lease_percent"),
     ("2pc", r#"{"rounds_max":0}"#, "rounds_max"),

@@ -181,10 +181,13 @@ fn the_three_pc_partition_script_reports_a_split_decision() {
 /// jitter): the client's own round trip plus the protocol's — 2PC one round
 /// trip (QUERY, VOTE), 3PC two (canCommit/vote, preCommit/ack), single-decree
 /// Paxos two (prepare/promise, accept/accepted), Multi-Paxos at steady state
-/// one (accept/accepted).
+/// one (accept/accepted), Fast Paxos without collisions one (propose/accepted,
+/// at whichever node the client asked: no leader).
 #[test]
 fn round_trips_with_a_fixed_latency_are_the_protocols_own() {
-    for (protocol, round_trips) in [("2pc", 1), ("3pc", 2), ("paxos", 2), ("multi-paxos", 1)] {
+    for (protocol, round_trips) in
+        [("2pc", 1), ("3pc", 2), ("paxos", 2), ("multi-paxos", 1), ("fast-paxos", 1)]
+    {
         let run = json(&[
             "sim",
             "--protocol",

@@ -11,6 +11,7 @@ use quorum_core::{KvCommand, KvStore, NodeId, Protocol};
 use quorum_model::{check, counterexample_script, Budgets, Found, ModelConfig, Strategy};
 use quorum_protocols::commit::three_pc::ThreePhaseCommit;
 use quorum_protocols::commit::two_pc::TwoPhaseCommit;
+use quorum_protocols::fast_paxos::FastPaxos;
 use quorum_protocols::paxos::single::Paxos;
 use quorum_protocols::replication::abd::Abd;
 use quorum_sim::script::{parse_blocks, Scripted};
@@ -51,6 +52,25 @@ fn paxos_with_one_proposal_has_11_602_states_whichever_way_it_is_searched() {
         counts.push((report.states, report.transitions, report.terminal));
     }
     assert_eq!(counts, vec![(11_602, 55_414, 16); 3]);
+}
+
+/// `quorum model --protocol fast-paxos --request '0:write 1 10'`: one
+/// proposal in the fast round, every interleaving of its 3 nodes' Propose
+/// and Accepted messages (no phase 1: fewer states than Paxos's 11,602).
+#[test]
+fn fast_paxos_with_one_proposal_has_730_states_whichever_way_it_is_searched() {
+    let mut model = kv("fast-paxos", 1);
+    let mut counts = Vec::new();
+    for (strategy, threads) in
+        [(Strategy::BreadthFirst, 1), (Strategy::BreadthFirst, 2), (Strategy::DepthFirst, 1)]
+    {
+        model.strategy = strategy;
+        model.threads = threads;
+        let report = check::<FastPaxos<KvStore>>(&model, "{}", &mut |_, _| {}).unwrap();
+        assert!(report.violation.is_none() && !report.gave_up && !report.depth_bounded);
+        counts.push((report.states, report.transitions, report.terminal));
+    }
+    assert_eq!(counts, vec![(730, 3_160, 1); 3]);
 }
 
 /// `quorum model --protocol abd`: two clients writing one register at two
@@ -116,6 +136,27 @@ fn paxos_accepting_below_a_promise_breaks_agreement_depth_first() {
     assert_eq!(found.kind, Violation::Consensus);
     assert!(found.what.starts_with("agreement"), "{}", found.what);
     assert_replays::<Paxos<KvStore>>(&model, config, &found, |t| t.parse::<KvCommand>().map(|_| ()));
+}
+
+/// `quorum model --protocol fast-paxos --bug ignore-fast-votes --timeouts 3
+/// --dfs`: two proposers, one value chosen in the fast round, the other's
+/// proposer timing out into a classic round that proposes its own value
+/// (Fast Paxos §3.1, O4 ignored): agreement broken, found depth-first. The
+/// correct protocol under the same budgets shows nothing in 400,000 states
+/// (`quorum model --protocol fast-paxos --timeouts 3 --dfs --max-states
+/// 400000`; not exhaustive, so not pinned here).
+#[test]
+fn fast_paxos_ignoring_fast_votes_breaks_agreement_depth_first() {
+    let mut model = kv("fast-paxos", 2);
+    model.strategy = Strategy::DepthFirst;
+    model.budgets = budgets(0, 0, 3);
+    model.max_states = 200_000;
+    let config = "{\"bug\":\"ignore-fast-votes\"}";
+    let report = check::<FastPaxos<KvStore>>(&model, config, &mut |_, _| {}).unwrap();
+    let found = report.violation.expect("agreement broken");
+    assert_eq!((found.kind, report.states), (Violation::Consensus, 2_575));
+    assert!(found.what.starts_with("agreement"), "{}", found.what);
+    assert_replays::<FastPaxos<KvStore>>(&model, config, &found, |t| t.parse::<KvCommand>().map(|_| ()));
 }
 
 /// A counterexample script, run by the script runner, shows the violation

@@ -28,7 +28,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{ben_or, paxos, raft, two_generals, zab};
+use quorum_protocols::{ben_or, fast_paxos, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -45,6 +45,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY)
         .with_flp::<paxos::single::Paxos<KvStore>>(),
     Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY),
+    Registered::kv::<fast_paxos::FastPaxos<KvStore>>(&fast_paxos::ENTRY),
     Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY)
         .serving::<raft::Raft<KvMap>>()
         .with_flp::<raft::Raft<KvStore>>(),
