@@ -50,7 +50,8 @@
 //! The files: `search.rs` is the WGL loop over any `Object` (a state, a
 //! step function); `register.rs` is the integer register that the
 //! simulator's histories (and any register history, interned) are checked
-//! against; `objects.rs` every other model, with interned states;
+//! against; `objects.rs` every other model, with interned states
+//! (`text.rs` the strings that grow by appends);
 //! `recorded.rs` turns a history as read from a file into either;
 //! `witness.rs` shrinks a failing history and prunes indeterminate ops.
 
@@ -58,6 +59,7 @@ mod objects;
 mod recorded;
 mod register;
 mod search;
+mod text;
 mod witness;
 
 use std::collections::BTreeMap;

@@ -232,7 +232,7 @@ fn objects(history: &RecordedHistory, model: Model, options: &Options) -> Result
     let initial = match model {
         // Porcupine's key-value store reads "" for a key never written.
         _ if model.is_register() && history.format == Format::PorcupineKv => {
-            State::Value(Some(objects.datum(Datum::Str(String::new()))))
+            objects.value(Datum::Str(String::new()))
         }
         Model::Register | Model::CasRegister | Model::Kv => State::Value(None),
         Model::ListAppend => State::List(EMPTY_LIST),
@@ -381,7 +381,7 @@ fn read_state(model: Model, read: &RecordedOp, objects: &mut Objects) -> Result<
         }
         (Model::Counter, Datum::Int(count)) => State::Count(*count),
         (_, Datum::Nil) if model.is_register() => State::Value(None),
-        (_, value) if model.is_register() => State::Value(Some(objects.datum(value.clone()))),
+        (_, value) if model.is_register() => objects.value(value.clone()),
         (_, value) => {
             let wanted = match model {
                 Model::ListAppend => "a vector or nil",
