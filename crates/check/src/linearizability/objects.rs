@@ -86,7 +86,7 @@ pub(crate) enum Move {
 }
 
 /// Values of type `T`, each stored once and named by its index.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Interner<T> {
     items: Vec<T>,
     ids: FastMap<T, u32>,
@@ -114,7 +114,7 @@ impl<T: Clone + Eq + Hash> Interner<T> {
 
 /// The data, states and remembered steps of one history's objects; every
 /// key starts from the same initial state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Objects {
     data: Interner<Datum>,
     /// The trie of lists: node `n` is the list `lists[n].0` followed by

@@ -54,6 +54,7 @@ impl Action {
 
 /// A register starting as nil; a cas succeeds only if the register holds
 /// its expected value (nil never matches).
+#[derive(Clone, Copy)]
 pub(crate) struct Register;
 
 impl Object for Register {
