@@ -304,10 +304,18 @@ fn judge<O: Shareable, K>(
 where
     O::Action: Sync,
 {
-    judge_on(std::thread::available_parallelism().map_or(1, usize::from), object, groups, options)
+    judge_on(0, object, groups, options)
 }
 
-/// [`judge`] with at most `cores` threads.
+/// The cores this process may use, asked once: the standard library reads
+/// the cgroup's files for it, which took 30-50 us, as long as checking a
+/// whole 85-op history.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// [`judge`] with at most `cores` threads (0: one per core).
 fn judge_on<O: Shareable, K>(
     cores: usize,
     object: &mut O,
@@ -368,9 +376,17 @@ fn round<O: Shareable>(
 where
     O::Action: Sync,
 {
-    let threads = cores.min(objects.len());
     let total: usize = objects.iter().map(Vec::len).sum();
-    if threads < 2 || total < PARALLEL_MIN_OPS {
+    let parallel = objects.len() > 1 && total >= PARALLEL_MIN_OPS;
+    let threads = if !parallel {
+        1
+    } else if cores == 0 {
+        self::cores()
+    } else {
+        cores
+    }
+    .min(objects.len());
+    if threads < 2 {
         let mut results = Vec::with_capacity(objects.len());
         for ops in objects {
             let (result, explored) = search(object, ops, budget);
