@@ -114,6 +114,32 @@ fn kv_append_concatenates_strings() {
     assert!(verdict.explanation.contains("semantics of a key-value store"), "{}", verdict.explanation);
 }
 
+#[test]
+fn kv_with_many_keys_and_values_names_the_smallest_failing_key() {
+    // 40 keys and 40 values (more than a short scan covers: they are
+    // hashed), each key written and read back; keys 7 and 31 read stale.
+    let mut lines = Vec::new();
+    for k in 0..40 {
+        for (f, value) in [("write", format!("\"v{k}\"")), ("read", format!("\"v{k}\""))] {
+            for kind in ["invoke", "ok"] {
+                lines
+                    .push(format!("{{:type :{kind}, :f :{f}, :key :k{k:02}, :value {value}, :process {k}}}"));
+            }
+        }
+    }
+    let history = lines.join("\n");
+    passes(&history, Model::Kv);
+    let stale = history
+        .replace(":ok, :f :read, :key :k31, :value \"v31\"", ":ok, :f :read, :key :k31, :value \"v30\"")
+        .replace(":ok, :f :read, :key :k07, :value \"v7\"", ":ok, :f :read, :key :k07, :value nil");
+    let verdict = fails(&stale, Model::Kv);
+    assert_eq!(verdict.key, Some(quorum_check::datum::Datum::Keyword("k07".into())), "{verdict:#?}");
+    assert_eq!(
+        verdict.explanation,
+        "read of key :k07 returned nil although the write of \"v7\" had completed before the read began."
+    );
+}
+
 // --------------------------------------------------------------- objects
 
 #[test]

@@ -50,7 +50,8 @@
 //! The files: `search.rs` is the WGL loop over any `Object` (a state, a
 //! step function); `register.rs` is the integer register that the
 //! simulator's histories (and any register history, interned) are checked
-//! against; `objects.rs` every other model, with interned states;
+//! against; `objects.rs` every other model, with interned states
+//! (`text.rs` the strings that grow by appends);
 //! `recorded.rs` turns a history as read from a file into either;
 //! `witness.rs` shrinks a failing history and prunes indeterminate ops.
 
@@ -58,6 +59,7 @@ mod objects;
 mod recorded;
 mod register;
 mod search;
+mod text;
 mod witness;
 
 use std::collections::BTreeMap;
@@ -69,7 +71,8 @@ use crate::history::{History, Op, OpType};
 pub use crate::models::Model;
 pub use recorded::{check_recorded, check_recorded_with, Linearization, Verdict};
 use register::{explain, extract_operations, Evidence, Names, Register, RegisterOp};
-use search::{search, search_order, Object, Operation, SearchResult};
+use search::{search, search_cancellable, search_order, Cancel, Object, Operation, SearchResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use witness::{prune_unobserved_indeterminate, shrink, witness_positions};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -262,6 +265,20 @@ enum Judgement<K, A> {
 /// Budget of the first round of [`judge`] over several objects.
 const FIRST_ROUND_MAX_STATES: u64 = 1_024;
 
+/// Below this many ops in all, a round is searched on one thread: starting
+/// threads and copying the object would cost more than they save.
+const PARALLEL_MIN_OPS: usize = 512;
+
+/// What [`judge`] needs to search objects on several threads: each thread
+/// steps its own copy of the object.
+pub(crate) trait Shareable: Object + Clone + Send
+where
+    Self::Action: Sync,
+{
+}
+
+impl<O: Object + Clone + Send> Shareable for O where O::Action: Sync {}
+
 /// Search each object's ops alone (P-compositionality: linearizability is
 /// local) and shrink a failure to its witness. Also returns the
 /// configurations explored, over every round, the shrinking excluded.
@@ -275,24 +292,56 @@ const FIRST_ROUND_MAX_STATES: u64 = 1_024;
 /// searching each object once with its final budget. Unknown means no
 /// object failed and some ran out of `max_states`.
 /// Without `options.witness`, a failure's witness is empty.
-fn judge<O: Object, K>(
+///
+/// A round over enough ops runs on every core ([`round`]): its results,
+/// and so the verdict, the key it names, the witness and the count of
+/// configurations, are those of the round run in key order on one.
+fn judge<O: Shareable, K>(
     object: &mut O,
     groups: impl IntoIterator<Item = (K, Vec<Operation<O::Action>>)>,
     options: &Options,
-) -> (Judgement<K, O::Action>, u64) {
+) -> (Judgement<K, O::Action>, u64)
+where
+    O::Action: Sync,
+{
+    judge_on(0, object, groups, options)
+}
+
+/// The cores this process may use, asked once: the standard library reads
+/// the cgroup's files for it, which took 30-50 us, as long as checking a
+/// whole 85-op history.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// [`judge`] with at most `cores` threads (0: one per core).
+fn judge_on<O: Shareable, K>(
+    cores: usize,
+    object: &mut O,
+    groups: impl IntoIterator<Item = (K, Vec<Operation<O::Action>>)>,
+    options: &Options,
+) -> (Judgement<K, O::Action>, u64)
+where
+    O::Action: Sync,
+{
     let max_states = options.max_states;
-    let mut undecided: Vec<(K, Vec<Operation<O::Action>>)> =
-        groups.into_iter().map(|(key, ops)| (key, prune_unobserved_indeterminate(object, ops))).collect();
+    let (mut keys, mut undecided): (Vec<K>, Vec<_>) =
+        groups.into_iter().map(|(key, ops)| (key, prune_unobserved_indeterminate(object, ops))).unzip();
     let mut budget = if undecided.len() > 1 { FIRST_ROUND_MAX_STATES.min(max_states) } else { max_states };
     let mut states_explored = 0;
     loop {
-        let mut still = Vec::new();
-        for (key, ops) in undecided {
-            let (result, explored) = search(object, &ops, budget);
+        let results = round(cores, object, &undecided, budget);
+        let (mut still_keys, mut still) = (Vec::new(), Vec::new());
+        for ((key, ops), result) in keys.into_iter().zip(undecided).zip(results) {
+            let Some((result, explored)) = result else { break };
             states_explored += explored;
             match result {
                 SearchResult::Linearizable => {}
-                SearchResult::Unknown => still.push((key, ops)),
+                SearchResult::Unknown => {
+                    still_keys.push(key);
+                    still.push(ops);
+                }
                 SearchResult::NotLinearizable { furthest_return } => {
                     let witness =
                         if options.witness { shrink(object, &ops, furthest_return) } else { Vec::new() };
@@ -304,18 +353,92 @@ fn judge<O: Object, K>(
             return (Judgement::Linearizable, states_explored);
         }
         if budget >= max_states {
-            let (key, _) = still.swap_remove(0);
-            return (Judgement::Unknown(key), states_explored);
+            return (Judgement::Unknown(still_keys.swap_remove(0)), states_explored);
         }
         budget = budget.saturating_mul(4).min(max_states);
-        undecided = still;
+        (keys, undecided) = (still_keys, still);
     }
+}
+
+/// One round of [`judge`]: each object's search with `budget`, in key
+/// order, up to the first that fails (the later ones are `None`). With
+/// several objects and enough ops, threads (one per core) take the
+/// objects in key order, each stepping its own copy of `object`; once an
+/// object fails, the searches of later ones stop and their results are
+/// dropped, and those of earlier ones finish, so the round's results are
+/// exactly the one-thread round's.
+fn round<O: Shareable>(
+    cores: usize,
+    object: &mut O,
+    objects: &[Vec<Operation<O::Action>>],
+    budget: u64,
+) -> Vec<Option<(SearchResult, u64)>>
+where
+    O::Action: Sync,
+{
+    let total: usize = objects.iter().map(Vec::len).sum();
+    let parallel = objects.len() > 1 && total >= PARALLEL_MIN_OPS;
+    let threads = if !parallel {
+        1
+    } else if cores == 0 {
+        self::cores()
+    } else {
+        cores
+    }
+    .min(objects.len());
+    if threads < 2 {
+        let mut results = Vec::with_capacity(objects.len());
+        for ops in objects {
+            let (result, explored) = search(object, ops, budget);
+            results.push(Some((result, explored)));
+            if result.fails() {
+                break;
+            }
+        }
+        results.resize(objects.len(), None);
+        return results;
+    }
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+    let work = |object: &mut O| {
+        let mut done = Vec::new();
+        loop {
+            let me = next.fetch_add(1, Ordering::Relaxed);
+            if me >= objects.len() || me > first_failure.load(Ordering::Relaxed) {
+                return done;
+            }
+            let cancel = Cancel { first_failure: &first_failure, me };
+            let (result, explored) = search_cancellable(object, &objects[me], budget, cancel);
+            if result.fails() {
+                first_failure.fetch_min(me, Ordering::Relaxed);
+            }
+            done.push((me, result, explored));
+        }
+    };
+    let mut results = vec![None; objects.len()];
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| {
+                let mut copy = object.clone();
+                scope.spawn(move || work(&mut copy))
+            })
+            .collect();
+        let mine = work(object);
+        let theirs = helpers.into_iter().flat_map(|h| h.join().expect("a search thread panicked"));
+        for (me, result, explored) in mine.into_iter().chain(theirs) {
+            results[me] = Some((result, explored));
+        }
+    });
+    // The results past the first failure are not looked at (cancelled
+    // searches among them said Unknown).
+    results
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::parse::parse_history;
+    use register::Action;
 
     fn history(text: &str) -> History {
         parse_history(text).expect("test history parses")
@@ -649,6 +772,40 @@ mod tests {
         assert_eq!((without.outcome, without.key), (with.outcome, with.key));
         assert!(without.witness.is_empty() && !with.witness.is_empty());
         assert!(without.explanation.contains("no witness was searched for"), "{}", without.explanation);
+    }
+
+    #[test]
+    fn rounds_on_several_threads_judge_as_on_one() {
+        // Eight keys, and stale reads on some of them: the same key, the
+        // same witness and the same count of configurations, whether the
+        // keys are searched side by side or one after the other. And a
+        // history that passes passes on both.
+        for (seed, stale) in [(7, 1), (3, 3), (9, 6), (5, 0)] {
+            let mut h = crate::gen::generate_history(seed, 3000, 8, 8);
+            for s in 0..stale {
+                assert!(crate::gen::inject_stale_read(&mut h, seed * 10 + s));
+            }
+            let groups = || {
+                let mut groups: BTreeMap<Key, Vec<RegisterOp>> = BTreeMap::new();
+                for op in extract_operations(&h) {
+                    groups.entry(op.key).or_default().push(op);
+                }
+                groups
+            };
+            let summary = |(judgement, explored): (Judgement<Key, Action>, u64)| match judgement {
+                Judgement::Linearizable => (None, Vec::new(), explored),
+                Judgement::Unknown(key) => (Some(key), Vec::new(), explored),
+                Judgement::NotLinearizable { key, witness, .. } => (Some(key), witness, explored),
+            };
+            let options = Options::new(DEFAULT_MAX_STATES);
+            let one = summary(judge_on(1, &mut Register, groups(), &options));
+            // The threads race: each run may interleave them differently.
+            for _ in 0..8 {
+                let two = summary(judge_on(2, &mut Register, groups(), &options));
+                assert_eq!(one, two, "seed {seed}");
+            }
+            assert_eq!(one.0.is_some(), stale > 0, "seed {seed}: {one:?}");
+        }
     }
 
     #[test]

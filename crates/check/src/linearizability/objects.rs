@@ -3,10 +3,13 @@
 //! table and the search carries its 32-bit id, so configurations still copy
 //! and compare in O(1). A list, which only grows and may grow long, is a
 //! node of a trie of lists (each node its parent list and last element, so
-//! equal lists are the same node and an append costs one node, not a copy). A read carries the id of the state it saw, so
-//! judging it is one comparison; every other step is computed once per
-//! (state, op) pair and remembered, since the search tries the same step
-//! from the same state many times.
+//! equal lists are the same node and an append costs one node, not a
+//! copy); a string that grows by appends is likewise a node of the trie of
+//! strings (`text.rs`), whose id is the state itself. A read carries the
+//! id of the state it saw, so judging it is one comparison; a register's
+//! write, cas or append is computed directly, and every other step is
+//! computed once per (state, op) pair and remembered, since the search
+//! tries the same step from the same state many times.
 //!
 //! Footprints (see `witness.rs`) per model: a list's append of `e` writes
 //! `e` and a read observes each element it returned, and likewise a set's
@@ -20,12 +23,16 @@ use std::collections::VecDeque;
 use std::hash::Hash;
 
 use super::search::{splitmix64, FastMap, Object, Operation, Token, WHOLE_OBJECT};
+use super::text::{TextId, Texts};
 use crate::datum::Datum;
 
 /// Index of a datum (an element, a value) in the table of one history.
 pub(crate) type DatumId = u32;
-/// Index of a state in the table of one history.
+/// Index of a state in the table of one history, or a string's node with
+/// [`TEXT_STATE`] set.
 pub(crate) type StateId = u32;
+/// The bit that marks a [`StateId`] as a string's node.
+const TEXT_STATE: StateId = 1 << 31;
 
 /// A list, as a node of the trie of lists.
 pub(crate) type ListId = u32;
@@ -35,8 +42,12 @@ pub(crate) const EMPTY_LIST: ListId = u32::MAX;
 /// The state of one object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum State {
-    /// A key-value register: nil, or a value (a string, if appended to).
+    /// A key-value register: nil, or a value that is not a string.
     Value(Option<DatumId>),
+    /// A key-value register holding a string, as a node of the trie of
+    /// strings (`text.rs`), so that appends cost O(1) and equal strings,
+    /// however built, are one state.
+    Text(TextId),
     /// A node of the trie of lists ([`EMPTY_LIST`] for the empty list).
     List(ListId),
     /// Members, sorted.
@@ -75,7 +86,7 @@ pub(crate) enum Move {
 }
 
 /// Values of type `T`, each stored once and named by its index.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Interner<T> {
     items: Vec<T>,
     ids: FastMap<T, u32>,
@@ -103,13 +114,16 @@ impl<T: Clone + Eq + Hash> Interner<T> {
 
 /// The data, states and remembered steps of one history's objects; every
 /// key starts from the same initial state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Objects {
     data: Interner<Datum>,
     /// The trie of lists: node `n` is the list `lists[n].0` followed by
     /// the element `lists[n].1`.
     lists: Interner<(ListId, DatumId)>,
     states: Interner<State>,
+    texts: Texts,
+    /// [`Objects::value_state`], `u32::MAX` where not yet known.
+    value_states: Vec<StateId>,
     steps: FastMap<(StateId, Move), Option<StateId>>,
     /// Set by [`Objects::begin_with`] before any search.
     initial: Option<StateId>,
@@ -123,6 +137,8 @@ impl Objects {
             data: Interner::new(),
             lists: Interner::new(),
             states: Interner::new(),
+            texts: Texts::new(),
+            value_states: Vec::new(),
             steps: FastMap::default(),
             initial: None,
         }
@@ -130,11 +146,25 @@ impl Objects {
 
     /// Every object (key) starts in `state`.
     pub(crate) fn begin_with(&mut self, state: State) {
-        self.initial = Some(self.states.intern(state));
+        self.initial = Some(self.state(state));
     }
 
     pub(crate) fn datum(&mut self, datum: Datum) -> DatumId {
         self.data.intern(datum)
+    }
+
+    /// The state of a register holding `value`: a string is a
+    /// [`State::Text`], anything else a [`State::Value`].
+    pub(crate) fn value(&mut self, value: Datum) -> State {
+        let id = self.datum(value);
+        self.value_of(id)
+    }
+
+    fn value_of(&mut self, id: DatumId) -> State {
+        match self.data.get(id) {
+            Datum::Str(_) => State::Text(self.texts.of(id, &text_of(&self.data))),
+            _ => State::Value(Some(id)),
+        }
     }
 
     pub(crate) fn datum_of(&self, id: DatumId) -> &Datum {
@@ -157,19 +187,30 @@ impl Objects {
         })
     }
 
+    /// A string's state is its node with [`TEXT_STATE`] set, never
+    /// interned (the search reaches many); any other state is interned.
     pub(crate) fn state(&mut self, state: State) -> StateId {
-        self.states.intern(state)
+        match state {
+            State::Text(text) => {
+                assert!(text < TEXT_STATE, "fewer than 2^31 strings");
+                text | TEXT_STATE
+            }
+            state => self.states.intern(state),
+        }
+    }
+
+    /// The state named `id`, strings included.
+    fn state_of(&self, id: StateId) -> State {
+        if id & TEXT_STATE != 0 {
+            State::Text(id & !TEXT_STATE)
+        } else {
+            self.states.get(id).clone()
+        }
     }
 
     /// The state after `action`, computed afresh.
     fn apply(&mut self, state: StateId, action: Move) -> Option<State> {
-        let state = self.states.get(state).clone();
-        match (state, action) {
-            (State::Value(_), Move::Write(value)) => Some(State::Value(Some(value))),
-            (State::Value(held), Move::Cas { expected, new }) => {
-                (held == Some(expected)).then_some(State::Value(Some(new)))
-            }
-            (State::Value(held), Move::AppendText(suffix)) => self.append_text(held, suffix),
+        match (self.state_of(state), action) {
             (State::List(list), Move::Append(element)) => {
                 Some(State::List(self.lists.intern((list, element))))
             }
@@ -195,17 +236,65 @@ impl Objects {
             _ => None,
         }
     }
+}
 
-    /// A string register after appending `suffix`: nil becomes the suffix;
-    /// appending to a value that is not a string is illegal.
-    fn append_text(&mut self, held: Option<DatumId>, suffix: DatumId) -> Option<State> {
-        let Datum::Str(suffix) = self.data.get(suffix) else { return None };
-        let text = match held.map(|id| self.data.get(id)) {
-            None => suffix.clone(),
-            Some(Datum::Str(prefix)) => format!("{prefix}{suffix}"),
-            Some(_) => return None,
+impl Objects {
+    /// A register's step, computed directly: each value's state and each
+    /// string's are found by indexing (see [`Objects::value_state`]), and
+    /// an append is one lookup in the trie of strings. Remembering these
+    /// steps in `steps`, a map keyed by (state, move), cost more than
+    /// computing them: the map grows with every state the search reaches.
+    fn register_step(&mut self, state: StateId, action: Move) -> Option<StateId> {
+        let held = if state & TEXT_STATE != 0 {
+            Ok(state & !TEXT_STATE)
+        } else {
+            match self.states.get(state) {
+                State::Value(value) => Err(*value),
+                _ => return None,
+            }
         };
-        Some(State::Value(Some(self.data.intern(Datum::Str(text)))))
+        match (held, action) {
+            (_, Move::Write(value)) => Some(self.value_state(value)),
+            (_, Move::Cas { expected, new }) => {
+                (state == self.value_state(expected)).then(|| self.value_state(new))
+            }
+            // Appending to nil gives the suffix; to a value that is not a
+            // string, nothing (the move is built for string suffixes only).
+            (Err(None), Move::AppendText(suffix)) => Some(self.value_state(suffix)),
+            (Ok(text), Move::AppendText(suffix)) => {
+                let longer = self.texts.append(text, suffix, &text_of(&self.data));
+                Some(self.text_state(longer))
+            }
+            _ => None,
+        }
+    }
+
+    /// The state of a register holding datum `value`, remembered by datum.
+    fn value_state(&mut self, value: DatumId) -> StateId {
+        let at = value as usize;
+        if let Some(&known) = self.value_states.get(at).filter(|&&s| s != u32::MAX) {
+            return known;
+        }
+        let state = self.value_of(value);
+        let id = self.state(state);
+        if self.value_states.len() <= at {
+            self.value_states.resize(at + 1, u32::MAX);
+        }
+        self.value_states[at] = id;
+        id
+    }
+
+    /// The state of a register holding string `text`.
+    fn text_state(&mut self, text: TextId) -> StateId {
+        self.state(State::Text(text))
+    }
+}
+
+/// The bytes of a string datum, for [`Texts`] (a piece is a datum id).
+fn text_of<'a>(data: &'a Interner<Datum>) -> impl Fn(DatumId) -> &'a str + 'a {
+    move |id| match data.get(id) {
+        Datum::Str(s) => s.as_str(),
+        _ => "",
     }
 }
 
@@ -218,13 +307,17 @@ impl Object for Objects {
     }
 
     fn step(&mut self, state: StateId, action: Move) -> Option<StateId> {
-        if let Move::Read(seen) = action {
-            return (state == seen).then_some(state);
+        match action {
+            Move::Read(seen) => return (state == seen).then_some(state),
+            Move::Write(_) | Move::Cas { .. } | Move::AppendText(_) => {
+                return self.register_step(state, action)
+            }
+            _ => {}
         }
         if let Some(&after) = self.steps.get(&(state, action)) {
             return after;
         }
-        let after = self.apply(state, action).map(|s| self.states.intern(s));
+        let after = self.apply(state, action).map(|s| self.state(s));
         self.steps.insert((state, action), after);
         after
     }
@@ -241,8 +334,8 @@ impl Object for Objects {
         let token = |id: DatumId| Token::from(id);
         match action {
             Move::Read(seen) => {
-                match self.states.get(seen) {
-                    State::List(list) => observes.extend(self.elements_reversed(*list).map(token)),
+                match self.state_of(seen) {
+                    State::List(list) => observes.extend(self.elements_reversed(list).map(token)),
                     State::Set(members) => observes.extend(members.iter().map(|&e| token(e))),
                     _ => observes.push(WHOLE_OBJECT),
                 }

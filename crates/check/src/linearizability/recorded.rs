@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use quorum_core::{Key, Value};
 
 use super::objects::{DatumId, Move, ObjectOp, Objects, State, EMPTY_LIST};
-use super::register::Names;
-use super::search::{Object, Operation, WHOLE_OBJECT};
+use super::register::{Names, Pending};
+use super::search::{FastMap, Object, Operation, WHOLE_OBJECT};
 use super::{
     check_registers, judge, orders, out_of_budget, unshrunk, witness_positions, Judgement, Options, Orders,
     Outcome,
@@ -101,22 +101,21 @@ fn interned_registers(
     model: Model,
     options: &Options,
 ) -> Result<Verdict, ParseError> {
-    let keys = sorted(history.ops.iter().map(|op| op.key.clone().unwrap_or(Datum::Nil)));
-    let values = sorted(history.ops.iter().flat_map(|op| match (&op.f, &op.value) {
-        (F::Cas, Datum::List(pair)) => pair.clone(),
-        (_, Datum::Nil) => Vec::new(),
-        (_, value) => vec![value.clone()],
+    static NIL: Datum = Datum::Nil;
+    let keys = Table::new(history.ops.iter().map(|op| op.key.as_ref().unwrap_or(&NIL)));
+    let values = Table::new(history.ops.iter().flat_map(|op| match (&op.f, &op.value) {
+        (F::Cas, Datum::List(pair)) => pair.as_slice(),
+        (_, Datum::Nil) => &[],
+        (_, value) => std::slice::from_ref(value),
     }));
-    let id = |table: &[Datum], datum: &Datum| -> Value {
-        table.binary_search(datum).expect("every datum was collected") as Value
-    };
     let mut ops = Vec::with_capacity(history.ops.len());
     for (position, op) in history.ops.iter().enumerate() {
-        let value = register_value(op, |d| id(&values, d))?;
-        let key = id(&keys, op.key.as_ref().unwrap_or(&Datum::Nil));
+        let value = register_value(op, |d| values.id(d))?;
+        let key = keys.id(op.key.as_ref().unwrap_or(&NIL));
         let (process, time, node) = (op.process, op.time.unwrap_or(0), op.node);
         ops.push(Op { index: position, kind: op.kind, f: op.f, key, value, process, time, node });
     }
+    let (keys, values) = (keys.into_data(), values.into_data());
     let names = Names { keys, values };
     let (report, orders) = check_registers(&History { ops }, model, options, &names);
     let datum_key = |k: Key| Some(names.keys[k as usize].clone()).filter(|k| *k != Datum::Nil);
@@ -136,11 +135,76 @@ fn interned_registers(
     })
 }
 
-fn sorted(data: impl Iterator<Item = Datum>) -> Vec<Datum> {
-    let mut data: Vec<Datum> = data.collect();
-    data.sort();
-    data.dedup();
-    data
+/// Every distinct datum of a history's keys or values, sorted (so the
+/// smallest failing key is reported first), each named by its index in that
+/// order. Only the distinct data are sorted and cloned: on a history of a
+/// hundred ops, sorting and cloning every occurrence was most of the check.
+struct Table<'a> {
+    sorted: Vec<&'a Datum>,
+    /// With more than [`Table::SCAN`] distinct data; fewer are found by a
+    /// scan, which beats hashing (a register's few values, one key).
+    ids: Option<FastMap<&'a Datum, Value>>,
+}
+
+impl<'a> Table<'a> {
+    const SCAN: usize = 16;
+
+    fn new(data: impl Iterator<Item = &'a Datum>) -> Table<'a> {
+        let mut distinct: Vec<&Datum> = Vec::new();
+        let mut ids: Option<FastMap<&Datum, Value>> = None;
+        for datum in data {
+            match &mut ids {
+                Some(ids) => {
+                    ids.entry(datum).or_insert_with(|| {
+                        distinct.push(datum);
+                        0
+                    });
+                }
+                None if distinct.iter().any(|&d| same(d, datum)) => {}
+                None => {
+                    distinct.push(datum);
+                    if distinct.len() > Table::SCAN {
+                        ids = Some(distinct.iter().map(|&d| (d, 0)).collect());
+                    }
+                }
+            }
+        }
+        distinct.sort_unstable();
+        if let Some(ids) = &mut ids {
+            for (id, datum) in distinct.iter().enumerate() {
+                ids.insert(datum, id as Value);
+            }
+        }
+        Table { sorted: distinct, ids }
+    }
+
+    fn id(&self, datum: &Datum) -> Value {
+        match &self.ids {
+            Some(ids) => ids[datum],
+            None => {
+                self.sorted.iter().position(|&d| same(d, datum)).expect("every datum was collected") as Value
+            }
+        }
+    }
+
+    fn into_data(self) -> Vec<Datum> {
+        self.sorted.into_iter().cloned().collect()
+    }
+}
+
+/// `a == b`, with the usual cases inlined (the derived comparison is not,
+/// being recursive).
+#[inline]
+fn same(a: &Datum, b: &Datum) -> bool {
+    match (a, b) {
+        (Datum::Int(a), Datum::Int(b)) => a == b,
+        (Datum::Nil, Datum::Nil) => true,
+        (Datum::Str(a), Datum::Str(b)) => a == b,
+        (Datum::Nil | Datum::Int(_) | Datum::Str(_), _) | (_, Datum::Nil | Datum::Int(_) | Datum::Str(_)) => {
+            false
+        }
+        _ => a == b,
+    }
 }
 
 /// A register op's value as integers: a cas needs `[expected new]`, a
@@ -168,7 +232,7 @@ fn objects(history: &RecordedHistory, model: Model, options: &Options) -> Result
     let initial = match model {
         // Porcupine's key-value store reads "" for a key never written.
         _ if model.is_register() && history.format == Format::PorcupineKv => {
-            State::Value(Some(objects.datum(Datum::Str(String::new()))))
+            objects.value(Datum::Str(String::new()))
         }
         Model::Register | Model::CasRegister | Model::Kv => State::Value(None),
         Model::ListAppend => State::List(EMPTY_LIST),
@@ -241,13 +305,13 @@ fn group_moves(
 
 /// Each invoke's position with its completion's, if any, in invoke order.
 fn pairs(ops: &[RecordedOp]) -> Vec<(usize, Option<usize>)> {
-    let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut pairs = Vec::new();
+    let mut pending = Pending::new(ops.len());
+    let mut pairs = Vec::with_capacity(ops.len() / 2 + 1);
     for (position, op) in ops.iter().enumerate() {
         if op.kind == OpType::Invoke {
             pending.insert(op.process, pairs.len());
             pairs.push((position, None));
-        } else if let Some(at) = pending.remove(&op.process) {
+        } else if let Some(at) = pending.take(op.process) {
             pairs[at].1 = Some(position);
         }
     }
@@ -317,7 +381,7 @@ fn read_state(model: Model, read: &RecordedOp, objects: &mut Objects) -> Result<
         }
         (Model::Counter, Datum::Int(count)) => State::Count(*count),
         (_, Datum::Nil) if model.is_register() => State::Value(None),
-        (_, value) if model.is_register() => State::Value(Some(objects.datum(value.clone()))),
+        (_, value) if model.is_register() => objects.value(value.clone()),
         (_, value) => {
             let wanted = match model {
                 Model::ListAppend => "a vector or nil",

@@ -3,11 +3,9 @@
 //! histories, and any register or key-value history once its keys and
 //! values are interned as integers, are checked here.
 
-use std::collections::HashMap;
-
 use quorum_core::{Key, Value};
 
-use super::search::{splitmix64, Object, Operation, Token};
+use super::search::{splitmix64, FastMap, Object, Operation, Token};
 use crate::datum::Datum;
 use crate::history::{History, OpType, OpValue, F};
 
@@ -56,6 +54,7 @@ impl Action {
 
 /// A register starting as nil; a cas succeeds only if the register holds
 /// its expected value (nil never matches).
+#[derive(Clone, Copy)]
 pub(crate) struct Register;
 
 impl Object for Register {
@@ -93,21 +92,19 @@ impl Object for Register {
 
 /// indeterminate, malformed ops (a write without a value) skipped.
 pub(crate) fn extract_operations(history: &History) -> Vec<RegisterOp> {
-    let mut pending: HashMap<u64, usize> = HashMap::new();
+    let mut pending = Pending::new(history.ops.len());
     let mut completion_of: Vec<Option<usize>> = vec![None; history.ops.len()];
     for (position, op) in history.ops.iter().enumerate() {
         match op.kind {
-            OpType::Invoke => {
-                pending.insert(op.process, position);
-            }
+            OpType::Invoke => pending.insert(op.process, position),
             _ => {
-                if let Some(call) = pending.remove(&op.process) {
+                if let Some(call) = pending.take(op.process) {
                     completion_of[call] = Some(position);
                 }
             }
         }
     }
-    let mut operations = Vec::new();
+    let mut operations = Vec::with_capacity(history.ops.len() / 2 + 1);
     for (call, invoke) in history.ops.iter().enumerate() {
         if invoke.kind != OpType::Invoke {
             continue;
@@ -139,6 +136,40 @@ pub(crate) fn extract_operations(history: &History) -> Vec<RegisterOp> {
     }
     operations
 }
+/// Each process's pending invoke while a history is walked in order: a
+/// vector indexed by process for processes below the number of ops
+/// (Jepsen's and ours are small numbers), a map for the others.
+pub(crate) struct Pending {
+    dense: Vec<usize>,
+    sparse: FastMap<u64, usize>,
+}
+
+impl Pending {
+    const NONE: usize = usize::MAX;
+
+    pub(crate) fn new(ops: usize) -> Pending {
+        Pending { dense: vec![Pending::NONE; ops + 1], sparse: FastMap::default() }
+    }
+
+    /// `process` invoked the op at `at` (replacing any op still pending).
+    pub(crate) fn insert(&mut self, process: u64, at: usize) {
+        match usize::try_from(process).ok().and_then(|p| self.dense.get_mut(p)) {
+            Some(slot) => *slot = at,
+            None => {
+                self.sparse.insert(process, at);
+            }
+        }
+    }
+
+    /// The op `process` has pending, no longer pending.
+    pub(crate) fn take(&mut self, process: u64) -> Option<usize> {
+        match usize::try_from(process).ok().and_then(|p| self.dense.get_mut(p)) {
+            Some(slot) => Some(std::mem::replace(slot, Pending::NONE)).filter(|&at| at != Pending::NONE),
+            None => self.sparse.remove(&process),
+        }
+    }
+}
+
 /// How values and keys print in explanations. The simulator's are integers
 /// and print as themselves; a history whose keys and values were interned
 /// as integers (`recorded.rs`) prints the originals.
@@ -280,4 +311,22 @@ fn explain_single_writer(
          {}, which was written after {shown}.",
         names.value(newer)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_pairs_small_and_large_processes_alike() {
+        let mut pending = Pending::new(4);
+        for (process, at) in [(1, 10), (u64::MAX, 11), (4, 12), (5, 13)] {
+            assert_eq!(pending.take(process), None, "nothing pending yet for {process}");
+            pending.insert(process, at);
+        }
+        // A second invoke replaces the first, as a process has one op at a time.
+        pending.insert(1, 14);
+        assert_eq!([1, u64::MAX, 4, 5].map(|p| pending.take(p)), [Some(14), Some(11), Some(12), Some(13)]);
+        assert_eq!([1, u64::MAX, 4, 5].map(|p| pending.take(p)), [None; 4], "each taken once");
+    }
 }

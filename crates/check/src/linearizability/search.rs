@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quorum_core::Key;
 
@@ -91,6 +92,35 @@ pub(crate) fn search<O: Object>(
     max_states: u64,
 ) -> (SearchResult, u64) {
     let mut search = Search::new(object, ops, max_states);
+    let result = search.run();
+    (result, search.explored)
+}
+
+/// Stops a search of the object at index `me` among several checked side
+/// by side once an object before it in key order (index below `me`) is
+/// known to fail: its verdict would not be used.
+#[derive(Clone, Copy)]
+pub(crate) struct Cancel<'a> {
+    pub(crate) first_failure: &'a AtomicUsize,
+    pub(crate) me: usize,
+}
+
+impl Cancel<'_> {
+    fn cancelled(self) -> bool {
+        self.first_failure.load(Ordering::Relaxed) < self.me
+    }
+}
+
+/// [`search`], giving up with [`SearchResult::Unknown`] soon after `cancel`
+/// says so (it looks every 256 configurations).
+pub(crate) fn search_cancellable<O: Object>(
+    object: &mut O,
+    ops: &[Operation<O::Action>],
+    max_states: u64,
+    cancel: Cancel<'_>,
+) -> (SearchResult, u64) {
+    let mut search = Search::new(object, ops, max_states);
+    search.cancel = Some(cancel);
     let result = search.run();
     (result, search.explored)
 }
@@ -182,6 +212,7 @@ struct Search<'a, O: Object> {
     furthest_return: usize,
     /// Kept only when an order is asked for ([`search_order`]).
     longest: Option<Longest>,
+    cancel: Option<Cancel<'a>>,
 }
 
 impl<'a, O: Object> Search<'a, O> {
@@ -224,6 +255,7 @@ impl<'a, O: Object> Search<'a, O> {
             max_states,
             furthest_return: 0,
             longest: None,
+            cancel: None,
         }
     }
 
@@ -266,6 +298,9 @@ impl<'a, O: Object> Search<'a, O> {
             match self.try_lift(entry.op, is_read) {
                 Lifted::Yes => {
                     if self.explored > self.max_states {
+                        return SearchResult::Unknown;
+                    }
+                    if self.explored.is_multiple_of(256) && self.cancel.is_some_and(Cancel::cancelled) {
                         return SearchResult::Unknown;
                     }
                     node = self.next[0];
