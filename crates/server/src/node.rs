@@ -695,34 +695,7 @@ fn writer<M: Send + 'static>(
             }
             held = !batch.durable.is_empty();
         }
-        let mut appended = 0u64;
-        let mut failure = None;
-        'write: for batch in &mut group {
-            for durable in batch.durable.drain(..) {
-                let result = match durable {
-                    Durable::Append(bytes) => {
-                        appended += 1;
-                        log.append(&bytes)
-                    }
-                    Durable::Checkpoint(bytes) => {
-                        metrics.checkpoints.fetch_add(1, Relaxed);
-                        log.checkpoint(&bytes)
-                    }
-                };
-                if let Err(e) = result {
-                    failure = Some(e);
-                    break 'write;
-                }
-            }
-        }
-        if failure.is_none() && appended > 0 {
-            let started = Instant::now();
-            if let Err(e) = log.sync() {
-                failure = Some(e);
-            }
-            metrics.observe_fsync(started.elapsed());
-            metrics.records_persisted.fetch_add(appended, Relaxed);
-        }
+        let failure = write_group(log.as_mut(), &mut group, &metrics).err();
         if let Some(e) = failure {
             error!("the log cannot be written, stopping the node: {e}");
             fatal.raise(e);
@@ -736,6 +709,34 @@ fn writer<M: Send + 'static>(
             done.fetch_add(1, Ordering::Release);
         }
     }
+}
+
+/// Append the group's durable records and checkpoints, then fsync once if
+/// anything was appended.
+fn write_group<M>(log: &mut dyn Log, group: &mut [Batch<M>], metrics: &Metrics) -> Result<(), String> {
+    let mut appended = 0u64;
+    for batch in group.iter_mut() {
+        for durable in batch.durable.drain(..) {
+            match durable {
+                Durable::Append(bytes) => {
+                    appended += 1;
+                    log.append(&bytes)?;
+                }
+                Durable::Checkpoint(bytes) => {
+                    metrics.checkpoints.fetch_add(1, Relaxed);
+                    log.checkpoint(&bytes)?;
+                }
+            }
+        }
+    }
+    if appended > 0 {
+        let started = Instant::now();
+        let synced = log.sync();
+        metrics.observe_fsync(started.elapsed());
+        metrics.records_persisted.fetch_add(appended, Relaxed);
+        synced?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
