@@ -16,6 +16,22 @@ impl<S: Decrees> FastPaxos<S> {
         self.slots.entry(instance).or_insert(AcceptorSlot { promised: Ballot::ZERO, accepted: None })
     }
 
+    /// What a prepare and an accept check first: answer `from` with the
+    /// decision if `instance` is decided here, or refuse a `ballot` below
+    /// the promise. Whether to go on.
+    fn admit(&mut self, from: NodeId, instance: Instance, ballot: Ballot, out: &mut Out<'_, Self>) -> bool {
+        self.counter_seen = self.counter_seen.max(ballot.counter);
+        if self.answer_decided(from, instance, out) {
+            return false;
+        }
+        let promised = self.slot(instance).promised;
+        if ballot < promised {
+            out.send(from, Msg::Nack { instance, ballot, promised });
+            return false;
+        }
+        true
+    }
+
     /// Answer `from` with the decision if `instance` is decided here.
     fn answer_decided(&self, from: NodeId, instance: Instance, out: &mut Out<'_, Self>) -> bool {
         let Some((value, _)) = self.learned.get(&instance) else { return false };
@@ -54,16 +70,10 @@ impl<S: Decrees> FastPaxos<S> {
         ballot: Ballot,
         out: &mut Out<'_, Self>,
     ) {
-        self.counter_seen = self.counter_seen.max(ballot.counter);
-        if self.answer_decided(from, instance, out) {
+        if !self.admit(from, instance, ballot, out) {
             return;
         }
         let slot = self.slot(instance);
-        if ballot < slot.promised {
-            let promised = slot.promised;
-            out.send(from, Msg::Nack { instance, ballot, promised });
-            return;
-        }
         let fresh = ballot > slot.promised;
         slot.promised = ballot;
         let accepted = slot.accepted.clone();
@@ -82,16 +92,10 @@ impl<S: Decrees> FastPaxos<S> {
         value: S::Command,
         out: &mut Out<'_, Self>,
     ) {
-        self.counter_seen = self.counter_seen.max(ballot.counter);
-        if self.answer_decided(from, instance, out) {
+        if !self.admit(from, instance, ballot, out) {
             return;
         }
         let slot = self.slot(instance);
-        if ballot < slot.promised {
-            let promised = slot.promised;
-            out.send(from, Msg::Nack { instance, ballot, promised });
-            return;
-        }
         if let Some((voted, earlier)) = &slot.accepted {
             if *voted == ballot {
                 assert!(*earlier == value, "a classic round has one value");
