@@ -57,6 +57,8 @@ pub fn command(replay: &Replay) -> String {
     );
     flag("safety-ms", config.safety_ms != defaults.safety_ms, config.safety_ms.to_string());
     flag("liveness-ms", config.liveness_ms != defaults.liveness_ms, config.liveness_ms.to_string());
+    flag("workload", config.workload != defaults.workload, config.workload.name().to_string());
+    flag("clock-skew-ms", config.clock_skew_ms != defaults.clock_skew_ms, config.clock_skew_ms.to_string());
     let schedule = config.schedule.clone().unwrap_or_default();
     let _ = write!(cmd, " --schedule '{schedule}'");
     cmd

@@ -30,6 +30,7 @@ pub mod host;
 pub mod kv;
 pub mod observe;
 pub mod proposal;
+pub mod redis;
 pub mod rng;
 pub mod txn;
 

@@ -5,8 +5,8 @@ use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
 use quorum_sim::{
-    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProposalWorkload, ProtocolChoice, RunError,
-    RunOutcome, SimConfig, TxnWorkload,
+    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProposalWorkload, ProtocolChoice, RedisWorkload,
+    RunError, RunOutcome, SimConfig, TxnWorkload,
 };
 
 use crate::settings::{merged, ServerDefaults};
@@ -74,6 +74,16 @@ pub(crate) fn check<P: Protocol>(
 pub(crate) fn run_kv<P: KvProtocol>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError> {
     let protocol = typed::<P>(&config.protocol)?;
     quorum_sim::run_with::<P, KvWorkload>(config, &protocol, capture)
+}
+
+/// A run of the Redis workload; its own bug is the workload's, so the
+/// protocol's settings are read without it.
+pub(crate) fn run_redis<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<Request = quorum_core::redis::RedisCommand, Response = quorum_core::redis::RedisResponse>,
+{
+    let protocol = typed::<P>(&crate::protocol_part(&config.protocol))?;
+    quorum_sim::run_with::<P, RedisWorkload>(config, &protocol, capture)
 }
 
 pub(crate) fn run_txn<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use quorum_core::claims::SystemModel;
+use quorum_core::redis::RedisKv;
 use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
@@ -32,7 +33,7 @@ use quorum_protocols::{ben_or, fast_paxos, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
-use quorum_sim::{Capture, FaultKind, ProtocolChoice, RunError, RunOutcome, SimConfig, Swarm};
+use quorum_sim::{Capture, FaultKind, ProtocolChoice, RunError, RunOutcome, SimConfig, Swarm, WorkloadKind};
 
 pub use self::settings::ServerDefaults;
 
@@ -44,17 +45,35 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::kv::<abd::Abd>(&abd::ENTRY),
     Registered::kv::<paxos::single::Paxos<KvStore>>(&paxos::single::ENTRY)
         .with_flp::<paxos::single::Paxos<KvStore>>(),
-    Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY),
+    Registered::kv::<paxos::multi::MultiPaxos<KvStore>>(&paxos::multi::ENTRY)
+        .redis::<paxos::multi::MultiPaxos<RedisKv>>(),
     Registered::kv::<fast_paxos::FastPaxos<KvStore>>(&fast_paxos::ENTRY),
     Registered::kv::<raft::Raft<KvStore>>(&raft::ENTRY)
         .serving::<raft::Raft<KvMap>>()
-        .with_flp::<raft::Raft<KvStore>>(),
-    Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY).serving::<zab::Zab<KvMap>>(),
+        .with_flp::<raft::Raft<KvStore>>()
+        .redis::<raft::Raft<RedisKv>>(),
+    Registered::kv::<zab::Zab<KvStore>>(&zab::ENTRY)
+        .serving::<zab::Zab<KvMap>>()
+        .redis::<zab::Zab<RedisKv>>(),
     Registered::txn::<two_pc::TwoPhaseCommit>(&two_pc::ENTRY),
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
     Registered::proposal::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
     Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
 ];
+
+/// The Redis workload's own bug (`--workload redis --bug
+/// expiry-by-local-clock`): clients' clocks stamp the commands. Accepted by
+/// every protocol that speaks Redis, and kept from the protocol's settings.
+pub const WORKLOAD_BUG: &str = quorum_sim::redis_workload::EXPIRY_BY_LOCAL_CLOCK;
+
+/// `choice` without a bug that belongs to the workload, not the protocol.
+pub(crate) fn protocol_part(choice: &ProtocolChoice) -> ProtocolChoice {
+    let mut choice = choice.clone();
+    if choice.bug.as_deref() == Some(WORKLOAD_BUG) {
+        choice.bug = None;
+    }
+    choice
+}
 
 /// A choice the registry refuses: one line for the user.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -129,6 +148,9 @@ pub struct Registered {
     /// binary consensus ([`flp::Binary`]).
     flp: Option<FlpFn>,
     serve: Option<ServeFn>,
+    /// Its run under the Redis workload (`--workload redis`), for log
+    /// protocols generic over the state machine.
+    redis: Option<RunFn>,
     /// The only cluster sizes it runs on (the two generals: 2); `None`:
     /// any, and the laboratory's usual 3 and 5.
     sizes: Option<&'static [u32]>,
@@ -147,6 +169,7 @@ impl Registered {
             chain: drive::chain::<P>,
             flp: None,
             serve: None,
+            redis: None,
             sizes: None,
         }
     }
@@ -224,6 +247,23 @@ impl Registered {
         Registered { serve: Some(drive::serve::<S>), ..self }
     }
 
+    /// `--workload redis` runs it as `R` (the same protocol over
+    /// `quorum_core::redis::RedisKv`): `GET`, `SET ... PX`, `MSET`, `EXEC`.
+    pub const fn redis<R>(self) -> Registered
+    where
+        R: quorum_core::Protocol<
+            Request = quorum_core::redis::RedisCommand,
+            Response = quorum_core::redis::RedisResponse,
+        >,
+    {
+        Registered { redis: Some(drive::run_redis::<R>), ..self }
+    }
+
+    /// Whether `--workload redis` runs it.
+    pub fn speaks_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// It runs only on clusters of these sizes (the first is its default).
     pub const fn sized(self, sizes: &'static [u32]) -> Registered {
         assert!(!sizes.is_empty(), "at least one size");
@@ -278,8 +318,12 @@ impl Registered {
             choice.variant = Some(v.to_string());
         }
         if let Some(b) = bug {
-            if entry.bug(b).is_none() {
-                let bugs: Vec<&str> = entry.bugs.iter().map(|b| b.name).collect();
+            let workload_bug = b == WORKLOAD_BUG && self.speaks_redis();
+            if entry.bug(b).is_none() && !workload_bug {
+                let mut bugs: Vec<&str> = entry.bugs.iter().map(|b| b.name).collect();
+                if self.speaks_redis() {
+                    bugs.push(WORKLOAD_BUG);
+                }
                 return Err(Error(if bugs.is_empty() {
                     format!("protocol '{name}' has no --bug variants (got '{b}')")
                 } else {
@@ -288,7 +332,7 @@ impl Registered {
             }
             choice.bug = Some(b.to_string());
         }
-        (self.check)(&choice, None).map_err(|e| Error(e.to_string()))?;
+        (self.check)(&protocol_part(&choice), None).map_err(|e| Error(e.to_string()))?;
         Ok(choice)
     }
 
@@ -296,7 +340,7 @@ impl Registered {
     /// (`Protocol::validate`).
     pub fn validate(&self, choice: &ProtocolChoice, nodes: u32) -> Result<(), Error> {
         let members: Vec<NodeId> = (0..nodes).map(NodeId).collect();
-        (self.check)(choice, Some(&members)).map_err(|e| Error(e.to_string()))
+        (self.check)(&protocol_part(choice), Some(&members)).map_err(|e| Error(e.to_string()))
     }
 
     /// A run's parameters for this protocol, with its defaults (the
@@ -370,7 +414,17 @@ impl Registered {
     /// trace, and the recording a space-time diagram draws.
     pub fn run_captured(&self, config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError> {
         debug_assert_eq!(config.protocol.name, self.entry.name);
-        (self.run)(&self.resolve(config), capture)
+        let run = match config.workload {
+            WorkloadKind::Default => self.run,
+            WorkloadKind::Redis => self.redis.ok_or_else(|| {
+                RunError::Protocol(quorum_core::ConfigError::new(format!(
+                    "--workload redis runs on {}, not '{}'",
+                    names(PROTOCOLS.iter().filter(|r| r.speaks_redis())).join(", "),
+                    self.entry.name
+                )))
+            })?,
+        };
+        (run)(&self.resolve(config), capture)
     }
 
     /// Search every interleaving of `model` exhaustively (see

@@ -254,6 +254,13 @@ pub struct SimConfig {
     pub latency_max_us: u64,
     /// Per-node timer drift: each node's timers run at a rate in `[1-d, 1+d]`.
     pub timer_drift: f64,
+    /// Clock skew: each node's (and client's) clock reads true time plus an
+    /// offset drawn from `[-skew, +skew]` ms for the run. Only stamps read
+    /// it (the Redis workload's expiry); timers follow `timer_drift`.
+    pub clock_skew_ms: u64,
+    /// Which requests the clients send, for protocols that speak more than
+    /// one request type (`registry` picks the runner).
+    pub workload: WorkloadKind,
     /// A generated schedule's fault episodes last `[lo, hi)` ms each, and
     /// the next one starts `[lo, hi)` ms after the previous one began.
     pub fault_length_ms: (u64, u64),
@@ -266,6 +273,31 @@ pub struct SimConfig {
     /// The protocol and its settings, as chosen (by name: the simulator
     /// knows no protocol; the caller's runner turns this into one).
     pub protocol: ProtocolChoice,
+}
+
+/// The random stream of clock offsets ([`SimConfig::clock_offset_us`]).
+const CLOCK_STREAM: u64 = 1 << 46;
+/// Clients' clocks follow the nodes' in [`SimConfig::clock_offset_us`].
+pub const CLIENT_CLOCK: u64 = 1 << 20;
+
+/// The requests a run's clients send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// The protocol's own workload (KV read / write / cas for KV protocols).
+    #[default]
+    Default,
+    /// Redis commands over the KV: `GET`, `SET` with `PX`, `MSET`, `MULTI` /
+    /// `EXEC` (`quorum_core::redis`), judged by the multi-key checker.
+    Redis,
+}
+
+impl WorkloadKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadKind::Default => "default",
+            WorkloadKind::Redis => "redis",
+        }
+    }
 }
 
 /// Which protocol a run is of, and with which settings: a name, an optional
@@ -313,12 +345,26 @@ impl SimConfig {
             latency_min_us: 500,
             latency_max_us: 2_000,
             timer_drift: 0.05,
+            clock_skew_ms: 0,
+            workload: WorkloadKind::Default,
             fault_length_ms: (200, 1_500),
             fault_gap_ms: (100, 700),
             swarm: None,
             budgets: Budgets::default(),
             protocol: protocol.into(),
         }
+    }
+
+    /// The clock offset (µs, within `±clock_skew_ms`) of node `node`, or of
+    /// client `c` as `CLIENT_CLOCK + c`: fixed for the run, from its own
+    /// stream, so drawing it changes no other draw.
+    pub fn clock_offset_us(&self, who: u64) -> i64 {
+        let skew = (self.clock_skew_ms * 1_000) as i64;
+        if skew == 0 {
+            return 0;
+        }
+        let mut rng = quorum_core::Rng::stream(self.seed, CLOCK_STREAM + who);
+        rng.range(0, 2 * skew as u64 + 1) as i64 - skew
     }
 
     /// The protocol's name.
@@ -378,6 +424,9 @@ impl SimConfig {
         }
         if self.latency_min_us == 0 || self.latency_max_us < self.latency_min_us {
             return invalid("latency bounds must satisfy 0 < min <= max".into());
+        }
+        if self.clock_skew_ms > 60_000 {
+            return invalid("clock skew must be at most 60000 ms".into());
         }
         if !(0.0..0.5).contains(&self.timer_drift) {
             return invalid("timer drift must be in [0, 0.5)".into());

@@ -117,6 +117,10 @@ pub struct RunOutcome {
     /// others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::decision_workload::DecisionFigures>,
+    /// The Redis workload: requests acknowledged, per command (`get`,
+    /// `set`, `set-px`, `mset`, `exec`); empty for the others.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub commands_acked: std::collections::BTreeMap<String, u64>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<Violation>,
     /// The sometimes properties the run reached (see `quorum_core::claims`),

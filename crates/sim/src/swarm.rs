@@ -18,7 +18,7 @@
 
 use quorum_core::Rng;
 
-use crate::config::{FaultKind, FaultSet, SimConfig};
+use crate::config::{FaultKind, FaultSet, SimConfig, WorkloadKind};
 
 /// The label of the swarm's random stream.
 const SWARM_STREAM: u64 = 1 << 44;
@@ -48,6 +48,7 @@ pub struct Fixed {
     pub keys: bool,
     pub clients: bool,
     pub safety: bool,
+    pub clock_skew: bool,
 }
 
 impl SimConfig {
@@ -90,6 +91,11 @@ fn draw_shape(config: &mut SimConfig, swarm: &Swarm, rng: &mut Rng) {
     }
     if !fixed.safety {
         config.safety_ms = *rng.pick(&[5_000, 15_000]).expect("not empty");
+    }
+    // Only stamps read the clocks, and only the Redis workload stamps: the
+    // other workloads' draws stay as they were.
+    if config.workload == WorkloadKind::Redis && !fixed.clock_skew {
+        config.clock_skew_ms = *rng.pick(&[0, 5, 20, 50]).expect("not empty");
     }
 }
 
@@ -195,7 +201,14 @@ mod tests {
         config.keys = 9;
         config.safety_ms = 7_000;
         let swarm = config.swarm.as_mut().unwrap();
-        swarm.fixed = Fixed { max_down: true, latency: false, keys: true, clients: false, safety: true };
+        swarm.fixed = Fixed {
+            max_down: true,
+            latency: false,
+            keys: true,
+            clients: false,
+            safety: true,
+            clock_skew: false,
+        };
         swarm.settings = vec![("pre_vote".into(), vec![true.into(), false.into()])];
         let resolved = config.resolve();
         assert_eq!((resolved.max_down, resolved.keys, resolved.safety_ms), (1, 9, 7_000));

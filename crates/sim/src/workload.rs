@@ -54,6 +54,11 @@ pub trait Workload<P: Protocol>: Sized {
     /// Client `client`'s next request.
     fn next(&mut self, client: usize, rng: &mut Rng) -> P::Request;
 
+    /// `request` from `client` reaches a node whose clock reads `node_clock`
+    /// (true time `now` plus the node's skew): the place to stamp it, as a
+    /// server's node stamps what it takes from a client. Default: nothing.
+    fn stamp(&mut self, _client: usize, _request: &mut P::Request, _now: Time, _node_clock: Time) {}
+
     /// The engine sends `request` for `client` now.
     fn invoked(&mut self, client: usize, request: &P::Request, now: Time);
 

@@ -55,6 +55,7 @@
 //! `recorded.rs` turns a history as read from a file into either;
 //! `witness.rs` shrinks a failing history and prunes indeterminate ops.
 
+pub mod map;
 mod objects;
 mod recorded;
 mod register;

@@ -200,6 +200,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         sim_time_ms: 0,
         txn: None,
         decision: None,
+        commands_acked: Default::default(),
         violations: Vec::new(),
         reached: Vec::new(),
         replay: replay_of(config, schedule),
@@ -392,7 +393,10 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 });
                 self.step(node, |p, out| p.on_timer(timer, out));
             }
-            Event::Request { node, rid, request } => {
+            Event::Request { node, rid, mut request } => {
+                let offset = self.config.clock_offset_us(u64::from(node.0));
+                let clock = Time(self.now.0.saturating_add_signed(offset));
+                self.clients.workload.stamp(rid.client as usize, &mut request, self.now, clock);
                 self.trace.line(
                     self.now,
                     "request",
