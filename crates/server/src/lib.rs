@@ -93,6 +93,8 @@ pub struct Running {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The node's live counters and gauges (its role and term among them).
+    pub metrics: Arc<Metrics>,
     stop: oneshot::Sender<()>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -178,7 +180,8 @@ where
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input<P::Msg>>(64 * 1024);
     let peer_queues = transport::dial_peers(&identity, &config.peers, metrics.clone());
     let (fatal_tx, fatal_rx) = oneshot::channel();
-    let settings = NodeSettings { cluster, forward: config.forward };
+    let settings =
+        NodeSettings { cluster, forward: config.forward, leader_wait: leader_wait(config.request_timeout) };
     let node = Node::<P>::start(
         settings,
         &protocol_config,
@@ -218,7 +221,7 @@ where
     }
     info!(node = config.id.0, %client_addr, %peer_addr, protocol = config.protocol, "node started");
     let (stop, done) = supervise(node, inputs_rx, fatal_rx, tasks);
-    Ok(Running { client_addr, peer_addr, metrics_addr, stop, done })
+    Ok(Running { client_addr, peer_addr, metrics_addr, metrics, stop, done })
 }
 
 /// Run the node loop until told to stop or a fatal storage error; then stop
@@ -253,6 +256,15 @@ where
         result
     });
     (stop_tx, done)
+}
+
+/// How long a request may wait for a leader: the request timeout less a
+/// tenth (at least 20 ms), so that the client hears the protocol's
+/// "no leader" refusal (nothing was done: retry) rather than the front
+/// end's timeout (uncertain) when no leader comes in time.
+pub fn leader_wait(request_timeout: Duration) -> Duration {
+    let margin = (request_timeout / 10).max(Duration::from_millis(20));
+    request_timeout.saturating_sub(margin)
 }
 
 fn random_u64() -> anyhow::Result<u64> {

@@ -32,6 +32,7 @@ pub struct Metrics {
     fsync_buckets: [AtomicU64; FSYNC_BUCKETS_US.len()],
     pub batches: AtomicU64,
     pub batched_inputs: AtomicU64,
+    pub requests_parked: AtomicU64,
 }
 
 impl Metrics {
@@ -80,6 +81,12 @@ impl Metrics {
         ("quorum_log_bytes", "gauge", "bytes of log and snapshot on disk", |m| &m.log_bytes),
         ("quorum_batches_total", "counter", "node loop batches", |m| &m.batches),
         ("quorum_batched_inputs_total", "counter", "inputs handled in those batches", |m| &m.batched_inputs),
+        (
+            "quorum_requests_parked_total",
+            "counter",
+            "times a client request was held to wait for a leader",
+            |m| &m.requests_parked,
+        ),
     ];
 
     /// The Prometheus text exposition.
