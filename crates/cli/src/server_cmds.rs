@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Other nodes' client addresses, ID=HOST:PORT, only to name the leader in errors.
     #[arg(long, value_delimiter = ',')]
     peer_clients: Vec<String>,
+    /// After a replaced disk: join as a new member (a new node id, a learner first) instead of
+    /// being refused. Not available yet: it needs membership changes, which the server lacks.
+    #[arg(long)]
+    rejoin_as_new: bool,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -157,6 +161,12 @@ async fn ctrl_c_or_term() {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
+    if args.rejoin_as_new {
+        return Err(UsageError(
+            "--rejoin-as-new needs membership changes (joining under a new node id, as a learner first), which the server does not have yet; restore the node's old data dir instead"
+                .into(),
+        ));
+    }
     let registered = servable(&args.protocol)?;
     let overrides = json_config(&args.tuning.config)?;
     let config = ServeConfig {
