@@ -105,3 +105,65 @@ fn without_time_to_wait_the_first_set_is_refused_for_want_of_a_leader() {
     assert_eq!(refused.kind(), redis::ErrorKind::TryAgain, "{refused}");
     assert!(refused.to_string().contains("not the leader"), "{refused}");
 }
+
+fn admin(port: u16, json: bool) -> std::process::Output {
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec!["admin", "--addr", &addr, "status"];
+    if json {
+        args.push("--json");
+    }
+    Command::new(env!("CARGO_BIN_EXE_quorum")).args(&args).output().expect("quorum admin runs")
+}
+
+/// `quorum admin status` asks the node it is given, then every member whose
+/// address that node knows: one leader, every member on the leader's term,
+/// the leader's two followers with their match index and lag, and each
+/// write counted exactly once, at the node the client sent it to.
+#[test]
+fn admin_status_shows_members_roles_terms_indexes_lag_and_counts_each_write_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_base_port(3);
+    let (_cluster, lines) = start_cluster(dir.path(), port, &[]);
+    line_with(&lines, "ready:");
+    for (i, key) in ["a", "b", "c"].iter().enumerate() {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", port + i as u16)).unwrap();
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(10)).unwrap();
+        let ok: String = redis::cmd("SET").arg(*key).arg("v").query(&mut connection).unwrap();
+        assert_eq!(ok, "OK");
+    }
+    let out = admin(port, true);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nodes: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    let leaders: Vec<&serde_json::Value> = nodes.iter().filter(|n| n["role"] == "leader").collect();
+    assert_eq!(leaders.len(), 1, "{nodes:?}");
+    let leader = leaders[0];
+    assert!(nodes.iter().all(|n| n["term"] == leader["term"] && n["leader"] == leader["id"]), "{nodes:?}");
+    assert!(leader["commit_index"].as_u64().unwrap() >= 3, "{leader}");
+    let followers = leader["followers"].as_array().unwrap();
+    assert_eq!(followers.len(), 2, "{leader}");
+    for follower in followers {
+        let (matched, lag) = (follower["match_index"].as_u64().unwrap(), follower["lag"].as_u64().unwrap());
+        assert_eq!(matched + lag, leader["last_index"].as_u64().unwrap(), "{leader}");
+    }
+    let counted = |key: &str| nodes.iter().map(|n| n[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(counted("proposals_committed"), 3, "{nodes:?}");
+    assert_eq!(counted("commits_timed"), 3, "{nodes:?}");
+    assert_eq!(counted("proposals_failed"), 0, "{nodes:?}");
+    let table = String::from_utf8(admin(port + 1, false).stdout).unwrap();
+    assert_eq!(table.lines().count(), 5, "{table}");
+    let role = |line: &str| line.split_whitespace().nth(2).map(str::to_string);
+    assert_eq!(table.lines().filter(|l| role(l).as_deref() == Some("leader")).count(), 1, "{table}");
+    assert_eq!(table.lines().filter(|l| role(l).as_deref() == Some("follower")).count(), 2, "{table}");
+    assert!(table.contains(&format!("leader: node {}", leader["id"])), "{table}");
+}
+
+#[test]
+fn admin_status_of_an_address_where_nothing_listens_is_a_one_line_error() {
+    let port = free_base_port(1);
+    let out = admin(port, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}

@@ -11,7 +11,9 @@
 //! * [`client`]: the RESP2 front end.
 //! * [`state`]: the replicated byte-string map and its commands.
 //! * [`metrics`]: Prometheus counters, served over HTTP.
+//! * [`admin`]: `ADMIN STATUS`, the node's view of the cluster as JSON.
 
+pub mod admin;
 pub mod client;
 pub mod commands;
 pub mod metrics;

@@ -61,6 +61,10 @@ const PURGE_EVERY: Duration = Duration::from_millis(100);
 /// again (and at once when this node's role or term changes).
 const PARKED_RETRY_EVERY: Duration = Duration::from_millis(10);
 
+/// How often the node loop samples the protocol's progress (commit point,
+/// members, followers' match) for metrics.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
 /// The wall clock in Unix ms: a command's stamp (see `state`'s time rule).
 pub fn wall_clock_ms() -> Millis {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -116,6 +120,8 @@ pub struct Status {
     pub term: u64,
     pub describe: String,
     pub pending_requests: usize,
+    /// The protocol's replication progress, as of this answer.
+    pub progress: Option<quorum_core::Progress>,
 }
 
 /// The durable log as the writer uses it. `quorum_store::Wal` in production;
@@ -259,6 +265,7 @@ where
     /// stay in `pending`), and when.
     parked: Vec<RequestId>,
     retry_parked_at: Instant,
+    last_progress: Instant,
 }
 
 impl<P: ServerProtocol> Node<P>
@@ -329,6 +336,7 @@ where
             purges: 0,
             parked: Vec::new(),
             retry_parked_at: epoch,
+            last_progress: epoch,
         };
         let mut batch = Batch::new();
         node.route(effects, &mut batch);
@@ -395,6 +403,7 @@ where
         }
         self.retry_parked(&mut batch);
         self.propose_purge(&mut batch);
+        self.sample_progress();
         self.metrics.batches.fetch_add(1, Relaxed);
         self.metrics.batched_inputs.fetch_add(handled as u64, Relaxed);
         self.flush(batch);
@@ -422,6 +431,29 @@ where
         self.purges += 1;
         let id = RequestId::new(self.purge_client, self.purges);
         self.step(batch, |p, out| p.on_request(id, Command { stamp_ms, op: Op::Purge }, out));
+    }
+
+    /// Every `PROGRESS_EVERY`, publish the protocol's progress to the metrics.
+    fn sample_progress(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) >= PROGRESS_EVERY {
+            self.last_progress = now;
+            self.metrics.set_progress(self.protocol.progress());
+        }
+    }
+
+    /// Count a client's write answered (its result, or a refusal or an
+    /// uncertain outcome after any wait) and time it from its arrival.
+    fn answered(&self, command: &Command, since: Instant, output: &Output) {
+        if command.op.is_read_only() {
+            return;
+        }
+        if matches!(output, Output::Rejected { .. } | Output::Indeterminate { .. }) {
+            self.metrics.proposals_failed.fetch_add(1, Relaxed);
+        } else {
+            self.metrics.proposals_committed.fetch_add(1, Relaxed);
+            self.metrics.observe_commit(since.elapsed());
+        }
     }
 
     /// When the loop must wake without input: the first timer, or the next
@@ -530,6 +562,7 @@ where
                     if matches!(output, Output::Rejected { .. }) && self.may_wait(since) {
                         self.park(id, reply, command, since);
                     } else {
+                        self.answered(&command, since, &output);
                         let _ = reply.send(output);
                     }
                 }
@@ -546,12 +579,15 @@ where
                 let _ = reply.send(self.protocol.read_local(&command));
             }
             Input::Status { reply } => {
+                let progress = self.protocol.progress();
+                self.metrics.set_progress(progress.clone());
                 let _ = reply.send(Status {
                     id: self.id,
                     role: self.metrics.role_name(),
                     term: self.metrics.term.load(Relaxed),
                     describe: self.protocol.describe(),
                     pending_requests: self.pending.len(),
+                    progress,
                 });
             }
             Input::Admin { command, reply } => {
@@ -567,6 +603,9 @@ where
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } => {
+                    if P::carries_snapshot(&msg) {
+                        self.metrics.snapshot_sends.fetch_add(1, Relaxed);
+                    }
                     if to == self.id {
                         batch.releases.push(Release::Myself(Frame::Protocol(msg)));
                     } else {
@@ -625,6 +664,7 @@ where
                         None => {}
                     }
                 }
+                self.answered(&command, since, &output);
                 batch.releases.push(Release::Local { reply, output });
             }
             Route::Remote(origin) => {
@@ -645,7 +685,12 @@ where
                     Role::Follower => 0,
                 };
                 self.metrics.role.store(code, Relaxed);
-                self.metrics.term.store(term, Relaxed);
+                if self.metrics.term.swap(term, Relaxed) != term {
+                    self.metrics.leader_changes.fetch_add(1, Relaxed);
+                }
+                if role == Role::Leader {
+                    self.metrics.elections_won.fetch_add(1, Relaxed);
+                }
                 // A leader may be known now: parked requests go again at once.
                 self.retry_parked_at = Instant::now();
                 info!(node = self.id.0, ?role, term, "role change");
