@@ -1,6 +1,7 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
+mod admin_cmd;
 mod check_cmd;
 mod collisions_cmd;
 mod flp_cmd;
@@ -58,6 +59,8 @@ enum Command {
     Serve(server_cmds::ServeArgs),
     /// Start an N-node server cluster on loopback in one command (Ctrl-C stops it; run again to resume).
     Cluster(server_cmds::ClusterArgs),
+    /// Operate a running server cluster: `status` shows members, roles, terms, indexes and lag.
+    Admin(admin_cmd::AdminArgs),
     /// Load-generate against a Redis-protocol server (or etcd) and report throughput and latency percentiles.
     Bench(server_cmds::BenchArgs),
     /// Ben-Or's rounds to decide against the cluster size (local coins, split inputs); optionally plotted as SVG.
@@ -318,6 +321,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => server_cmds::serve(args),
         Command::Cluster(args) => server_cmds::cluster(args),
         Command::Bench(args) => server_cmds::bench(args),
+        Command::Admin(args) => admin_cmd::admin(args),
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
         Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
     };

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Other nodes' client addresses, ID=HOST:PORT, only to name the leader in errors.
     #[arg(long, value_delimiter = ',')]
     peer_clients: Vec<String>,
+    /// After a replaced disk: join as a new member (a new node id, a learner first) instead of
+    /// being refused. Not available yet: it needs membership changes, which the server lacks.
+    #[arg(long)]
+    rejoin_as_new: bool,
     #[command(flatten)]
     tuning: Tuning,
 }
@@ -67,6 +71,8 @@ pub struct Tuning {
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_bulk_bytes: usize,
     /// How long a client command may wait for the cluster before it is answered with an error, in ms.
+    /// A command that finds no leader (an election is on) is held and tried again until one leads,
+    /// for up to nine tenths of this; then it is refused with -TRYAGAIN (nothing was done).
     #[arg(long, default_value_t = 5_000)]
     request_timeout_ms: u64,
     /// Answer writes at a follower with a redirect error instead of relaying them to the leader.
@@ -155,6 +161,12 @@ async fn ctrl_c_or_term() {
 }
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode, UsageError> {
+    if args.rejoin_as_new {
+        return Err(UsageError(
+            "--rejoin-as-new needs membership changes (joining under a new node id, as a learner first), which the server does not have yet; restore the node's old data dir instead"
+                .into(),
+        ));
+    }
     let registered = servable(&args.protocol)?;
     let overrides = json_config(&args.tuning.config)?;
     let config = ServeConfig {
@@ -347,8 +359,28 @@ pub fn cluster(args: ClusterArgs) -> Result<ExitCode, UsageError> {
             "{}-node {} cluster '{}' is up; try: redis-cli -p {} SET hello world   (Ctrl-C stops it; run again to resume)",
             args.nodes, args.protocol, file.cluster_id, args.port
         );
+        let leaders: Vec<_> = running.iter().map(|r| (r.metrics.clone(), r.client_addr)).collect();
+        tokio::spawn(announce_leader(leaders));
         wait_then_stop(running).await
     })
+}
+
+/// Print one line once a node leads (the cluster is ready for commands;
+/// a command sent before then waits for the election, up to
+/// `--request-timeout-ms`).
+async fn announce_leader(
+    nodes: Vec<(std::sync::Arc<quorum_server::metrics::Metrics>, std::net::SocketAddr)>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let leader = nodes.iter().find(|(m, _)| m.role_name() == "leader");
+        if let Some((metrics, addr)) = leader {
+            let (node, term) = (metrics.node_id.load(Relaxed), metrics.term.load(Relaxed));
+            println!("ready: node {node} leads (term {term}) at redis://{addr}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[derive(Args)]

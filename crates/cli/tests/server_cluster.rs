@@ -501,6 +501,93 @@ fn a_data_dir_of_another_cluster_node_or_protocol_or_in_use_is_refused_at_start(
     assert!(stderr.contains("in use by another process"), "{stderr}");
 }
 
+/// `quorum serve` for node `id` of `cluster` with `flags`, run to its exit
+/// (killed after 60 s: a node that should have refused to start serves,
+/// and the caller's check of the exit code fails instead of hanging).
+fn serve_to_exit(cluster: &Cluster, id: usize, flags: &[&str]) -> (Option<i32>, String) {
+    let node = &cluster.nodes[id];
+    let others: Vec<String> = cluster
+        .peers()
+        .iter()
+        .filter(|(peer, _)| *peer != node.id)
+        .map(|(peer, port)| format!("{peer}=127.0.0.1:{port}"))
+        .collect();
+    let mut out = Command::new(env!("CARGO_BIN_EXE_quorum"))
+        .args(["serve", "--id", &node.id.to_string(), "--data-dir", node.dir.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", node.client_port)])
+        .args(["--peer-listen", &format!("127.0.0.1:{}", node.peer_port)])
+        .args(["--peers", &others.join(","), "--cluster-secret", SECRET])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quorum serve runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = out.kill();
+    let out = out.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Raft and Zab are safe only if a node never forgets its term, vote and
+/// acknowledged entries. A node whose data dir was emptied (a replaced
+/// disk) while its peers know it is refused at start, with the data dir
+/// named; `--rejoin-as-new` is refused too (it needs membership changes).
+/// The positive twin: the same node on its own data dir rejoins and
+/// serves. And if the peers that know it are down when it starts, it
+/// starts, and stops as soon as one of them is back, before sending it anything.
+#[test]
+fn a_node_whose_data_dir_was_replaced_is_refused_unless_its_dir_is_restored() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader(Duration::from_secs(20)).expect("a leader");
+    let port = cluster.nodes[leader as usize].client_port;
+    redis::cmd("SET").arg("k").arg("1").query::<String>(&mut connect(port).unwrap()).unwrap();
+    let victim = (leader as usize + 1) % 3;
+    cluster.nodes[victim].kill();
+    let dir = cluster.nodes[victim].dir.clone();
+    let saved = dir.with_extension("saved");
+    std::fs::rename(&dir, &saved).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, stderr) = serve_to_exit(&cluster, victim, &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let expected = format!("knows node {victim} from an earlier data dir");
+    assert!(stderr.contains(&expected) && stderr.contains(dir.to_str().unwrap()), "{stderr}");
+    assert_eq!(stderr.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{stderr}");
+    let (code, stderr) = serve_to_exit(&cluster, victim, &["--rejoin-as-new"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("needs membership changes"), "{stderr}");
+    // The refusals wrote nothing: the dir is still empty (a retry is refused alike).
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a refused start initialised the dir");
+    // Its own data dir restored, the node rejoins and sees the write.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::rename(&saved, &dir).unwrap();
+    let peers = cluster.peers();
+    cluster.nodes[victim].spawn(&peers);
+    let victim_port = cluster.nodes[victim].client_port;
+    wait_for_ping(victim_port);
+    let value: Option<String> = redis::cmd("GET").arg("k").query(&mut connect(victim_port).unwrap()).unwrap();
+    assert_eq!(value.as_deref(), Some("1"));
+    // Every node down, the victim's dir emptied: it starts (no peer can
+    // tell), and stops once a peer that knows it is back.
+    for node in &mut cluster.nodes {
+        node.kill();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    cluster.nodes[victim].spawn(&peers);
+    wait_for_ping(victim_port);
+    let other = (victim + 1) % 3;
+    cluster.nodes[other].spawn(&peers);
+    let status = cluster.nodes[victim].child.as_mut().unwrap().wait().unwrap();
+    cluster.nodes[victim].child = None;
+    let stderr = std::fs::read_to_string(dir.join("stderr.log")).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let expected = format!("node {other} knows node {victim} from another data dir than {}", dir.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
 /// What a client of a production cluster meets, end to end: a password
 /// (NOAUTH before AUTH, a wrong one refused), a follower that does not
 /// forward answering a write with the leader's client address, and the

@@ -39,7 +39,7 @@ use std::fmt::Debug;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use kv::{Key, KvCommand, KvResponse, KvStore, Value};
-pub use observe::{Observation, Role};
+pub use observe::{Observation, Progress, Role};
 pub use rng::Rng;
 
 /// A node's identity inside a cluster. Dense, small, starting at 0.
@@ -332,6 +332,18 @@ pub trait Protocol: Sized {
     /// scripts and traces. Default: nothing.
     fn describe(&self) -> String {
         String::new()
+    }
+
+    /// This node's replication as an operator sees it (metrics, `quorum
+    /// admin status`), or `None` where the protocol keeps no log. Default: `None`.
+    fn progress(&self) -> Option<Progress> {
+        None
+    }
+
+    /// Whether `msg` transfers a whole state (a snapshot) rather than log
+    /// entries, for drivers' metrics. Default: none.
+    fn carries_snapshot(_msg: &Self::Msg) -> bool {
+        false
     }
 
     /// Whether `msg` only acknowledges an outcome every participant already

@@ -46,3 +46,23 @@ pub enum Observation {
     /// Free-form, for traces only.
     Note(String),
 }
+
+/// A node's replication as an operator sees it: what
+/// `Protocol::progress` reports, for metrics and admin tools.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest log position this node knows committed.
+    pub commit_index: u64,
+    /// Highest log position applied to its state machine.
+    pub applied_index: u64,
+    /// Last position in its log.
+    pub last_index: u64,
+    /// The node it believes leads, if any.
+    pub leader: Option<NodeId>,
+    /// The configuration in force: voting members and learners.
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    /// On a leader: every other member and the highest log position known
+    /// to match the leader's log there (`last_index` minus it is the lag).
+    pub followers: Vec<(NodeId, u64)>,
+}

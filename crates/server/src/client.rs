@@ -87,6 +87,7 @@ enum Answer {
     Node(oneshot::Receiver<Output>),
     Local(oneshot::Receiver<Option<Output>>),
     Status(oneshot::Receiver<Status>),
+    AdminStatus(oneshot::Receiver<Status>),
 }
 
 struct Session {
@@ -223,12 +224,17 @@ async fn execute<M: Send + 'static>(
     if let Some(value) = connection_command(front, session, &name, argc, &mut rest) {
         return Answer::Now(value);
     }
-    if name == "info" {
+    let admin_status = name == "admin" && rest.len() == 1 && rest[0].eq_ignore_ascii_case(b"status");
+    if name == "info" || admin_status {
         let (tx, rx) = oneshot::channel();
         return match front.node.send(Input::Status { reply: tx }).await {
+            Ok(()) if admin_status => Answer::AdminStatus(rx),
             Ok(()) => Answer::Status(rx),
             Err(_) => Answer::Now(error("ERR the node is shutting down")),
         };
+    }
+    if name == "admin" {
+        return Answer::Now(error("ERR ADMIN takes one subcommand: STATUS"));
     }
     match store_command(&word, rest, &front.cursors) {
         Ok(op) => submit(front, session, Command::new(op)).await,
@@ -449,6 +455,14 @@ async fn resolve<M>(front: &FrontEnd<M>, answer: Answer) -> Value {
         },
         Answer::Status(rx) => match rx.await {
             Ok(status) => Value::Bulk(Some(info(front, &status).into_bytes())),
+            Err(_) => error("ERR the node is shutting down"),
+        },
+        Answer::AdminStatus(rx) => match rx.await {
+            Ok(status) => {
+                let json =
+                    crate::admin::status_json(front.protocol, &status, &front.metrics, &front.client_addrs);
+                Value::Bulk(Some(json.to_string().into_bytes()))
+            }
             Err(_) => error("ERR the node is shutting down"),
         },
     }

@@ -11,7 +11,9 @@
 //! * [`client`]: the RESP2 front end.
 //! * [`state`]: the replicated byte-string map and its commands.
 //! * [`metrics`]: Prometheus counters, served over HTTP.
+//! * [`admin`]: `ADMIN STATUS`, the node's view of the cluster as JSON.
 
+pub mod admin;
 pub mod client;
 pub mod commands;
 pub mod metrics;
@@ -93,6 +95,8 @@ pub struct Running {
     pub client_addr: SocketAddr,
     pub peer_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The node's live counters and gauges (its role and term among them).
+    pub metrics: Arc<Metrics>,
     stop: oneshot::Sender<()>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -128,7 +132,9 @@ where
     members.sort();
     P::validate(&protocol_config, &members)
         .map_err(|e| anyhow::anyhow!("bad {} config: {e}", config.protocol))?;
+    let incarnation = claim_data_dir(&config).await?;
     let (log, durable) = storage::open::<P>(&config)?;
+    let records = Arc::new(storage::PeerRecords::open(&config.data_dir)?);
     let client_listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen for clients on {}", config.listen))?;
@@ -142,7 +148,49 @@ where
         None => None,
     };
     let listeners = Listeners { client: client_listener, peer: peer_listener, metrics: metrics_listener };
-    run_node::<P>(config, protocol_config, members, log, durable, listeners).await
+    let disk = Disk { log, incarnation, records };
+    run_node::<P>(config, protocol_config, members, disk, durable, listeners).await
+}
+
+/// The data dir's incarnation. A fresh data dir first asks its peers
+/// whether they know this node id from an earlier one (its disk was
+/// replaced: see `storage`) and is refused if one does; then its
+/// incarnation is drawn and written, before anything else.
+async fn claim_data_dir(config: &ServeConfig) -> anyhow::Result<u64> {
+    let fresh = storage::is_fresh(&config.data_dir);
+    if let Some(incarnation) = storage::incarnation(&config.data_dir, fresh)? {
+        return Ok(incarnation);
+    }
+    let incarnation = random_u64()?;
+    if fresh {
+        let identity = identity(config, incarnation);
+        if let Some(peer) = transport::probe_peers(&identity, &config.peers).await {
+            bail!(
+                "node {id}'s data dir {dir} is empty, but node {peer} knows node {id} from an earlier data dir: a node that forgot its term, vote and acknowledged entries can elect a second leader in a term or lose committed writes; restore that data dir (see --rejoin-as-new in the README)",
+                id = config.id.0,
+                dir = config.data_dir.display(),
+                peer = peer.0,
+            );
+        }
+    }
+    storage::write_incarnation(&config.data_dir, incarnation)?;
+    Ok(incarnation)
+}
+
+fn identity(config: &ServeConfig, incarnation: u64) -> Identity {
+    Identity {
+        id: config.id,
+        cluster_id: config.cluster_id.clone(),
+        secret: config.cluster_secret.clone(),
+        incarnation,
+    }
+}
+
+/// What `start` opened in the data dir.
+struct Disk {
+    log: Box<dyn node::Log>,
+    incarnation: u64,
+    records: Arc<storage::PeerRecords>,
 }
 
 struct Listeners {
@@ -157,7 +205,7 @@ async fn run_node<P: ServerProtocol>(
     config: ServeConfig,
     protocol_config: P::Config,
     members: Vec<NodeId>,
-    log: Box<dyn node::Log>,
+    disk: Disk,
     durable: Vec<P::Record>,
     listeners: Listeners,
 ) -> anyhow::Result<Running>
@@ -169,21 +217,19 @@ where
     let peer_addr = listeners.peer.local_addr()?;
     let metrics_addr = listeners.metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     let metrics = Arc::new(Metrics::default());
-    let identity = Identity {
-        id: config.id,
-        cluster_id: config.cluster_id.clone(),
-        secret: config.cluster_secret.clone(),
-    };
+    let identity = identity(&config, disk.incarnation);
     let cluster = Cluster::new(config.id, members);
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input<P::Msg>>(64 * 1024);
-    let peer_queues = transport::dial_peers(&identity, &config.peers, metrics.clone());
+    let (replaced_tx, replaced_rx) = mpsc::unbounded_channel();
+    let peer_queues = transport::dial_peers(&identity, &config.peers, metrics.clone(), replaced_tx);
     let (fatal_tx, fatal_rx) = oneshot::channel();
-    let settings = NodeSettings { cluster, forward: config.forward };
+    let settings =
+        NodeSettings { cluster, forward: config.forward, leader_wait: leader_wait(config.request_timeout) };
     let node = Node::<P>::start(
         settings,
         &protocol_config,
         &durable,
-        log,
+        disk.log,
         peer_queues,
         inputs_tx.clone(),
         metrics.clone(),
@@ -197,6 +243,7 @@ where
         config.peers.keys().copied().collect(),
         inputs_tx.clone(),
         metrics.clone(),
+        disk.records,
     ))];
     let id_key = random_u64()?;
     let front = Arc::new(FrontEnd {
@@ -217,8 +264,34 @@ where
         tasks.push(tokio::spawn(serve_metrics(listener, metrics.clone())));
     }
     info!(node = config.id.0, %client_addr, %peer_addr, protocol = config.protocol, "node started");
+    let fatal_rx = replaced_or_fatal(&config, replaced_rx, fatal_rx);
     let (stop, done) = supervise(node, inputs_rx, fatal_rx, tasks);
-    Ok(Running { client_addr, peer_addr, metrics_addr, stop, done })
+    Ok(Running { client_addr, peer_addr, metrics_addr, metrics, stop, done })
+}
+
+/// One receiver for both ways a node stops by itself: the node loop's
+/// fatal error, or a peer that knows this node id from another data dir
+/// (this one was initialised after the node took part, and a peer that was
+/// down at start has now said so).
+fn replaced_or_fatal(
+    config: &ServeConfig,
+    mut replaced: mpsc::UnboundedReceiver<NodeId>,
+    fatal: oneshot::Receiver<String>,
+) -> oneshot::Receiver<String> {
+    let (tx, rx) = oneshot::channel();
+    let (id, dir) = (config.id.0, config.data_dir.display().to_string());
+    tokio::spawn(async move {
+        let error = tokio::select! {
+            Some(peer) = replaced.recv() => format!(
+                "node {} knows node {id} from another data dir than {dir}: it was replaced after node {id} took part, and this node forgot its term, vote and acknowledged entries; stopped before sending anything to that node",
+                peer.0
+            ),
+            Ok(error) = fatal => error,
+            else => return,
+        };
+        let _ = tx.send(error);
+    });
+    rx
 }
 
 /// Run the node loop until told to stop or a fatal storage error; then stop
@@ -253,6 +326,15 @@ where
         result
     });
     (stop_tx, done)
+}
+
+/// How long a request may wait for a leader: the request timeout less a
+/// tenth (at least 20 ms), so that the client hears the protocol's
+/// "no leader" refusal (nothing was done: retry) rather than the front
+/// end's timeout (uncertain) when no leader comes in time.
+pub fn leader_wait(request_timeout: Duration) -> Duration {
+    let margin = (request_timeout / 10).max(Duration::from_millis(20));
+    request_timeout.saturating_sub(margin)
 }
 
 fn random_u64() -> anyhow::Result<u64> {

@@ -57,6 +57,14 @@ const INVARIANTS_EVERY_STEPS: u64 = 1024;
 /// every command from its deadline on; the purge frees its memory.
 const PURGE_EVERY: Duration = Duration::from_millis(100);
 
+/// How often a request held for want of a leader is handed to the protocol
+/// again (and at once when this node's role or term changes).
+const PARKED_RETRY_EVERY: Duration = Duration::from_millis(10);
+
+/// How often the node loop samples the protocol's progress (commit point,
+/// members, followers' match) for metrics.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
 /// The wall clock in Unix ms: a command's stamp (see `state`'s time rule).
 pub fn wall_clock_ms() -> Millis {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -112,6 +120,8 @@ pub struct Status {
     pub term: u64,
     pub describe: String,
     pub pending_requests: usize,
+    /// The protocol's replication progress, as of this answer.
+    pub progress: Option<quorum_core::Progress>,
 }
 
 /// The durable log as the writer uses it. `quorum_store::Wal` in production;
@@ -205,6 +215,7 @@ enum Route {
 
 struct Pending {
     route: Route,
+    /// When the request reached this node (kept across relays and retries).
     since: Instant,
 }
 
@@ -212,6 +223,12 @@ pub struct NodeSettings {
     pub cluster: Cluster,
     /// Relay commands a follower cannot serve to the leader it names.
     pub forward: bool,
+    /// How long a client's request that the protocol refuses for want of a
+    /// leader (`Output::Rejected`: not executed) is held and tried again
+    /// before the refusal is the answer; zero answers at once. A request
+    /// that waits through an election is answered by the new leader, as
+    /// etcd holds a proposal while it elects one.
+    pub leader_wait: Duration,
 }
 
 /// Drives one protocol instance. Built by [`Node::start`], run by [`Node::run`].
@@ -244,6 +261,11 @@ where
     /// (random per boot) and a counter.
     purge_client: u64,
     purges: u64,
+    /// Requests refused for want of a leader, to try again (their routes
+    /// stay in `pending`), and when.
+    parked: Vec<RequestId>,
+    retry_parked_at: Instant,
+    last_progress: Instant,
 }
 
 impl<P: ServerProtocol> Node<P>
@@ -312,6 +334,9 @@ where
             last_purge: epoch,
             purge_client: crate::client::client_id(seed ^ 0x7075_7267_6500_0000, u64::from(id.0)),
             purges: 0,
+            parked: Vec::new(),
+            retry_parked_at: epoch,
+            last_progress: epoch,
         };
         let mut batch = Batch::new();
         node.route(effects, &mut batch);
@@ -329,7 +354,7 @@ where
     /// writer then releases nothing more: the node stops as if it crashed.
     pub async fn run(mut self, mut inputs: mpsc::Receiver<Input<P::Msg>>, mut stop: oneshot::Receiver<()>) {
         loop {
-            let deadline = self.timers.values().min().copied();
+            let deadline = self.next_wake();
             let first = tokio::select! {
                 biased;
                 _ = &mut stop => break,
@@ -376,7 +401,9 @@ where
                 }
             }
         }
+        self.retry_parked(&mut batch);
         self.propose_purge(&mut batch);
+        self.sample_progress();
         self.metrics.batches.fetch_add(1, Relaxed);
         self.metrics.batched_inputs.fetch_add(handled as u64, Relaxed);
         self.flush(batch);
@@ -404,6 +431,77 @@ where
         self.purges += 1;
         let id = RequestId::new(self.purge_client, self.purges);
         self.step(batch, |p, out| p.on_request(id, Command { stamp_ms, op: Op::Purge }, out));
+    }
+
+    /// Every `PROGRESS_EVERY`, publish the protocol's progress to the metrics.
+    fn sample_progress(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_progress) >= PROGRESS_EVERY {
+            self.last_progress = now;
+            self.metrics.set_progress(self.protocol.progress());
+        }
+    }
+
+    /// Count a client's write answered (its result, or a refusal or an
+    /// uncertain outcome after any wait) and time it from its arrival.
+    fn answered(&self, command: &Command, since: Instant, output: &Output) {
+        if command.op.is_read_only() {
+            return;
+        }
+        if matches!(output, Output::Rejected { .. } | Output::Indeterminate { .. }) {
+            self.metrics.proposals_failed.fetch_add(1, Relaxed);
+        } else {
+            self.metrics.proposals_committed.fetch_add(1, Relaxed);
+            self.metrics.observe_commit(since.elapsed());
+        }
+    }
+
+    /// When the loop must wake without input: the first timer, or the next
+    /// retry of parked requests.
+    fn next_wake(&self) -> Option<Instant> {
+        let timer = self.timers.values().min().copied();
+        if self.parked.is_empty() {
+            return timer;
+        }
+        Some(timer.map_or(self.retry_parked_at, |t| t.min(self.retry_parked_at)))
+    }
+
+    /// Hand every parked request to the protocol again, restamped, once
+    /// `retry_parked_at` has come: a leader may be known by now. One that
+    /// is refused again parks again, or is answered past its wait.
+    fn retry_parked(&mut self, batch: &mut Batch<P::Msg>) {
+        let now = Instant::now();
+        if self.parked.is_empty() || now < self.retry_parked_at {
+            return;
+        }
+        self.retry_parked_at = now + PARKED_RETRY_EVERY;
+        for id in std::mem::take(&mut self.parked) {
+            let Some(Pending { route: Route::Local { reply, command, .. }, .. }) = self.pending.get(&id)
+            else {
+                continue; // answered, or its client gave up and was swept
+            };
+            if reply.is_closed() {
+                self.pending.remove(&id);
+                continue;
+            }
+            let command = Command { stamp_ms: wall_clock_ms(), op: command.op.clone() };
+            self.step(batch, |p, out| p.on_request(id, command, out));
+        }
+    }
+
+    /// Whether a request that reached this node at `since` and was refused
+    /// for want of a leader may still wait for one.
+    fn may_wait(&self, since: Instant) -> bool {
+        since.elapsed() < self.settings.leader_wait
+    }
+
+    /// Hold a refused request (its route back to the client, not relayed)
+    /// for the next retry.
+    fn park(&mut self, id: RequestId, reply: oneshot::Sender<Output>, command: Command, since: Instant) {
+        let route = Route::Local { reply, command, forwarded: false };
+        self.pending.insert(id, Pending { route, since });
+        self.parked.push(id);
+        self.metrics.requests_parked.fetch_add(1, Relaxed);
     }
 
     fn stop_on_panic(&self, panic: &(dyn Any + Send)) {
@@ -455,8 +553,16 @@ where
                     self.step(batch, |p, out| p.on_request(id, command, out));
                 }
                 Frame::ForwardReply { id, output } => {
-                    if let Some(Pending { route: Route::Local { reply, .. }, .. }) = self.pending.remove(&id)
-                    {
+                    let Some(Pending { route: Route::Local { reply, command, .. }, since }) =
+                        self.pending.remove(&id)
+                    else {
+                        return;
+                    };
+                    // The node relayed to has stopped leading: wait for the next one.
+                    if matches!(output, Output::Rejected { .. }) && self.may_wait(since) {
+                        self.park(id, reply, command, since);
+                    } else {
+                        self.answered(&command, since, &output);
                         let _ = reply.send(output);
                     }
                 }
@@ -473,12 +579,15 @@ where
                 let _ = reply.send(self.protocol.read_local(&command));
             }
             Input::Status { reply } => {
+                let progress = self.protocol.progress();
+                self.metrics.set_progress(progress.clone());
                 let _ = reply.send(Status {
                     id: self.id,
                     role: self.metrics.role_name(),
                     term: self.metrics.term.load(Relaxed),
                     describe: self.protocol.describe(),
                     pending_requests: self.pending.len(),
+                    progress,
                 });
             }
             Input::Admin { command, reply } => {
@@ -494,6 +603,9 @@ where
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } => {
+                    if P::carries_snapshot(&msg) {
+                        self.metrics.snapshot_sends.fetch_add(1, Relaxed);
+                    }
                     if to == self.id {
                         batch.releases.push(Release::Myself(Frame::Protocol(msg)));
                     } else {
@@ -525,25 +637,34 @@ where
     }
 
     fn reply(&mut self, id: RequestId, output: Output, batch: &mut Batch<P::Msg>) {
-        let Some(pending) = self.pending.remove(&id) else {
+        let Some(Pending { route, since }) = self.pending.remove(&id) else {
             return; // answered already, or the client gave up
         };
-        match pending.route {
+        match route {
             Route::Local { reply, command, forwarded } => {
-                if let Output::Rejected { hint: Some(leader), .. } = &output {
-                    let leader = *leader;
-                    if self.settings.forward && !forwarded && leader != self.id {
-                        let mut frame = Vec::new();
-                        let relayed = Frame::<P::Msg>::Forward { id, command: command.clone() };
-                        if encode_frame(&relayed, &mut frame).is_ok() {
-                            self.metrics.forwarded.fetch_add(1, Relaxed);
-                            batch.releases.push(Release::Peer { to: leader, frame });
-                            let route = Route::Local { reply, command, forwarded: true };
-                            self.pending.insert(id, Pending { route, since: Instant::now() });
+                if let Output::Rejected { hint, .. } = &output {
+                    match hint.filter(|l| *l != self.id) {
+                        Some(leader) if self.settings.forward && !forwarded => {
+                            let mut frame = Vec::new();
+                            let relayed = Frame::<P::Msg>::Forward { id, command: command.clone() };
+                            if encode_frame(&relayed, &mut frame).is_ok() {
+                                self.metrics.forwarded.fetch_add(1, Relaxed);
+                                batch.releases.push(Release::Peer { to: leader, frame });
+                                let route = Route::Local { reply, command, forwarded: true };
+                                self.pending.insert(id, Pending { route, since });
+                                return;
+                            }
+                        }
+                        // A redirect the client follows itself (--no-forward).
+                        Some(_) => {}
+                        None if self.may_wait(since) => {
+                            self.park(id, reply, command, since);
                             return;
                         }
+                        None => {}
                     }
                 }
+                self.answered(&command, since, &output);
                 batch.releases.push(Release::Local { reply, output });
             }
             Route::Remote(origin) => {
@@ -564,7 +685,14 @@ where
                     Role::Follower => 0,
                 };
                 self.metrics.role.store(code, Relaxed);
-                self.metrics.term.store(term, Relaxed);
+                if self.metrics.term.swap(term, Relaxed) != term {
+                    self.metrics.leader_changes.fetch_add(1, Relaxed);
+                }
+                if role == Role::Leader {
+                    self.metrics.elections_won.fetch_add(1, Relaxed);
+                }
+                // A leader may be known now: parked requests go again at once.
+                self.retry_parked_at = Instant::now();
                 info!(node = self.id.0, ?role, term, "role change");
             }
             Observation::Apply { .. } => {
@@ -815,6 +943,7 @@ mod tests {
         let settings = NodeSettings {
             cluster: Cluster::new(NodeId(0), vec![NodeId(0), NodeId(1), NodeId(2)]),
             forward: false,
+            leader_wait: Duration::ZERO,
         };
         let node = Node::<Probe>::start(
             settings,
@@ -962,11 +1091,21 @@ mod tests {
         P::Msg: Send + 'static,
         P::Timer: Send,
     {
+        spawn_node_waiting::<P>(Duration::ZERO)
+    }
+
+    /// As `spawn_node`, holding requests refused for want of a leader up to `leader_wait`.
+    fn spawn_node_waiting<P: ServerProtocol<Config = ()>>(leader_wait: Duration) -> Spawned<P::Msg>
+    where
+        P::Msg: Send + 'static,
+        P::Timer: Send,
+    {
         let (inputs, inputs_rx) = mpsc::channel(4 * INVARIANTS_EVERY_STEPS as usize);
         let (fatal_tx, fatal) = oneshot::channel();
         let settings = NodeSettings {
             cluster: Cluster::new(NodeId(0), vec![NodeId(0), NodeId(1), NodeId(2)]),
             forward: false,
+            leader_wait,
         };
         let node = Node::<P>::start(
             settings,
@@ -1034,5 +1173,66 @@ mod tests {
         assert!(answered.is_err(), "a request pending at the panic got an answer");
         let (reply, _) = oneshot::channel();
         assert!(node.inputs.send(Input::Status { reply }).await.is_err(), "the stopped node takes input");
+    }
+
+    /// Refuses every request for want of a leader (no hint) until message 1
+    /// says one was elected; then answers `Ok`.
+    #[derive(Default)]
+    struct Elects {
+        elected: bool,
+    }
+
+    impl Protocol for Elects {
+        type Msg = u8;
+        type Request = Command;
+        type Response = Output;
+        type Record = u8;
+        type Timer = u8;
+        type Config = ();
+
+        fn validate(_: &(), _: &[NodeId]) -> Result<(), quorum_core::ConfigError> {
+            Ok(())
+        }
+        fn start(_: &Cluster, _: &(), _: &[u8], _: &mut Out<'_, Self>) -> Self {
+            Elects::default()
+        }
+        fn on_message(&mut self, _: NodeId, msg: u8, _: &mut Out<'_, Self>) {
+            self.elected |= msg == 1;
+        }
+        fn on_timer(&mut self, _: u8, _: &mut Out<'_, Self>) {}
+        fn on_request(&mut self, id: RequestId, _: Command, out: &mut Out<'_, Self>) {
+            let output = match self.elected {
+                true => Output::Ok,
+                false => Output::Rejected { reason: "no leader".into(), hint: None },
+            };
+            out.reply(id, output);
+        }
+    }
+
+    /// Send one request to a fresh `Elects` node, then elect a leader; the answer.
+    async fn request_across_an_election(leader_wait: Duration) -> Output {
+        let node = spawn_node_waiting::<Elects>(leader_wait);
+        let (reply, answer) = oneshot::channel();
+        let command = Command::new(Op::Get { key: Default::default() });
+        node.inputs.send(Input::Client { id: RequestId::new(1, 1), command, reply }).await.unwrap();
+        // The request has been handled (refused) once the status is answered.
+        describe(&node.inputs).await;
+        send_messages(&node.inputs, 1, 1).await;
+        let output = tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap().unwrap();
+        node.stop.send(()).unwrap();
+        node.task.await.unwrap();
+        output
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_for_want_of_a_leader_waits_for_one_and_is_answered_by_it() {
+        let output = request_across_an_election(Duration::from_secs(30)).await;
+        assert_eq!(output, Output::Ok);
+    }
+
+    #[tokio::test]
+    async fn without_a_wait_the_same_request_is_refused_at_once() {
+        let output = request_across_an_election(Duration::ZERO).await;
+        assert!(matches!(output, Output::Rejected { hint: None, .. }), "{output:?}");
     }
 }

@@ -7,10 +7,14 @@
 //! allocate gigabytes).
 //!
 //! Handshake (dialer D, acceptor A): A sends `MAGIC` and a 16-byte random
-//! nonce; D answers with a [`Hello`] frame naming its cluster, its node id and
-//! `sha256(nonce || secret)`; A checks all three and answers one byte,
-//! `ACCEPTED`, or closes. The secret never crosses the wire and a recorded
-//! proof is useless against another nonce.
+//! nonce; D answers with a [`Hello`] frame naming its cluster, its node id,
+//! `sha256(nonce || secret)` and the incarnation of its data dir; A checks
+//! the first three and answers one byte: `ACCEPTED`, `REPLACED` (A knows
+//! D's node id from another data dir: D's disk was replaced, and it must not
+//! take part under its old id; see `storage`'s incarnations), or closes. The
+//! secret never crosses the wire and a recorded proof is useless against
+//! another nonce. A probe (`Hello::probe`) asks only for that answer and
+//! carries no frames.
 
 use quorum_core::RequestId;
 use serde::{Deserialize, Serialize};
@@ -19,8 +23,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::state::{Command, Output};
 
-pub const MAGIC: &[u8; 8] = b"QUORUM01";
+pub const MAGIC: &[u8; 8] = b"QUORUM02";
 pub const ACCEPTED: u8 = 0xA5;
+/// The acceptor knows the dialer's node id from another data dir.
+pub const REPLACED: u8 = 0xD1;
 
 /// Everything one node sends another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +44,19 @@ pub struct Hello {
     pub cluster_id: String,
     pub from: u32,
     pub proof: [u8; 32],
+    /// Random, drawn when the dialer's data dir was initialised.
+    pub incarnation: u64,
+    /// Only asking whether the acceptor knows this node id from another
+    /// data dir: the acceptor answers and records nothing.
+    pub probe: bool,
+}
+
+/// Who dials: the node, its data dir's incarnation, and whether this is a probe.
+#[derive(Clone, Copy, Debug)]
+pub struct Dialer {
+    pub from: u32,
+    pub incarnation: u64,
+    pub probe: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +71,8 @@ pub enum WireError {
     Decode(#[from] postcard::Error),
     #[error("handshake refused: {0}")]
     Refused(String),
+    #[error("the peer knows this node id from another data dir")]
+    Replaced,
 }
 
 pub fn proof(nonce: &[u8; 16], secret: &str) -> [u8; 32] {
@@ -101,26 +122,34 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// The dialer's half of the handshake.
+/// The dialer's half of the handshake: `Ok` on `ACCEPTED`,
+/// [`WireError::Replaced`] on `REPLACED`.
 pub async fn dial_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     cluster_id: &str,
-    from: u32,
+    dialer: Dialer,
     secret: &str,
 ) -> Result<(), WireError> {
     let mut greeting = [0u8; 24];
     stream.read_exact(&mut greeting).await?;
     if &greeting[..8] != MAGIC {
-        return Err(WireError::Refused("the peer is not a quorum node (bad magic)".into()));
+        return Err(WireError::Refused("the peer is not a quorum node of this version (bad magic)".into()));
     }
     let nonce: [u8; 16] = greeting[8..].try_into().expect("16 bytes");
-    let hello = Hello { cluster_id: cluster_id.to_string(), from, proof: proof(&nonce, secret) };
+    let hello = Hello {
+        cluster_id: cluster_id.to_string(),
+        from: dialer.from,
+        proof: proof(&nonce, secret),
+        incarnation: dialer.incarnation,
+        probe: dialer.probe,
+    };
     let mut buf = Vec::new();
     encode_frame(&hello, &mut buf)?;
     stream.write_all(&buf).await?;
     let mut answer = [0u8; 1];
     match stream.read_exact(&mut answer).await {
         Ok(_) if answer[0] == ACCEPTED => Ok(()),
+        Ok(_) if answer[0] == REPLACED => Err(WireError::Replaced),
         Ok(_) => Err(WireError::Refused("unexpected handshake answer".into())),
         Err(_) => {
             Err(WireError::Refused("the peer closed the connection (wrong cluster id or secret?)".into()))
@@ -128,16 +157,16 @@ pub async fn dial_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The acceptor's half: returns the authenticated peer's node id. A node id
-/// not in `known` is refused like a wrong secret, before `ACCEPTED`, so the
-/// dialer learns it was refused.
+/// The acceptor's half, up to its answer: returns the authenticated
+/// peer's hello. A node id not in `known` is refused like a wrong secret.
+/// The caller answers with [`answer_handshake`].
 pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     cluster_id: &str,
     secret: &str,
     known: &[u32],
     nonce: [u8; 16],
-) -> Result<u32, WireError> {
+) -> Result<Hello, WireError> {
     let mut greeting = Vec::with_capacity(24);
     greeting.extend_from_slice(MAGIC);
     greeting.extend_from_slice(&nonce);
@@ -157,8 +186,17 @@ pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     if !known.contains(&hello.from) {
         return Err(WireError::Refused(format!("node {} is not a configured peer", hello.from)));
     }
-    stream.write_all(&[ACCEPTED]).await?;
-    Ok(hello.from)
+    Ok(hello)
+}
+
+/// The acceptor's answer: `ACCEPTED`, or `REPLACED` when it knows the
+/// dialer's node id from another data dir.
+pub async fn answer_handshake<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    accepted: bool,
+) -> Result<(), WireError> {
+    stream.write_all(&[if accepted { ACCEPTED } else { REPLACED }]).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -174,17 +212,33 @@ mod tests {
             ("s3cret", "c1", 8, false),
         ] {
             let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            let dialer = Dialer { from, incarnation: 11, probe: false };
             let dial =
-                tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, from, dial_secret).await });
+                tokio::spawn(async move { dial_handshake(&mut a, dial_cluster, dialer, dial_secret).await });
             let accepted = accept_handshake(&mut b, "c1", "s3cret", &[6, 7], [9; 16]).await;
+            if accepted.is_ok() {
+                answer_handshake(&mut b, true).await.unwrap();
+            }
             drop(b);
             let dialed = dial.await.unwrap();
             assert_eq!(accepted.is_ok(), ok, "{accepted:?}");
             assert_eq!(dialed.is_ok(), ok, "{dialed:?}");
             if ok {
-                assert_eq!(accepted.unwrap(), 7);
+                let hello = accepted.unwrap();
+                assert_eq!((hello.from, hello.incarnation, hello.probe), (7, 11, false));
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_replaced_answer_reaches_the_dialer_as_its_own_error() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let dialer = Dialer { from: 7, incarnation: 12, probe: true };
+        let dial = tokio::spawn(async move { dial_handshake(&mut a, "c1", dialer, "s").await });
+        let hello = accept_handshake(&mut b, "c1", "s", &[7], [1; 16]).await.unwrap();
+        assert!(hello.probe);
+        answer_handshake(&mut b, false).await.unwrap();
+        assert!(matches!(dial.await.unwrap(), Err(WireError::Replaced)));
     }
 
     #[tokio::test]

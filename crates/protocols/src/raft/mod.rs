@@ -812,6 +812,26 @@ impl<S: StateMachine> Protocol for Raft<S> {
         self.state.query(request)
     }
 
+    fn progress(&self) -> Option<quorum_core::Progress> {
+        let followers = match self.role {
+            Role::Leader => self.progress.iter().map(|(node, p)| (*node, p.match_index)).collect(),
+            _ => Vec::new(),
+        };
+        Some(quorum_core::Progress {
+            commit_index: self.commit_index,
+            applied_index: self.applied_index,
+            last_index: self.log.last_index(),
+            leader: self.leader,
+            voters: self.membership.voters.iter().copied().collect(),
+            learners: self.membership.learners.iter().copied().collect(),
+            followers,
+        })
+    }
+
+    fn carries_snapshot(msg: &Self::Msg) -> bool {
+        matches!(msg, Msg::InstallSnapshot { .. })
+    }
+
     fn describe(&self) -> String {
         let leader = self.leader.map_or("none".to_string(), |l| l.to_string());
         format!(

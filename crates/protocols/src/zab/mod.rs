@@ -739,6 +739,25 @@ impl<S: StateMachine> Protocol for Zab<S> {
         self.state.query(request)
     }
 
+    /// Zab applies what it commits, so the commit and applied positions are
+    /// one; followers' acknowledged zxids are not log positions, so none are
+    /// reported.
+    fn progress(&self) -> Option<quorum_core::Progress> {
+        Some(quorum_core::Progress {
+            commit_index: self.applied_index,
+            applied_index: self.applied_index,
+            last_index: self.history.last_index(),
+            leader: self.leader(),
+            voters: self.cluster.nodes.clone(),
+            learners: Vec::new(),
+            followers: Vec::new(),
+        })
+    }
+
+    fn carries_snapshot(msg: &Self::Msg) -> bool {
+        matches!(msg, Msg::Snap { .. })
+    }
+
     fn describe(&self) -> String {
         let common = format!(
             "acc={} cur={} last={:?}@{} applied={:?}@{}",
