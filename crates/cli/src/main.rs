@@ -163,6 +163,21 @@ struct RunArgs {
     /// How long clients have to finish after the heal, in simulated ms.
     #[arg(long, default_value_t = 10_000)]
     liveness_ms: u64,
+    /// Byzantine nodes (traitors), a comma list of node numbers, or `none`; their sends go through
+    /// --strategy and the checkers judge only the others [default: for Byzantine protocols (om, sm), under
+    /// swarm, drawn per seed up to what the protocol tolerates].
+    #[arg(long)]
+    byzantine: Option<String>,
+    /// What the traitors do: tactics joined by `+`: silent, lie (the opposite value), equivocate (each peer
+    /// hears the value a seeded plan gives it; `equivocate@0110` fixes node i's to the i-th bit), replay
+    /// (half the time an old message instead), collude (the traitors share the plan) [default: with
+    /// --byzantine, equivocate; under swarm, drawn].
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Under swarm, the most traitors a seed draws [default: what the protocol tolerates with its
+    /// settings, e.g. m for OM(m) on more than 3m nodes]; above that bound, a negative control.
+    #[arg(long)]
+    traitors_max: Option<u32>,
 }
 
 #[derive(Args)]
@@ -340,7 +355,9 @@ fn sim_config(
                 keys: run.keys.is_some(),
                 clients: run.clients.is_some(),
                 safety: run.safety_ms.is_some(),
+                byzantine: run.byzantine.is_some(),
             };
+            swarm.traitors_max = run.traitors_max;
         }
         (faults, _) => {
             config.faults = faults.parse::<FaultSet>().map_err(|e| UsageError(format!("{e}")))?;
@@ -370,9 +387,32 @@ fn sim_config(
         };
         (config.latency_min_us, config.latency_max_us) = (parse(min)?, parse(max)?);
     }
+    byzantine_flags(run, registered, &mut config)?;
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     registered.validate(&config.protocol, config.nodes)?;
     Ok(config)
+}
+
+/// `--byzantine`, `--strategy` and `--traitors-max` into the config.
+fn byzantine_flags(run: &RunArgs, registered: &Registered, config: &mut SimConfig) -> Result<(), UsageError> {
+    let byzantine_model = registered.entry.model == quorum_core::claims::SystemModel::Byzantine;
+    let asked = run.byzantine.is_some() || run.strategy.is_some() || run.traitors_max.is_some();
+    if asked && !byzantine_model {
+        return Err(UsageError(format!(
+            "'{}' does not run with traitors (--byzantine, --strategy, --traitors-max are for om and sm)",
+            registered.entry.name
+        )));
+    }
+    if let Some(traitors) = &run.byzantine {
+        config.byzantine = quorum_core::byzantine::parse_traitors(traitors)
+            .map_err(|e| UsageError(format!("--byzantine: {e}")))?;
+        config.strategy = "equivocate".parse().expect("a tactic");
+    }
+    if let Some(strategy) = &run.strategy {
+        // Without --byzantine, it is what the drawn traitors do.
+        config.strategy = strategy.parse().map_err(|e| UsageError(format!("--strategy: {e}")))?;
+    }
+    Ok(())
 }
 
 fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
@@ -451,6 +491,13 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     );
     if let Some(t) = &o.txn {
         print_txn(t);
+    }
+    if !o.traitors.is_empty() {
+        let traitors: Vec<String> = o.traitors.iter().map(u32::to_string).collect();
+        println!("traitors        {} ({}); the checkers judge the others", traitors.join(","), o.strategy);
+    }
+    for v in o.ic1_violations.iter().chain(&o.ic2_violations).chain(&o.consensus_violations).take(3) {
+        println!("                {v}");
     }
     if o.violations.is_empty() {
         println!("verdict         no violation");
