@@ -1,6 +1,7 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
+mod byzantine_cmd;
 mod check_cmd;
 mod collisions_cmd;
 mod flp_cmd;
@@ -64,6 +65,8 @@ enum Command {
     BenOrRounds(rounds_cmd::RoundsArgs),
     /// Fast Paxos's collision rate and latency as concurrent proposers grow; optionally plotted as SVG.
     FastPaxosCollisions(collisions_cmd::CollisionsArgs),
+    /// The Byzantine generals' n against m: does a traitor strategy break OM(m) or SM(m)? With message counts.
+    ByzantineTable(byzantine_cmd::TableArgs),
 }
 
 #[derive(Args)]
@@ -325,6 +328,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => server_cmds::bench(args),
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
         Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
+        Command::ByzantineTable(args) => byzantine_cmd::byzantine_table(args),
     };
     match result {
         Ok(code) => code,
@@ -493,7 +497,7 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
         print_txn(t);
     }
     if !o.traitors.is_empty() {
-        let traitors: Vec<String> = o.traitors.iter().map(u32::to_string).collect();
+        let traitors: Vec<String> = o.traitors.iter().map(|t| format!("n{t}")).collect();
         println!("traitors        {} ({}); the checkers judge the others", traitors.join(","), o.strategy);
     }
     for v in o.ic1_violations.iter().chain(&o.ic2_violations).chain(&o.consensus_violations).take(3) {

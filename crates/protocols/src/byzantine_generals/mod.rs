@@ -51,7 +51,8 @@
 //! crash and keep nothing durable (the paper's generals do not restart).
 //!
 //! **Instances, votes and clients.** A node runs instances 0, 1, … on the
-//! clock, up to `instances`. With `commanders: one` instance `k`'s commander
+//! clock, up to `instances` (no end by default); it keeps the decisions,
+//! and forgets an instance's messages once it has decided it. With `commanders: one` instance `k`'s commander
 //! is node `k mod n`, who orders his vote; with `all` every general
 //! commands his vote in every instance. A general's vote comes from `votes`
 //! (drawn per instance from the seed by default). A node decides an
@@ -132,7 +133,8 @@ pub struct Config {
     pub round: Micros,
     pub votes: Votes,
     pub commanders: Commanders,
-    /// Instances run, one after another on the clock.
+    /// Instances run, one after another on the clock (default: no end,
+    /// as the simulator's clients keep asking).
     pub instances: u64,
     /// Most client questions waiting at one node.
     pub waiters_max: usize,
@@ -146,7 +148,7 @@ impl Default for Config {
             round: Micros::from_millis(10),
             votes: Votes::Random,
             commanders: Commanders::One,
-            instances: 64,
+            instances: u64::MAX,
             waiters_max: 256,
             bug: None,
         }
@@ -385,7 +387,7 @@ impl<A: Algorithm> Generals<A> {
     /// Round 0 ends: the instance begins; a commander sends his order. The
     /// next instance is armed one period later.
     fn begin(&mut self, instance: u64, out: &mut Out<'_, Self>) {
-        if instance + 1 < self.config.instances {
+        if instance.saturating_add(1) < self.config.instances {
             out.set_timer(Timer::Round { instance: instance + 1, round: 0 }, self.config.period());
         }
         out.set_timer(Timer::Round { instance, round: 1 }, self.config.round);
