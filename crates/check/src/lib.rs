@@ -21,6 +21,7 @@
 //!   key-value format, with keys and values of any type ([`datum`]);
 //!   [`gen`]: synthetic ones.
 
+pub mod byzantine;
 pub mod commit;
 pub mod consensus;
 pub mod convergence;

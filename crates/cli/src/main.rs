@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod admin_cmd;
+mod byzantine_cmd;
 mod check_cmd;
 mod collisions_cmd;
 mod flp_cmd;
@@ -67,6 +68,8 @@ enum Command {
     BenOrRounds(rounds_cmd::RoundsArgs),
     /// Fast Paxos's collision rate and latency as concurrent proposers grow; optionally plotted as SVG.
     FastPaxosCollisions(collisions_cmd::CollisionsArgs),
+    /// The Byzantine generals' n against m: does a traitor strategy break OM(m) or SM(m)? With message counts.
+    ByzantineTable(byzantine_cmd::TableArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +179,21 @@ struct RunArgs {
     /// redis, drawn per seed: 0, 5, 20 or 50].
     #[arg(long)]
     clock_skew_ms: Option<u64>,
+    /// Byzantine nodes (traitors), a comma list of node numbers, or `none`; their sends go through
+    /// --strategy and the checkers judge only the others [default: for Byzantine protocols (om, sm), under
+    /// swarm, drawn per seed up to what the protocol tolerates].
+    #[arg(long)]
+    byzantine: Option<String>,
+    /// What the traitors do: tactics joined by `+`: silent, lie (the opposite value), equivocate (each peer
+    /// hears the value a seeded plan gives it; `equivocate@0110` fixes node i's to the i-th bit), replay
+    /// (half the time an old message instead), collude (the traitors share the plan) [default: with
+    /// --byzantine, equivocate; under swarm, drawn].
+    #[arg(long)]
+    strategy: Option<String>,
+    /// Under swarm, the most traitors a seed draws [default: what the protocol tolerates with its
+    /// settings, e.g. m for OM(m) on more than 3m nodes]; above that bound, a negative control.
+    #[arg(long)]
+    traitors_max: Option<u32>,
 }
 
 #[derive(Args)]
@@ -324,6 +342,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::admin(args),
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
         Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
+        Command::ByzantineTable(args) => byzantine_cmd::byzantine_table(args),
     };
     match result {
         Ok(code) => code,
@@ -355,7 +374,9 @@ fn sim_config(
                 clients: run.clients.is_some(),
                 safety: run.safety_ms.is_some(),
                 clock_skew: run.clock_skew_ms.is_some(),
+                byzantine: run.byzantine.is_some(),
             };
+            swarm.traitors_max = run.traitors_max;
         }
         (faults, _) => {
             config.faults = faults.parse::<FaultSet>().map_err(|e| UsageError(format!("{e}")))?;
@@ -387,6 +408,7 @@ fn sim_config(
         };
         (config.latency_min_us, config.latency_max_us) = (parse(min)?, parse(max)?);
     }
+    byzantine_flags(run, registered, &mut config)?;
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     registered.validate(&config.protocol, config.nodes)?;
     Ok(config)
@@ -422,6 +444,28 @@ fn workload(
         )));
     }
     Ok(kind)
+}
+
+/// `--byzantine`, `--strategy` and `--traitors-max` into the config.
+fn byzantine_flags(run: &RunArgs, registered: &Registered, config: &mut SimConfig) -> Result<(), UsageError> {
+    let byzantine_model = registered.entry.model == quorum_core::claims::SystemModel::Byzantine;
+    let asked = run.byzantine.is_some() || run.strategy.is_some() || run.traitors_max.is_some();
+    if asked && !byzantine_model {
+        return Err(UsageError(format!(
+            "'{}' does not run with traitors (--byzantine, --strategy, --traitors-max are for om and sm)",
+            registered.entry.name
+        )));
+    }
+    if let Some(traitors) = &run.byzantine {
+        config.byzantine = quorum_core::byzantine::parse_traitors(traitors)
+            .map_err(|e| UsageError(format!("--byzantine: {e}")))?;
+        config.strategy = "equivocate".parse().expect("a tactic");
+    }
+    if let Some(strategy) = &run.strategy {
+        // Without --byzantine, it is what the drawn traitors do.
+        config.strategy = strategy.parse().map_err(|e| UsageError(format!("--strategy: {e}")))?;
+    }
+    Ok(())
 }
 
 fn sim(args: SimArgs) -> Result<ExitCode, UsageError> {
@@ -506,6 +550,13 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     );
     if let Some(t) = &o.txn {
         print_txn(t);
+    }
+    if !o.traitors.is_empty() {
+        let traitors: Vec<String> = o.traitors.iter().map(|t| format!("n{t}")).collect();
+        println!("traitors        {} ({}); the checkers judge the others", traitors.join(","), o.strategy);
+    }
+    for v in o.ic1_violations.iter().chain(&o.ic2_violations).chain(&o.consensus_violations).take(3) {
+        println!("                {v}");
     }
     if o.violations.is_empty() {
         println!("verdict         no violation");

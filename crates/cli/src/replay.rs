@@ -59,6 +59,10 @@ pub fn command(replay: &Replay) -> String {
     flag("liveness-ms", config.liveness_ms != defaults.liveness_ms, config.liveness_ms.to_string());
     flag("workload", config.workload != defaults.workload, config.workload.name().to_string());
     flag("clock-skew-ms", config.clock_skew_ms != defaults.clock_skew_ms, config.clock_skew_ms.to_string());
+    if !config.byzantine.is_empty() {
+        let traitors: Vec<String> = config.byzantine.iter().map(|n| n.0.to_string()).collect();
+        let _ = write!(cmd, " --byzantine {} --strategy {}", traitors.join(","), config.strategy);
+    }
     let schedule = config.schedule.clone().unwrap_or_default();
     let _ = write!(cmd, " --schedule '{schedule}'");
     cmd

@@ -137,7 +137,23 @@ const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
     ("3pc", r#"{"rounds_max":0}"#, "rounds_max"),
     ("two-generals", r#"{"messages":0}"#, "messages must be 1 to 64"),
     ("ben-or", r#"{"waiters_max":0}"#, "waiters_max"),
+    ("om", r#"{"m":9}"#, "m must be at most 3"),
+    ("sm", r#"{"waiters_max":0}"#, "round, instances and waiters_max must be positive"),
 ];
+
+/// Traitors only where a protocol runs with them, on nodes that exist, with
+/// a strategy that parses.
+#[test]
+fn bad_traitors_are_usage_errors() {
+    rejects(&["sim", "--protocol", "raft", "--byzantine", "1"], "does not run with traitors");
+    rejects(&["sim", "--protocol", "om", "--nodes", "4", "--byzantine", "9"], "names node 9 of only 4");
+    rejects(&["sim", "--protocol", "om", "--byzantine", "1", "--strategy", "fib"], "unknown tactic 'fib'");
+    rejects(
+        &["sim", "--protocol", "om", "--nodes", "4", "--byzantine", "1", "--strategy", "equivocate@01"],
+        "one bit per node",
+    );
+    rejects(&["byzantine-table", "--m-max", "0"], "--m-max");
+}
 
 #[test]
 fn refused_settings_are_usage_errors_in_every_driver() {

@@ -47,11 +47,16 @@ pub enum Violation {
     ClusterInvariant,
     Atomicity,
     Balance,
+    /// Lamport, Shostak, Pease 1982, IC1: two loyal lieutenants obeyed
+    /// different orders of one commander.
+    Ic1,
+    /// IC2: a loyal commander's order was not obeyed by a loyal lieutenant.
+    Ic2,
 }
 
 impl Violation {
     /// Every kind, in the order a run lists them.
-    pub const ALL: [Violation; 14] = [
+    pub const ALL: [Violation; 16] = [
         Violation::Panic,
         Violation::Runaway,
         Violation::Linearizability,
@@ -66,6 +71,8 @@ impl Violation {
         Violation::ClusterInvariant,
         Violation::Atomicity,
         Violation::Balance,
+        Violation::Ic1,
+        Violation::Ic2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +91,8 @@ impl Violation {
             Violation::ClusterInvariant => "cluster_invariant",
             Violation::Atomicity => "atomicity",
             Violation::Balance => "balance",
+            Violation::Ic1 => "ic1",
+            Violation::Ic2 => "ic2",
         }
     }
 }
@@ -120,6 +129,13 @@ pub enum SystemModel {
     /// (the two generals' messengers): loss, duplication and partitions,
     /// and a timer fires only once what is in flight has arrived or is gone.
     Lossy,
+    /// Lamport, Shostak, Pease 1982's synchronous system with traitors:
+    /// every message sent arrives, within a bound every node knows (A1, A3:
+    /// a missing message is detected by a timeout and read as the default),
+    /// the receiver knows who sent it (A2), clocks agree; nodes never crash,
+    /// but up to the protocol's bound of them are Byzantine, driven by a
+    /// strategy (`core::byzantine`). The checkers judge the loyal ones.
+    Byzantine,
 }
 
 /// A "sometimes" property: reached in at least one run of an exploration.

@@ -97,11 +97,14 @@ pub struct Host<P: Protocol> {
     incarnation: u64,
     /// Timer rate: a timer set for `d` is due after `d * drift`.
     drift: f64,
+    /// The node's signing keys, lent to every step.
+    keys: crate::byzantine::Keys,
 }
 
 impl<P: Protocol> Host<P> {
     /// A node that has not started yet, with timers at the true rate.
     pub fn new(cluster: Cluster) -> Host<P> {
+        let cluster_id = cluster.id;
         Host {
             cluster,
             state: None,
@@ -110,7 +113,15 @@ impl<P: Protocol> Host<P> {
             next_generation: 0,
             incarnation: 0,
             drift: 1.0,
+            keys: crate::byzantine::Keys::new(0, cluster_id),
         }
+    }
+
+    /// Sign with keys derived from the run's `secret` (a driver's, never a
+    /// protocol's).
+    pub fn with_secret(mut self, secret: u64) -> Host<P> {
+        self.keys = crate::byzantine::Keys::new(secret, self.cluster.id);
+        self
     }
 
     /// Run this node's timers at `drift` times the true duration.
@@ -163,7 +174,7 @@ impl<P: Protocol> Host<P> {
         assert!(self.state.is_none(), "{} is already running", self.cluster.id);
         self.incarnation += 1;
         self.timers.clear();
-        let mut out = Out::new(now, rng);
+        let mut out = Out::new(now, rng).with_keys(self.keys);
         let state = P::start(&self.cluster, config, &self.durable, &mut out);
         state.invariants();
         self.state = Some(state);
@@ -179,7 +190,7 @@ impl<P: Protocol> Host<P> {
         input: impl FnOnce(&mut P, &mut Out<'_, P>),
     ) -> Vec<Effect<P>> {
         let state = self.state.as_mut().expect("steps run only on a running node");
-        let mut out = Out::new(now, rng);
+        let mut out = Out::new(now, rng).with_keys(self.keys);
         input(state, &mut out);
         state.invariants();
         out.into_effects()

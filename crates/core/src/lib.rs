@@ -24,6 +24,7 @@
 //! Time comes from [`Out::now`], randomness from [`Out::rng`] (a seeded
 //! xoshiro256++ owned by the driver). Same seed, same inputs ⇒ same effects.
 
+pub mod byzantine;
 pub mod claims;
 pub mod decision;
 pub mod host;
@@ -191,12 +192,34 @@ pub enum Effect<P: Protocol> {
 pub struct Out<'a, P: Protocol> {
     now: Time,
     rng: &'a mut Rng,
+    /// The node's signing keys, lent by a driver that hosts Byzantine
+    /// protocols ([`byzantine`]).
+    keys: Option<byzantine::Keys>,
     effects: Vec<Effect<P>>,
 }
 
 impl<'a, P: Protocol> Out<'a, P> {
     pub fn new(now: Time, rng: &'a mut Rng) -> Self {
-        Out { now, rng, effects: Vec::new() }
+        Out { now, rng, keys: None, effects: Vec::new() }
+    }
+
+    /// Lend the step the node's signing keys (the driver's, see
+    /// [`byzantine::Keys`]).
+    pub fn with_keys(mut self, keys: byzantine::Keys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Sign `content` (a digest) as this node. Panics if the driver lent
+    /// no keys: only drivers that host Byzantine protocols do.
+    pub fn sign(&self, content: u64) -> byzantine::Signature {
+        self.keys.expect("this driver lends no signing keys").sign(content)
+    }
+
+    /// Whether `signature` is its signer's mark on `content` (anyone can
+    /// check). Panics if the driver lent no keys.
+    pub fn verify(&self, signature: &byzantine::Signature, content: u64) -> bool {
+        self.keys.expect("this driver lends no signing keys").verify(signature, content)
     }
 
     /// The time of this step (virtual in the simulator, real in the server).
@@ -361,6 +384,29 @@ pub trait Protocol: Sized {
     /// `cluster_invariant` violation, not a panic.
     fn cluster_invariants(_nodes: &[(NodeId, &Self)]) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The value `msg` carries that a traitor may lie about (an order, a
+    /// vote), if any ([`byzantine::Adversary`]). Default: none, so a
+    /// traitor can only withhold or replay this protocol's messages.
+    fn carried(_msg: &Self::Msg) -> Option<u64> {
+        None
+    }
+
+    /// `msg` rewritten to carry `value`, as its sender (the holder of
+    /// `keys`) can make it: it signs only as itself, so a value under
+    /// another node's signature changes into a message that fails
+    /// verification. `None`: it cannot be rewritten (the traitor then
+    /// withholds it). Default: `None`.
+    fn forge(_msg: &Self::Msg, _value: u64, _keys: &byzantine::Keys) -> Option<Self::Msg> {
+        None
+    }
+
+    /// How many traitors the protocol tolerates with `config` on `nodes`
+    /// nodes: its claims hold when at most this many are Byzantine.
+    /// Default 0: it tolerates none.
+    fn traitors_max(_config: &Self::Config, _nodes: usize) -> usize {
+        0
     }
 }
 

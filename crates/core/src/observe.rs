@@ -39,6 +39,13 @@ pub enum Observation {
     /// A participant decided transaction `txn`. Atomicity: all participants
     /// decide the same way, and no decision is ever reversed.
     TxnDecided { txn: u64, commit: bool },
+    /// The node, as commander, sent `value` as its order in `instance`
+    /// (the Byzantine generals).
+    Order { instance: u64, value: u64 },
+    /// The node, as lieutenant, obeys `value` as `commander`'s order in
+    /// `instance`. IC1: loyal lieutenants obey alike; IC2: they obey a loyal
+    /// commander's order.
+    Obey { instance: u64, commander: NodeId, value: u64 },
     /// The protocol reached one of its "sometimes" properties (by name,
     /// as its catalogue entry declares it; see [`crate::claims`]): the hard
     /// case its safety properties must survive happened.

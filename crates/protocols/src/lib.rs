@@ -5,6 +5,7 @@
 
 mod batch;
 pub mod ben_or;
+pub mod byzantine_generals;
 pub mod catalog;
 pub mod commit;
 pub mod fast_paxos;

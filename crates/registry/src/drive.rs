@@ -71,6 +71,12 @@ pub(crate) fn check<P: Protocol>(
     }
 }
 
+/// The traitors the protocol `choice` names tolerates on `nodes` nodes (0
+/// if its settings do not parse: they are refused elsewhere).
+pub(crate) fn traitors<P: Protocol>(choice: &ProtocolChoice, nodes: u32) -> u32 {
+    typed::<P>(choice).map_or(0, |config| P::traitors_max(&config, nodes as usize) as u32)
+}
+
 pub(crate) fn run_kv<P: KvProtocol>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError> {
     let protocol = typed::<P>(&config.protocol)?;
     quorum_sim::run_with::<P, KvWorkload>(config, &protocol, capture)

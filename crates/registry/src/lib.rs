@@ -26,6 +26,7 @@ use std::pin::Pin;
 use quorum_core::claims::SystemModel;
 use quorum_core::redis::RedisKv;
 use quorum_core::{KvStore, NodeId, Observation, Time};
+use quorum_protocols::byzantine_generals::{self, om, sm};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
@@ -59,6 +60,8 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
     Registered::proposal::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
     Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
+    Registered::decision::<byzantine_generals::OralMessages>(&om::ENTRY).sized(&[4, 7]),
+    Registered::decision::<byzantine_generals::SignedMessages>(&sm::ENTRY).sized(&[3, 4]),
 ];
 
 /// The Redis workload's own bug (`--workload redis --bug
@@ -117,6 +120,7 @@ pub struct Scripting {
 
 type RunFn = fn(&SimConfig, Capture) -> Result<RunOutcome, RunError>;
 type CheckFn = fn(&ProtocolChoice, Option<&[NodeId]>) -> Result<(), quorum_core::ConfigError>;
+type TraitorsFn = fn(&ProtocolChoice, u32) -> u32;
 type ScriptFn = fn(&ProtocolChoice, &[Block], bool) -> Result<Scripting, ScriptError>;
 type ModelFn = fn(
     &ProtocolChoice,
@@ -141,6 +145,8 @@ pub struct Registered {
     pub entry: &'static Entry,
     run: RunFn,
     check: CheckFn,
+    /// How many traitors the protocol tolerates with a choice on n nodes.
+    traitors: TraitorsFn,
     script: ScriptFn,
     model: ModelFn,
     chain: ChainFn,
@@ -164,6 +170,7 @@ impl Registered {
             entry,
             run,
             check: drive::check::<P>,
+            traitors: drive::traitors::<P>,
             script: drive::script::<P>,
             model: drive::model::<P>,
             chain: drive::chain::<P>,
@@ -353,7 +360,17 @@ impl Registered {
         config.cas = matches!(self.entry.workload, Workload::Kv { cas: true });
         config.retries = self.entry.retries;
         config.swarm = Some(self.swarm());
+        if self.entry.model == SystemModel::Byzantine {
+            // The synchronous model: clocks agree, so rounds line up.
+            config.timer_drift = 0.0;
+        }
         config
+    }
+
+    /// How many traitors the protocol tolerates with `choice` on `nodes`
+    /// nodes (its claims hold with at most that many).
+    pub fn traitors_max(&self, choice: &ProtocolChoice, nodes: u32) -> u32 {
+        (self.traitors)(choice, nodes)
     }
 
     /// What a seed of this protocol may draw.
@@ -370,6 +387,9 @@ impl Registered {
                     FaultKind::PowerLoss,
                 ]
             }
+            // Lamport's A1: every message arrives; no node crashes. The
+            // faults are the traitors, drawn apart.
+            SystemModel::Byzantine => Vec::new(),
         };
         let settings = self
             .entry
@@ -382,7 +402,8 @@ impl Registered {
             })
             .collect();
         let timely = self.entry.model != SystemModel::Asynchronous;
-        Swarm { kinds, settings, timely, fixed: Default::default() }
+        let byzantine = self.entry.model == SystemModel::Byzantine;
+        Swarm { kinds, settings, timely, fixed: Default::default(), byzantine, traitors_max: None }
     }
 
     /// The run `config` describes for its seed: with a swarm, every drawn
@@ -399,6 +420,15 @@ impl Registered {
             if self.validate(&choice, config.nodes).is_ok() {
                 resolved.protocol = choice;
                 break;
+            }
+        }
+        if swarm.byzantine && !swarm.fixed.byzantine {
+            let max =
+                swarm.traitors_max.unwrap_or_else(|| self.traitors_max(&resolved.protocol, config.nodes));
+            let (traitors, strategy) = swarm.draw_traitors(config.seed, config.nodes, max);
+            resolved.byzantine = traitors;
+            if config.strategy.tactics.is_empty() {
+                resolved.strategy = strategy;
             }
         }
         resolved

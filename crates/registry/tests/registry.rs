@@ -83,7 +83,9 @@ fn every_break_the_text_names_is_shown() {
 }
 
 /// A seed on which each catalogued bug is caught by default exploration (no
-/// flag but `--bug` and `--nodes`), at 3 and at 5 nodes: the first catching
+/// flag but `--bug` and `--nodes`), at 3 and at 5 nodes (at the protocol's
+/// own sizes where it has them: om at 4 and 7, sm at 3 and 4, so that
+/// the swarm may draw a traitor): the first catching
 /// seed of `quorum explore --protocol P --bug B --nodes N --seeds 1000`
 /// (`bash bench/bugs.sh target/release/quorum 1000` prints them all). A
 /// change to the protocol or the swarm may move them: re-measure with that
@@ -121,6 +123,10 @@ const NEGATIVE_CONTROLS: &[(&str, &str, u32, u64)] = &[
     ("3pc", "no-force-prepare", 5, 0),
     ("ben-or", "decide-on-f-proposals", 3, 1),
     ("ben-or", "decide-on-f-proposals", 5, 63),
+    ("om", "one-round-short", 4, 0),
+    ("om", "one-round-short", 7, 0),
+    ("sm", "skip-verification", 3, 0),
+    ("sm", "skip-verification", 4, 0),
 ];
 
 /// Every bug of every entry parses and has a negative control at 3 and at
@@ -131,7 +137,7 @@ fn every_bug_is_caught_on_a_seed_that_replays() {
     let mut failures = Vec::new();
     for registered in PROTOCOLS {
         for bug in registered.entry.bugs {
-            for nodes in [3, 5] {
+            for &nodes in registered.sizes() {
                 let row = NEGATIVE_CONTROLS
                     .iter()
                     .find(|(p, b, n, _)| *p == registered.entry.name && *b == bug.name && *n == nodes);
@@ -164,6 +170,21 @@ fn every_bug_is_caught_on_a_seed_that_replays() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Byzantine: within the bound the swarm draws (OM(1) on 4 generals: one
+/// traitor) no seed breaks IC1 or IC2; beyond it (two traitors, 4 ≤ 3 · 2)
+/// the checkers catch a violation: the adversary's negative control.
+#[test]
+fn traitors_beyond_the_bound_break_om() {
+    let om = quorum_registry::find("om").unwrap();
+    let mut c = config(om, None, None, 4);
+    let within = explore(om, &c, 60);
+    assert_eq!(within.violating_runs, 0, "{:?}", within.violations);
+    c.swarm.as_mut().unwrap().traitors_max = Some(2);
+    let beyond = explore(om, &c, 60);
+    let ic = beyond.violations["ic1"] + beyond.violations["ic2"];
+    assert!(ic > 0, "two traitors among four generals must break OM(1): {:?}", beyond.violations);
 }
 
 /// The walk above can fail: a bug without a row, or a seed that does not

@@ -115,3 +115,51 @@ fn three_pc_partition_splits_the_decision() {
     assert!(verdict.contains("committed at n1 but aborted at n0,n2"), "{verdict}");
     assert_eq!(verdict.matches("txn ").count(), 1, "one transaction split: {verdict}");
 }
+
+/// The loyal generals' decisions (nodes `0..loyal`) and the IC1/IC2
+/// verdict of a Byzantine generals' scenario whose traitors are `traitors`.
+fn generals(protocol: &str, file: &str, traitors: &[u32]) -> (Vec<u64>, Vec<String>) {
+    let registered = quorum_registry::find(protocol).unwrap();
+    let run = check_file(registered, &scenario_dir(protocol).join(file)).unwrap();
+    let traitors: Vec<quorum_core::NodeId> = traitors.iter().map(|t| quorum_core::NodeId(*t)).collect();
+    let mut orders = quorum_check::byzantine::OrderLog::new();
+    let mut decided = Vec::new();
+    for (node, observation, _) in run.observations.iter().filter(|(n, _, _)| !traitors.contains(n)) {
+        orders.observe(*node, observation);
+        if let quorum_core::Observation::Decide { value, .. } = observation {
+            decided.push(*value);
+        }
+    }
+    (decided, orders.check(&traitors).iter().map(ToString::to_string).collect())
+}
+
+/// The source text's nine generals: plain majority voting splits the
+/// loyal eight (I told each side what it wanted to hear); OM(1) makes them
+/// agree, with IC1 and IC2 kept for every general's vote.
+#[test]
+fn nine_generals_split_by_majority_and_agree_by_om1() {
+    let (decided, broken) = generals("om", "nine_generals_majority_splits.txt", &[8]);
+    assert_eq!(decided, vec![1, 1, 1, 1, 0, 0, 0, 0], "A-D attack, E-H retreat");
+    assert!(broken.iter().all(|b| b.starts_with("IC1") && b.contains("commander n8")), "{broken:?}");
+    assert!(!broken.is_empty());
+    let (decided, broken) = generals("om", "nine_generals_om1_agree.txt", &[8]);
+    assert_eq!(decided.len(), 8);
+    assert!(decided.iter().all(|d| *d == decided[0]), "the loyal agree: {decided:?}");
+    assert!(broken.is_empty(), "{broken:?}");
+}
+
+/// Three generals, one traitor: OM(1) breaks IC2 (§2); SM(1) keeps it
+/// (§4), because the traitor cannot sign for the commander.
+#[test]
+fn three_generals_one_traitor_oral_fails_signed_holds() {
+    let (_, broken) = generals("om", "three_generals_one_traitor.txt", &[2]);
+    assert_eq!(broken, vec!["IC2: instance 0: loyal commander n0 ordered 1, loyal n1 obeyed 0".to_string()]);
+    let (decided, broken) = generals("sm", "three_generals_signed.txt", &[2]);
+    assert_eq!((decided, broken), (vec![1, 1], Vec::<String>::new()));
+    let (decided, broken) = generals("sm", "traitor_commander_signs_two_orders.txt", &[0]);
+    assert_eq!(
+        (decided, broken),
+        (vec![0, 0, 0], Vec::<String>::new()),
+        "choice({{0, 1}}) = RETREAT for all"
+    );
+}

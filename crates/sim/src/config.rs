@@ -273,6 +273,12 @@ pub struct SimConfig {
     /// The protocol and its settings, as chosen (by name: the simulator
     /// knows no protocol; the caller's runner turns this into one).
     pub protocol: ProtocolChoice,
+    /// The Byzantine nodes (traitors), ascending: their sends go through
+    /// `strategy` (`quorum_core::byzantine`), and the checkers judge only
+    /// the others.
+    pub byzantine: Vec<quorum_core::NodeId>,
+    /// What the traitors do.
+    pub strategy: quorum_core::byzantine::Strategy,
 }
 
 /// The random stream of clock offsets ([`SimConfig::clock_offset_us`]).
@@ -352,6 +358,8 @@ impl SimConfig {
             swarm: None,
             budgets: Budgets::default(),
             protocol: protocol.into(),
+            byzantine: Vec::new(),
+            strategy: quorum_core::byzantine::Strategy::default(),
         }
     }
 
@@ -440,6 +448,15 @@ impl SimConfig {
         }
         if let Some(schedule) = &self.schedule {
             schedule.validate(self.nodes)?;
+        }
+        if let Some(traitor) = self.byzantine.iter().find(|n| n.0 >= self.nodes) {
+            return invalid(format!("--byzantine names node {} of only {} nodes", traitor.0, self.nodes));
+        }
+        if !self.byzantine.is_empty() && self.strategy.tactics.is_empty() {
+            return invalid("--byzantine needs a --strategy (e.g. equivocate)".into());
+        }
+        if self.strategy.sides.as_ref().is_some_and(|s| s.len() != self.nodes as usize) {
+            return invalid(format!("a strategy's sides need one bit per node ({})", self.nodes));
         }
         Ok(())
     }

@@ -76,6 +76,18 @@ pub struct RunOutcome {
     /// observations), each described.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consensus_violations: Vec<String>,
+    /// IC1 broken: loyal lieutenants obeyed different orders (Byzantine
+    /// generals), each described.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ic1_violations: Vec<String>,
+    /// IC2 broken: a loyal lieutenant disobeyed a loyal commander.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ic2_violations: Vec<String>,
+    /// The Byzantine nodes of the run, and their strategy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traitors: Vec<u32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub strategy: String,
     /// (node, instance) pairs where a node had not decided a proposed
     /// instance by the end of the run (all nodes up, network healed).
     pub termination_violations: u64,
@@ -183,6 +195,8 @@ impl RunOutcome {
             (Violation::ClusterInvariant, self.cluster_invariant.is_some()),
             (Violation::Atomicity, txn.is_some_and(|t| !t.atomicity_violations.is_empty())),
             (Violation::Balance, txn.is_some_and(|t| t.balance.is_some())),
+            (Violation::Ic1, !self.ic1_violations.is_empty()),
+            (Violation::Ic2, !self.ic2_violations.is_empty()),
         ];
         self.violations = verdicts.into_iter().filter(|(_, broken)| *broken).map(|(v, _)| v).collect();
     }

@@ -31,6 +31,7 @@
 //! | `crash NODE K` | crash NODE during its next step, after K of that step's effects (nothing after them happens) |
 //! | `partition A B \| C` | cut every link between the groups (in-flight messages across are dropped) |
 //! | `heal` | restore every link |
+//! | `traitor NODE[,NODE..] STRATEGY` | from now on those nodes are Byzantine: each send goes through the strategy (`quorum_core::byzantine`: `silent`, `lie`, `equivocate[@BITS]`, `replay`, `collude`, joined by `+`) |
 //! | `status` | each node's `describe()` |
 //!
 //! Every effect prints as a line: `A -> B <message>`, `A persist <record>`,
@@ -40,6 +41,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fmt::{Debug, Write as _};
 use std::str::FromStr;
 
+use quorum_core::byzantine::{Adversary, Strategy, Tampered};
 use quorum_core::host::{Carried, Cut, Host};
 
 use crate::diagram::{self, Recording, StepRecorder, What};
@@ -145,6 +147,8 @@ pub struct Scripted<P: Protocol> {
     /// ([`Scripted::record`]); boxed, so a model checker's copies of a
     /// cluster that does not record stay small.
     recorder: Option<Box<StepRecorder>>,
+    /// The traitors and their strategy (`traitor` command), if any.
+    adversary: Option<Box<Adversary<P>>>,
 }
 
 /// An effect the host carried out, as the script shows it.
@@ -185,6 +189,7 @@ where
             quiet: false,
             armed_cuts: Vec::new(),
             recorder: None,
+            adversary: None,
         }
     }
 
@@ -372,6 +377,7 @@ where
                 self.cut.clear();
                 self.record_input(What::Fault { label: "heal".into(), blocked: Some(Vec::new()) });
             }
+            "traitor" => self.traitor(args)?,
             "status" => {}
             other => return Err(format!("unknown command '{other}'")),
         }
@@ -388,6 +394,42 @@ where
         let request = text.parse::<P::Request>().map_err(|e| e.to_string())?;
         self.request_to(node, request);
         Ok(())
+    }
+
+    /// `traitor NODE[,NODE..] STRATEGY`: those nodes' sends go through the
+    /// strategy from now on (`quorum_core::byzantine`; e.g. `equivocate@0110`
+    /// tells node i the i-th bit).
+    fn traitor(&mut self, args: &[&str]) -> Result<(), String> {
+        let [nodes, strategy] = args else { return Err("traitor NODE[,NODE..] STRATEGY".into()) };
+        let traitors = nodes.split(',').map(|n| self.node(n)).collect::<Result<Vec<_>, _>>()?;
+        let strategy: Strategy = strategy.parse()?;
+        let n = self.nodes.len() as u32;
+        if strategy.sides.as_ref().is_some_and(|s| s.len() != n as usize) {
+            return Err(format!("a strategy's sides need one bit per node ({n})"));
+        }
+        self.adversary = Some(Box::new(Adversary::new(&traitors, strategy, n, 0, 0)));
+        Ok(())
+    }
+
+    /// A traitor's send as its strategy bends it: `None` if withheld.
+    fn betray(&mut self, id: NodeId, me: &str, effect: Shown<P>) -> Option<Shown<P>> {
+        let Some(adversary) = self.adversary.as_mut().filter(|a| a.is_traitor(id)) else {
+            return Some(effect);
+        };
+        let Shown::Send { to, msg } = effect else { return Some(effect) };
+        match adversary.tamper(id, to, msg.clone()) {
+            Tampered::Honest(msg) => Some(Shown::Send { to, msg }),
+            Tampered::Forged(forged) => {
+                let line = format!("{me} (traitor) forges {} for {}", compact(&msg), self.name(to));
+                self.line(line);
+                Some(Shown::Send { to, msg: forged })
+            }
+            Tampered::Withheld => {
+                let line = format!("{me} (traitor) withholds {} from {}", compact(&msg), self.name(to));
+                self.line(line);
+                None
+            }
+        }
     }
 
     /// `admin NODE ARGS..`: an operator command; a refusal is printed.
@@ -686,7 +728,9 @@ where
             })
         });
         for effect in shown {
-            self.show(id, &me, effect);
+            if let Some(effect) = self.betray(id, &me, effect) {
+                self.show(id, &me, effect);
+            }
         }
         if done.crashed {
             self.line(format!("{me} crashed (mid-step)"));
@@ -776,6 +820,9 @@ where
             );
             self.line(line);
             return;
+        }
+        if let Some(adversary) = self.adversary.as_mut() {
+            adversary.heard(to, &msg);
         }
         self.step(to, |p, out| p.on_message(from, msg, out));
     }

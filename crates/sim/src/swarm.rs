@@ -16,7 +16,8 @@
 //! its settings with [`Swarm::draw_settings`], so the replay of a swarm
 //! seed names every value and replays exactly, with no swarm.
 
-use quorum_core::Rng;
+use quorum_core::byzantine::Strategy;
+use quorum_core::{NodeId, Rng};
 
 use crate::config::{FaultKind, FaultSet, SimConfig, WorkloadKind};
 
@@ -38,6 +39,14 @@ pub struct Swarm {
     pub timely: bool,
     /// Parameters the caller fixed on the command line: not drawn.
     pub fixed: Fixed,
+    /// The protocol tolerates traitors: a seed draws some
+    /// ([`Swarm::draw_traitors`], by a caller that knows the bound) and
+    /// their strategy.
+    pub byzantine: bool,
+    /// The most traitors a seed draws, when the caller sets it (beyond the
+    /// protocol's bound for a negative control); `None`: the protocol's
+    /// bound.
+    pub traitors_max: Option<u32>,
 }
 
 /// Which run parameters the caller fixed.
@@ -49,6 +58,8 @@ pub struct Fixed {
     pub clients: bool,
     pub safety: bool,
     pub clock_skew: bool,
+    /// The traitors and their strategy (`--byzantine`, `--strategy`).
+    pub byzantine: bool,
 }
 
 impl SimConfig {
@@ -139,6 +150,22 @@ fn draw_rates(config: &mut SimConfig, rng: &mut Rng) {
 }
 
 impl Swarm {
+    /// The traitors seed `seed` draws among `nodes`, at most `max` of them
+    /// (none a quarter of the time, so the loyal-only case stays covered),
+    /// and one strategy they all follow ([`Strategy::drawable`]).
+    pub fn draw_traitors(&self, seed: u64, nodes: u32, max: u32) -> (Vec<NodeId>, Strategy) {
+        let mut rng = Rng::stream(seed, SWARM_STREAM - 1);
+        let strategies = Strategy::drawable();
+        let strategy = rng.pick(&strategies).expect("not empty").clone();
+        let max = max.min(nodes);
+        let count = if max == 0 || rng.chance(0.25) { 0 } else { rng.range(1, u64::from(max) + 1) as u32 };
+        let mut all: Vec<NodeId> = (0..nodes).map(NodeId).collect();
+        rng.shuffle(&mut all);
+        let mut traitors: Vec<NodeId> = all.into_iter().take(count as usize).collect();
+        traitors.sort();
+        (traitors, strategy)
+    }
+
     /// The protocol settings seed `seed` draws, as JSON fields, skipping
     /// those `pinned` names. `attempt` picks another draw of the same seed
     /// (for a caller whose protocol refuses a combination).
@@ -208,6 +235,7 @@ mod tests {
             clients: false,
             safety: true,
             clock_skew: false,
+            byzantine: false,
         };
         swarm.settings = vec![("pre_vote".into(), vec![true.into(), false.into()])];
         let resolved = config.resolve();

@@ -281,6 +281,11 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             Some(node),
             || serde_json::json!({ "rid": rid.to_string(), "response": format!("{response:?}") }),
         );
+        if self.adversary.is_traitor(node) {
+            // A traitor answers clients nothing worth judging: the client
+            // times out and asks a loyal node.
+            return;
+        }
         let Some((owner, request)) = self.clients.requests.get(&rid) else { return };
         let owner = *owner;
         let (network, clients) = (&self.network, &self.clients);

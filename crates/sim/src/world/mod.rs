@@ -16,6 +16,7 @@ mod queue;
 mod trace;
 
 use quorum_check::History;
+use quorum_core::byzantine::Adversary;
 use quorum_core::claims::reached;
 use quorum_core::host::Host;
 use quorum_core::{Cluster, KvCommand, KvResponse, Micros, NodeId, Protocol, Rng, Time};
@@ -39,6 +40,8 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> KvProtocol for P {
 
 const NETWORK_STREAM: u64 = 1 << 41;
 const TORN_STREAM: u64 = 1 << 45;
+/// The stream of the run's signing secret and of the traitors' choices.
+const ADVERSARY_STREAM: u64 = 1 << 47;
 /// Cross-node invariants are checked every this many events (and at the end).
 const CLUSTER_CHECK_EVERY: u64 = 64;
 /// How long the final reader may take after quiescence.
@@ -183,6 +186,10 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         log_safety_violations: 0,
         election_safety_violations: 0,
         consensus_violations: Vec::new(),
+        ic1_violations: Vec::new(),
+        ic2_violations: Vec::new(),
+        traitors: config.byzantine.iter().map(|n| n.0).collect(),
+        strategy: config.strategy.to_string(),
         termination_violations: 0,
         cluster_invariant: None,
         panic: None,
@@ -266,18 +273,22 @@ struct World<'a, P: Protocol, W: Workload<P>> {
     trace: Trace,
     /// The typed events of the run, for a diagram (`Capture::record`).
     recording: Option<Recording>,
+    /// The traitors and their strategy: every send of a traitor goes
+    /// through it (`nodes.rs`).
+    adversary: Adversary<P>,
 }
 
 impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
     fn new(config: &'a SimConfig, protocol: &'a P::Config, schedule: Schedule, capture: Capture) -> Self {
         let members: Vec<NodeId> = (0..config.nodes).map(NodeId).collect();
+        let secret = Rng::stream(config.seed, ADVERSARY_STREAM).next_u64();
         let nodes = members
             .iter()
             .map(|&id| {
                 let mut rng = Rng::stream(config.seed, NODE_STREAM + u64::from(id.0));
                 let drift = 1.0 + config.timer_drift * (2.0 * rng.unit() - 1.0);
                 Slot {
-                    host: Host::new(Cluster::new(id, members.clone())).with_drift(drift),
+                    host: Host::new(Cluster::new(id, members.clone())).with_drift(drift).with_secret(secret),
                     rng,
                     paused: false,
                     deferred: Vec::new(),
@@ -318,6 +329,13 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
                 let names = members.iter().map(|id| format!("n{}", id.0)).collect();
                 Recording::new(Clock::Micros, names)
             }),
+            adversary: Adversary::new(
+                &config.byzantine,
+                config.strategy.clone(),
+                config.nodes,
+                config.seed ^ ADVERSARY_STREAM,
+                secret,
+            ),
         }
     }
 
@@ -435,6 +453,9 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         self.counters.messages_delivered += 1;
         record(&mut self.recording, self.now, || What::Deliver { id: u64::from(id), from: from.0, to: to.0 });
         self.trace.line(self.now, "deliver", Some(to), || serde_json::json!({ "from": from.0, "msg": &msg }));
+        if self.adversary.is_traitor(to) {
+            self.adversary.heard(to, &msg);
+        }
         self.step(to, |p, out| p.on_message(from, msg, out));
     }
 
@@ -488,7 +509,14 @@ impl<'a, P: Protocol, W: Workload<P>> World<'a, P, W> {
         outcome.converged = quorum_check::convergence::converged(&observers.digests);
         outcome.log_safety_violations = observers.log_safety.violations().len() as u64;
         outcome.election_safety_violations = observers.leadership.election_safety().len() as u64;
-        let live: Vec<NodeId> = (0..self.config.nodes).map(NodeId).collect();
+        let live: Vec<NodeId> =
+            (0..self.config.nodes).map(NodeId).filter(|n| !self.adversary.is_traitor(*n)).collect();
+        for violation in observers.orders.check(self.adversary.traitors()) {
+            match violation.is_ic1() {
+                true => outcome.ic1_violations.push(violation.to_string()),
+                false => outcome.ic2_violations.push(violation.to_string()),
+            }
+        }
         for violation in observers.consensus.check(&live, true) {
             if matches!(violation, quorum_check::consensus::ConsensusViolation::Termination { .. }) {
                 outcome.termination_violations += 1;

@@ -5,6 +5,7 @@
 //! sends into the network, replies to the clients, observations to the
 //! checkers.
 
+use quorum_core::byzantine::Tampered;
 use quorum_core::claims::reached;
 use quorum_core::host::{Armed, Carried, Cut, Host};
 use quorum_core::{Effect, Micros, NodeId, Observation, Out, Protocol, RequestId, Rng};
@@ -163,6 +164,7 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
     fn route(&mut self, id: NodeId, effect: Routed<P>) {
         let now = self.now;
         match effect {
+            Routed::Send { to, msg } if self.adversary.is_traitor(id) => self.send_as_traitor(id, to, msg),
             Routed::Send { to, msg } => self.send(id, to, msg),
             Routed::Lost { to } => {
                 self.trace.line(now, "lost-in-crash", Some(id), || serde_json::json!({ "to": to.0 }));
@@ -189,6 +191,20 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             }
             Routed::Reply { id: rid, response } => self.reply(id, rid, response),
             Routed::Observe(observation) => self.observe(id, observation),
+        }
+    }
+
+    /// A traitor's send, as its strategy bends it (`quorum_core::byzantine`).
+    fn send_as_traitor(&mut self, from: NodeId, to: NodeId, msg: P::Msg) {
+        match self.adversary.tamper(from, to, msg) {
+            Tampered::Honest(msg) => self.send(from, to, msg),
+            Tampered::Forged(msg) => {
+                self.trace.line(self.now, "forge", Some(from), || serde_json::json!({ "to": to.0 }));
+                self.send(from, to, msg);
+            }
+            Tampered::Withheld => {
+                self.trace.line(self.now, "withhold", Some(from), || serde_json::json!({ "to": to.0 }));
+            }
         }
     }
 
@@ -241,6 +257,10 @@ impl<P: Protocol, W: Workload<P>> World<'_, P, W> {
             if let Some(what) = diagram::observed(node.0, &observation) {
                 recording.push(now.as_micros(), what);
             }
+        }
+        if self.adversary.is_traitor(node) {
+            // A traitor's word is worth nothing: the checkers judge the loyal.
+            return;
         }
         self.clients.workload.observed(node, &observation, now);
         if let Some(broken) = self.observers.observe(node, &observation, now) {

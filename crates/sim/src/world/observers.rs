@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use quorum_check::byzantine::OrderLog;
 use quorum_check::consensus::{ConsensusLog, LogSafety};
 use quorum_check::leadership::{ElectionSafetyViolation, Leadership};
 use quorum_core::{NodeId, Observation, Role, Time};
@@ -20,6 +21,8 @@ pub(super) struct Observers {
     pub(super) log_safety: LogSafety,
     /// Proposals and decisions, for Agreement, Validity, Integrity, Termination.
     pub(super) consensus: ConsensusLog,
+    /// Commanders' orders and lieutenants' obedience, for IC1 and IC2.
+    pub(super) orders: OrderLog,
     /// The first cross-node invariant the protocol reported broken.
     pub(super) cluster_invariant: Option<String>,
     /// Each node's state digest after quiescence.
@@ -63,6 +66,7 @@ impl Observers {
             Observation::Reached(property) => {
                 self.reached.insert(property);
             }
+            Observation::Order { .. } | Observation::Obey { .. } => self.orders.observe(node, observation),
             _ => {}
         }
         None
