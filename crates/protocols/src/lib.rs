@@ -7,6 +7,7 @@ mod batch;
 pub mod ben_or;
 pub mod catalog;
 pub mod commit;
+pub mod crdt;
 pub mod fast_paxos;
 pub mod paxos;
 pub mod quorum;
