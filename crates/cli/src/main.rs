@@ -452,12 +452,30 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     if let Some(t) = &o.txn {
         print_txn(t);
     }
+    if let Some(c) = &o.convergence {
+        print_convergence(c);
+    }
     if o.violations.is_empty() {
         println!("verdict         no violation");
     } else {
         let kinds: Vec<&str> = o.violations.iter().map(|v| v.name()).collect();
         println!("verdict         VIOLATED: {}", kinds.join(", "));
         println!("replay          {}", replay::command(&o.replay));
+    }
+}
+
+fn print_convergence(c: &quorum_sim::ConvergenceFigures) {
+    match (c.converge_ms, c.rounds_to_converge, c.bytes_to_converge) {
+        (Some(ms), Some(rounds), Some(bytes)) => println!(
+            "convergence     {ms:.1} ms after the heal and the last update: {rounds} gossip rounds, {bytes} bytes \
+             ({} gossip bytes in the whole run)",
+            c.gossip_bytes_total
+        ),
+        _ => println!("convergence     the replicas did NOT converge ({} gossip bytes sent)", c.gossip_bytes_total),
+    }
+    println!("stale reads     {} (reads that missed an acknowledged add)", c.stale_reads);
+    for over in &c.counters_over {
+        println!("                counter above every possible sum: {over}");
     }
 }
 

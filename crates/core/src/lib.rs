@@ -25,6 +25,7 @@
 //! xoshiro256++ owned by the driver). Same seed, same inputs ⇒ same effects.
 
 pub mod claims;
+pub mod crdt;
 pub mod decision;
 pub mod host;
 pub mod kv;

@@ -28,7 +28,7 @@ use quorum_core::{KvStore, NodeId, Observation, Time};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{ben_or, fast_paxos, paxos, raft, two_generals, zab};
+use quorum_protocols::{ben_or, crdt, fast_paxos, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -54,6 +54,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::txn::<three_pc::ThreePhaseCommit>(&three_pc::ENTRY),
     Registered::proposal::<two_generals::TwoGenerals>(&two_generals::ENTRY).sized(&[2]),
     Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
+    Registered::crdt::<crdt::Crdt>(&crdt::ENTRY),
 ];
 
 /// A choice the registry refuses: one line for the user.
@@ -204,6 +205,19 @@ impl Registered {
             "a decision protocol's entry declares Workload::Decision"
         );
         Registered::with::<P>(entry, drive::run_decision::<P>)
+    }
+
+    /// A replicated data type updated at any node (CRDTs: counters and
+    /// sets), judged for convergence.
+    pub const fn crdt<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+                Request = quorum_core::crdt::CrdtRequest,
+                Response = quorum_core::crdt::CrdtResponse,
+            > + Modelled,
+    {
+        assert!(matches!(entry.workload, Workload::Crdt), "a CRDT protocol's entry declares Workload::Crdt");
+        Registered::with::<P>(entry, drive::run_crdt::<P>)
     }
 
     /// `quorum model --flp` runs FLP's adversary on it, read as binary
@@ -438,6 +452,7 @@ impl Registered {
             Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
             Workload::Proposal => vec![(NodeId(0), "propose 1".into()), (NodeId(1), "propose 1".into())],
             Workload::Decision => Vec::new(),
+            Workload::Crdt => vec![(NodeId(0), "incr 1 2".into()), (NodeId(1), "reset 1".into())],
         }
     }
 

@@ -121,6 +121,12 @@ const NEGATIVE_CONTROLS: &[(&str, &str, u32, u64)] = &[
     ("3pc", "no-force-prepare", 5, 0),
     ("ben-or", "decide-on-f-proposals", 3, 1),
     ("ben-or", "decide-on-f-proposals", 5, 63),
+    ("crdt", "sum-merge", 3, 0),
+    ("crdt", "sum-merge", 5, 0),
+    ("crdt", "reset-without-coordination", 3, 0),
+    ("crdt", "reset-without-coordination", 5, 1),
+    ("crdt", "remove-without-tombstone", 3, 0),
+    ("crdt", "remove-without-tombstone", 5, 1),
 ];
 
 /// Every bug of every entry parses and has a negative control at 3 and at

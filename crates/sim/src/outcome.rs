@@ -117,6 +117,10 @@ pub struct RunOutcome {
     /// others.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<crate::decision_workload::DecisionFigures>,
+    /// Time, rounds and bytes to converge, stale reads (the CRDT
+    /// workload); absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<crate::crdt_workload::ConvergenceFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<Violation>,
     /// The sometimes properties the run reached (see `quorum_core::claims`),

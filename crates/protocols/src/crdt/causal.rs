@@ -100,6 +100,11 @@ impl CausalContext {
         vector.chain(self.cloud.iter().copied())
     }
 
+    /// The version vector's entries, ascending by node, then the cloud.
+    pub fn parts(&self) -> (impl Iterator<Item = (NodeId, u64)> + '_, impl Iterator<Item = &Dot>) {
+        (self.vector.iter().map(|(n, v)| (*n, *v)), self.cloud.iter())
+    }
+
     /// The number of entries kept (vector entries plus cloud dots): the
     /// context's size on the wire.
     pub fn entries(&self) -> usize {

@@ -65,7 +65,9 @@ pub mod causal;
 mod counter;
 mod lattice;
 mod register;
+pub mod replica;
 mod set;
+pub mod store;
 #[cfg(test)]
 mod tests;
 
@@ -73,4 +75,5 @@ pub use causal::{CausalContext, Dot, DotFun, DotMap, DotSet, MvRegister, OrMap, 
 pub use counter::{GCounter, PnCounter};
 pub use lattice::{check_laws, check_update, Lattice};
 pub use register::LwwRegister;
+pub use replica::{Crdt, ENTRY};
 pub use set::{GSet, TwoPhaseSet};

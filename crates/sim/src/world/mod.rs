@@ -200,6 +200,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         sim_time_ms: 0,
         txn: None,
         decision: None,
+        convergence: None,
         violations: Vec::new(),
         reached: Vec::new(),
         replay: replay_of(config, schedule),
