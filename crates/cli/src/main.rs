@@ -1,6 +1,7 @@
 //! `quorum`: the command-line face of the laboratory. Thin by design: parse
 //! flags, call a library function, print.
 
+mod anti_entropy_cmd;
 mod check_cmd;
 mod collisions_cmd;
 mod flp_cmd;
@@ -64,6 +65,8 @@ enum Command {
     BenOrRounds(rounds_cmd::RoundsArgs),
     /// Fast Paxos's collision rate and latency as concurrent proposers grow; optionally plotted as SVG.
     FastPaxosCollisions(collisions_cmd::CollisionsArgs),
+    /// Merkle-tree anti-entropy's bytes and round trips against the keys that differ, beside a full-state exchange; optionally plotted as SVG.
+    AntiEntropyCost(anti_entropy_cmd::AntiEntropyArgs),
 }
 
 #[derive(Args)]
@@ -310,6 +313,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => server_cmds::bench(args),
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
         Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
+        Command::AntiEntropyCost(args) => anti_entropy_cmd::anti_entropy(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! socket, a file, a thread or OS randomness: time and a seeded RNG arrive in
 //! `Out`, and effects leave through it.
 
+pub mod anti_entropy;
 mod batch;
 pub mod ben_or;
 pub mod catalog;
