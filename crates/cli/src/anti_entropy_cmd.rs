@@ -135,6 +135,9 @@ fn measure(a: &KeySpace, d: u64, shape: Shape, seed: u64) -> Result<Row, UsageEr
     })
 }
 
+/// A plotted line: its name, colour, and the figure it shows.
+type Series = (&'static str, RGBColor, fn(&Row) -> u64);
+
 fn plot(rows: &[Row], keys: u64, shape: Shape, path: &PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -156,7 +159,7 @@ fn plot(rows: &[Row], keys: u64, shape: Shape, path: &PathBuf) -> Result<(), Box
         .x_desc("keys that differ (log scale)")
         .y_desc("bytes exchanged, both ways (log scale)")
         .draw()?;
-    let series: [(&str, RGBColor, fn(&Row) -> u64); 2] =
+    let series: [Series; 2] =
         [("Merkle tree", BLUE, |r| r.tree_bytes), ("full state", RED, |r| r.full_bytes)];
     for (name, color, value) in series {
         let points: Vec<(f64, f64)> = plotted.iter().map(|r| (r.differing as f64, value(r) as f64)).collect();
