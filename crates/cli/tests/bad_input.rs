@@ -137,6 +137,7 @@ const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
     ("3pc", r#"{"rounds_max":0}"#, "rounds_max"),
     ("two-generals", r#"{"messages":0}"#, "messages must be 1 to 64"),
     ("ben-or", r#"{"waiters_max":0}"#, "waiters_max"),
+    ("crdt", r#"{"full_state_every":0}"#, "full_state_every"),
 ];
 
 #[test]
