@@ -1,7 +1,7 @@
 #!/bin/bash
 # usage: bench/positive.sh BINARY SEEDS -> one line per protocol (and variant) at 5 nodes, swarm default
 B=$1; S=$2
-for pv in sync async primary-backup:sync primary-backup:async abd paxos multi-paxos fast-paxos raft zab 2pc 3pc; do
+for pv in sync async primary-backup:sync primary-backup:async abd paxos multi-paxos fast-paxos raft zab 2pc 3pc crdt:state crdt:delta; do
   p=${pv%%:*}; v=""; [ "$p" != "$pv" ] && v="--variant ${pv#*:}"
   $B explore --protocol $p $v --nodes 5 --seeds $S --json 2>/dev/null | python3 -c "
 import json,sys

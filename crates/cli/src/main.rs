@@ -2,6 +2,7 @@
 //! flags, call a library function, print.
 
 mod admin_cmd;
+mod anti_entropy_cmd;
 mod byzantine_cmd;
 mod check_cmd;
 mod collisions_cmd;
@@ -70,6 +71,8 @@ enum Command {
     FastPaxosCollisions(collisions_cmd::CollisionsArgs),
     /// The Byzantine generals' n against m: does a traitor strategy break OM(m) or SM(m)? With message counts.
     ByzantineTable(byzantine_cmd::TableArgs),
+    /// Merkle-tree anti-entropy's bytes and round trips against the keys that differ, beside a full-state exchange; optionally plotted as SVG.
+    AntiEntropyCost(anti_entropy_cmd::AntiEntropyArgs),
 }
 
 #[derive(Args)]
@@ -343,6 +346,7 @@ fn main() -> ExitCode {
         Command::BenOrRounds(args) => rounds_cmd::rounds(args),
         Command::FastPaxosCollisions(args) => collisions_cmd::collisions(args),
         Command::ByzantineTable(args) => byzantine_cmd::byzantine_table(args),
+        Command::AntiEntropyCost(args) => anti_entropy_cmd::anti_entropy(args),
     };
     match result {
         Ok(code) => code,
@@ -558,12 +562,30 @@ fn print_outcome(o: &quorum_sim::RunOutcome) {
     for v in o.ic1_violations.iter().chain(&o.ic2_violations).chain(&o.consensus_violations).take(3) {
         println!("                {v}");
     }
+    if let Some(c) = &o.convergence {
+        print_convergence(c);
+    }
     if o.violations.is_empty() {
         println!("verdict         no violation");
     } else {
         let kinds: Vec<&str> = o.violations.iter().map(|v| v.name()).collect();
         println!("verdict         VIOLATED: {}", kinds.join(", "));
         println!("replay          {}", replay::command(&o.replay));
+    }
+}
+
+fn print_convergence(c: &quorum_sim::ConvergenceFigures) {
+    match (c.converge_ms, c.rounds_to_converge, c.bytes_to_converge) {
+        (Some(ms), Some(rounds), Some(bytes)) => println!(
+            "convergence     {ms:.1} ms after the heal and the last update: {rounds} gossip rounds, {bytes} bytes \
+             ({} gossip bytes in the whole run)",
+            c.gossip_bytes_total
+        ),
+        _ => println!("convergence     the replicas did NOT converge ({} gossip bytes sent)", c.gossip_bytes_total),
+    }
+    println!("stale reads     {} (reads that missed an acknowledged add)", c.stale_reads);
+    for over in &c.counters_over {
+        println!("                counter above every possible sum: {over}");
     }
 }
 

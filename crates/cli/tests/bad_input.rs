@@ -139,6 +139,7 @@ const REFUSED_SETTINGS: &[(&str, &str, &str)] = &[
     ("ben-or", r#"{"waiters_max":0}"#, "waiters_max"),
     ("om", r#"{"m":9}"#, "m must be at most 3"),
     ("sm", r#"{"waiters_max":0}"#, "round, instances and waiters_max must be positive"),
+    ("crdt", r#"{"full_state_every":0}"#, "full_state_every"),
 ];
 
 /// Traitors only where a protocol runs with them, on nodes that exist, with

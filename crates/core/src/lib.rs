@@ -26,6 +26,7 @@
 
 pub mod byzantine;
 pub mod claims;
+pub mod crdt;
 pub mod decision;
 pub mod host;
 pub mod kv;

@@ -50,6 +50,12 @@ pub enum Observation {
     /// as its catalogue entry declares it; see [`crate::claims`]): the hard
     /// case its safety properties must survive happened.
     Reached(&'static str),
+    /// A replica of a gossiping protocol (CRDTs) after a step that changed
+    /// its state or ran a gossip round: its state's `digest`, the gossip
+    /// rounds it has run and the gossip bytes it has sent since it started
+    /// (both restart from 0 after a crash). The convergence figures (rounds
+    /// and bytes to converge) are read from these.
+    Replica { digest: u64, rounds: u64, bytes_sent: u64 },
     /// Free-form, for traces only.
     Note(String),
 }

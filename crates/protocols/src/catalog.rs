@@ -65,6 +65,11 @@ pub enum Workload {
     /// once (the two generals), judged for Agreement, Validity, Integrity
     /// and Termination.
     Proposal,
+    /// Counter and set updates at any node (`incr`, `reset`, `add`,
+    /// `remove`, `read`), judged for convergence after the heal (with the
+    /// rounds and bytes it took) and for acknowledged increments and adds
+    /// kept.
+    Crdt,
 }
 
 /// A deliberately broken variant (`--bug NAME`).

@@ -3,11 +3,13 @@
 //! socket, a file, a thread or OS randomness: time and a seeded RNG arrive in
 //! `Out`, and effects leave through it.
 
+pub mod anti_entropy;
 mod batch;
 pub mod ben_or;
 pub mod byzantine_generals;
 pub mod catalog;
 pub mod commit;
+pub mod crdt;
 pub mod fast_paxos;
 pub mod paxos;
 pub mod quorum;

@@ -5,8 +5,8 @@ use quorum_core::{ConfigError, NodeId, Protocol};
 use quorum_server::ServeConfig;
 use quorum_sim::script::{Block, ScriptError, Scripted};
 use quorum_sim::{
-    Capture, DecisionWorkload, KvProtocol, KvWorkload, ProposalWorkload, ProtocolChoice, RedisWorkload,
-    RunError, RunOutcome, SimConfig, TxnWorkload,
+    Capture, CrdtWorkload, DecisionWorkload, KvProtocol, KvWorkload, ProposalWorkload, ProtocolChoice,
+    RedisWorkload, RunError, RunOutcome, SimConfig, TxnWorkload,
 };
 
 use crate::settings::{merged, ServerDefaults};
@@ -120,6 +120,14 @@ where
 {
     let protocol = typed::<P>(&config.protocol)?;
     quorum_sim::run_with::<P, DecisionWorkload>(config, &protocol, capture)
+}
+
+pub(crate) fn run_crdt<P>(config: &SimConfig, capture: Capture) -> Result<RunOutcome, RunError>
+where
+    P: Protocol<Request = quorum_core::crdt::CrdtRequest, Response = quorum_core::crdt::CrdtResponse>,
+{
+    let protocol = typed::<P>(&config.protocol)?;
+    quorum_sim::run_with::<P, CrdtWorkload>(config, &protocol, capture)
 }
 
 pub(crate) fn script<P: Protocol>(

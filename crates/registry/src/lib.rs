@@ -30,7 +30,7 @@ use quorum_protocols::byzantine_generals::{self, om, sm};
 use quorum_protocols::catalog::{Entry, Workload};
 use quorum_protocols::commit::{three_pc, two_pc};
 use quorum_protocols::replication::{abd, asynchronous, primary_backup, sync};
-use quorum_protocols::{ben_or, fast_paxos, paxos, raft, two_generals, zab};
+use quorum_protocols::{ben_or, crdt, fast_paxos, paxos, raft, two_generals, zab};
 use quorum_server::state::KvMap;
 use quorum_server::{Running, ServeConfig};
 use quorum_sim::script::{Block, ScriptError};
@@ -62,6 +62,7 @@ pub static PROTOCOLS: &[Registered] = &[
     Registered::decision::<ben_or::BenOr>(&ben_or::ENTRY),
     Registered::decision::<byzantine_generals::OralMessages>(&om::ENTRY).sized(&[4, 7]),
     Registered::decision::<byzantine_generals::SignedMessages>(&sm::ENTRY).sized(&[3, 4]),
+    Registered::crdt::<crdt::Crdt>(&crdt::ENTRY),
 ];
 
 /// The Redis workload's own bug (`--workload redis --bug
@@ -234,6 +235,19 @@ impl Registered {
             "a decision protocol's entry declares Workload::Decision"
         );
         Registered::with::<P>(entry, drive::run_decision::<P>)
+    }
+
+    /// A replicated data type updated at any node (CRDTs: counters and
+    /// sets), judged for convergence.
+    pub const fn crdt<P>(entry: &'static Entry) -> Registered
+    where
+        P: quorum_core::Protocol<
+                Request = quorum_core::crdt::CrdtRequest,
+                Response = quorum_core::crdt::CrdtResponse,
+            > + Modelled,
+    {
+        assert!(matches!(entry.workload, Workload::Crdt), "a CRDT protocol's entry declares Workload::Crdt");
+        Registered::with::<P>(entry, drive::run_crdt::<P>)
     }
 
     /// `quorum model --flp` runs FLP's adversary on it, read as binary
@@ -522,6 +536,7 @@ impl Registered {
             Workload::Txn => vec![(NodeId(0), "transfer 1 2 30".into())],
             Workload::Proposal => vec![(NodeId(0), "propose 1".into()), (NodeId(1), "propose 1".into())],
             Workload::Decision => Vec::new(),
+            Workload::Crdt => vec![(NodeId(0), "incr 1 2".into()), (NodeId(1), "reset 1".into())],
         }
     }
 

@@ -127,6 +127,12 @@ const NEGATIVE_CONTROLS: &[(&str, &str, u32, u64)] = &[
     ("om", "one-round-short", 7, 0),
     ("sm", "skip-verification", 3, 0),
     ("sm", "skip-verification", 4, 0),
+    ("crdt", "sum-merge", 3, 0),
+    ("crdt", "sum-merge", 5, 0),
+    ("crdt", "reset-without-coordination", 3, 0),
+    ("crdt", "reset-without-coordination", 5, 1),
+    ("crdt", "remove-without-tombstone", 3, 0),
+    ("crdt", "remove-without-tombstone", 5, 1),
 ];
 
 /// Every bug of every entry parses and has a negative control at 3 and at

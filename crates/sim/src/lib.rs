@@ -20,6 +20,7 @@
 //! acknowledged writes, split-brain, convergence, liveness.
 
 pub mod config;
+pub mod crdt_workload;
 pub mod decision_workload;
 pub mod diagram;
 pub mod explore;
@@ -35,6 +36,7 @@ pub mod workload;
 mod world;
 
 pub use config::{Budgets, ConfigError, FaultKind, FaultSet, ProtocolChoice, SimConfig, WorkloadKind};
+pub use crdt_workload::{ConvergenceFigures, CrdtWorkload};
 pub use decision_workload::{DecisionFigures, DecisionWorkload};
 pub use explore::{explore, ExploreReport, FirstViolation, Samples, TxnTotals};
 pub use faults::{Fault, Schedule, ScheduledFault};

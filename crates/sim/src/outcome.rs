@@ -133,6 +133,10 @@ pub struct RunOutcome {
     /// `set`, `set-px`, `mset`, `exec`); empty for the others.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub commands_acked: std::collections::BTreeMap<String, u64>,
+    /// Time, rounds and bytes to converge, stale reads (the CRDT
+    /// workload); absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<crate::crdt_workload::ConvergenceFigures>,
     /// The kinds of violation found (empty: the run kept every promise).
     pub violations: Vec<Violation>,
     /// The sometimes properties the run reached (see `quorum_core::claims`),

@@ -208,6 +208,7 @@ fn empty_outcome(config: &SimConfig, schedule: &Schedule) -> RunOutcome {
         txn: None,
         decision: None,
         commands_acked: Default::default(),
+        convergence: None,
         violations: Vec::new(),
         reached: Vec::new(),
         replay: replay_of(config, schedule),
