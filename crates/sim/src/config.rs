@@ -385,6 +385,32 @@ impl SimConfig {
         nodes.saturating_sub(1) / 2
     }
 
+    /// The run's clocks and time spans: timeouts, latency, skew, drift,
+    /// phases and fault episodes.
+    fn validate_timing(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.client_timeout_ms == 0 {
+            return invalid("--client-timeout-ms must be at least 1".into());
+        }
+        if self.latency_min_us == 0 || self.latency_max_us < self.latency_min_us {
+            return invalid("latency bounds must satisfy 0 < min <= max".into());
+        }
+        if self.clock_skew_ms > 60_000 {
+            return invalid("clock skew must be at most 60000 ms".into());
+        }
+        if !(0.0..0.5).contains(&self.timer_drift) {
+            return invalid("timer drift must be in [0, 0.5)".into());
+        }
+        if self.safety_ms == 0 || self.liveness_ms == 0 {
+            return invalid("phase lengths must be positive".into());
+        }
+        let (length, gap) = (self.fault_length_ms, self.fault_gap_ms);
+        if length.0 == 0 || length.0 >= length.1 || gap.0 == 0 || gap.0 >= gap.1 {
+            return invalid("fault episode lengths and gaps must satisfy 0 < lo < hi".into());
+        }
+        Ok(())
+    }
+
     /// Reject parameters that cannot describe a run. Runs before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
@@ -427,25 +453,7 @@ impl SimConfig {
         if self.faults.contains(FaultKind::Partition) && self.nodes < 2 {
             return invalid("a partition needs at least 2 nodes".into());
         }
-        if self.client_timeout_ms == 0 {
-            return invalid("--client-timeout-ms must be at least 1".into());
-        }
-        if self.latency_min_us == 0 || self.latency_max_us < self.latency_min_us {
-            return invalid("latency bounds must satisfy 0 < min <= max".into());
-        }
-        if self.clock_skew_ms > 60_000 {
-            return invalid("clock skew must be at most 60000 ms".into());
-        }
-        if !(0.0..0.5).contains(&self.timer_drift) {
-            return invalid("timer drift must be in [0, 0.5)".into());
-        }
-        if self.safety_ms == 0 || self.liveness_ms == 0 {
-            return invalid("phase lengths must be positive".into());
-        }
-        let (length, gap) = (self.fault_length_ms, self.fault_gap_ms);
-        if length.0 == 0 || length.0 >= length.1 || gap.0 == 0 || gap.0 >= gap.1 {
-            return invalid("fault episode lengths and gaps must satisfy 0 < lo < hi".into());
-        }
+        self.validate_timing()?;
         if let Some(schedule) = &self.schedule {
             schedule.validate(self.nodes)?;
         }
