@@ -21,7 +21,7 @@ use quorum_core::{NodeId, Protocol, Rng, Time};
 
 use crate::config::{SimConfig, CLIENT_CLOCK};
 use crate::outcome::RunOutcome;
-use crate::workload::{Completion, Verdict, Workload};
+use crate::workload::{Completion, Rotation, Verdict, Workload};
 
 /// The workload's deliberate bug: stamps from the clients' own clocks.
 pub const EXPIRY_BY_LOCAL_CLOCK: &str = "expiry-by-local-clock";
@@ -33,10 +33,8 @@ const GROUP: u64 = 3;
 const TTL_US: (u64, u64) = (1_000, 20_000);
 
 pub struct RedisWorkload {
-    ops_per_key: u32,
-    /// Groups of keys in use, with the operations each has taken.
-    active_groups: Vec<(u64, u32)>,
-    next_group: u64,
+    /// Groups of keys in use.
+    groups: Rotation,
     next_value: u64,
     process: Vec<u64>,
     next_process: u64,
@@ -49,27 +47,12 @@ pub struct RedisWorkload {
 }
 
 impl RedisWorkload {
-    /// A group from the active set, retired for a fresh one after
-    /// `ops_per_key` operations (Jepsen's independent keys, a group at a
-    /// time: multi-key commands stay inside one group, as Redis Cluster
-    /// keeps them inside one hash slot, so each group's history is checked
-    /// on its own).
-    fn pick_group(&mut self, rng: &mut Rng) -> u64 {
-        let slot = rng.range(0, self.active_groups.len() as u64) as usize;
-        let (group, used) = &mut self.active_groups[slot];
-        let chosen = *group;
-        *used += 1;
-        if *used >= self.ops_per_key {
-            *group = self.next_group;
-            *used = 0;
-            self.next_group += 1;
-        }
-        chosen
-    }
-
     /// `n` distinct keys of one group (`n` at most [`GROUP`]), in random order.
     fn pick_keys(&mut self, n: usize, rng: &mut Rng) -> Vec<u64> {
-        let group = self.pick_group(rng);
+        // Groups rotate as the KV workload's keys do; multi-key commands
+        // stay inside one group, as Redis Cluster keeps them inside one
+        // hash slot, so each group's history is checked on its own.
+        let group = self.groups.pick(rng);
         let mut keys: Vec<u64> = (0..GROUP).map(|i| group * GROUP + i).collect();
         rng.shuffle(&mut keys);
         keys.truncate(n);
@@ -135,9 +118,7 @@ impl<P: Protocol<Request = RedisCommand, Response = RedisResponse>> Workload<P> 
         let bug = config.protocol.bug.as_deref() == Some(EXPIRY_BY_LOCAL_CLOCK);
         let offsets = (0..=clients as u64).map(|c| config.clock_offset_us(CLIENT_CLOCK + c)).collect();
         RedisWorkload {
-            ops_per_key: config.ops_per_key,
-            active_groups: (0..u64::from(config.keys)).map(|g| (g, 0)).collect(),
-            next_group: u64::from(config.keys),
+            groups: Rotation::new(config.keys, config.ops_per_key),
             next_value: 0,
             process: (0..=clients as u64).collect(),
             next_process: clients as u64 + 1,
@@ -224,7 +205,7 @@ impl<P: Protocol<Request = RedisCommand, Response = RedisResponse>> Workload<P> 
     }
 
     fn final_requests(&mut self) -> Vec<RedisCommand> {
-        (0..self.next_group * GROUP).map(|key| RedisCommand::new(RedisOp::Get { key })).collect()
+        (0..self.groups.issued() * GROUP).map(|key| RedisCommand::new(RedisOp::Get { key })).collect()
     }
 
     fn judge(self, outcome: &mut RunOutcome) {

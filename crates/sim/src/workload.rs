@@ -104,16 +104,49 @@ pub trait Workload<P: Protocol>: Sized {
     fn crashed(&mut self, _node: NodeId, _now: Time) {}
 }
 
+/// Units (keys, or groups of keys) in use at once, each retired for a
+/// fresh one after `per` operations (Jepsen's independent keys): a write
+/// lost in a crash is then rarely masked by later writes, so the
+/// durability checker can see it, and each unit's history stays small.
+pub(crate) struct Rotation {
+    active: Vec<(u64, u32)>,
+    next: u64,
+    per: u32,
+}
+
+impl Rotation {
+    pub(crate) fn new(count: u32, per: u32) -> Rotation {
+        Rotation { active: (0..u64::from(count)).map(|k| (k, 0)).collect(), next: u64::from(count), per }
+    }
+
+    /// A unit from the active set, counted as used once.
+    pub(crate) fn pick(&mut self, rng: &mut Rng) -> u64 {
+        let slot = rng.range(0, self.active.len() as u64) as usize;
+        let (unit, used) = &mut self.active[slot];
+        let chosen = *unit;
+        *used += 1;
+        if *used >= self.per {
+            *unit = self.next;
+            *used = 0;
+            self.next += 1;
+        }
+        chosen
+    }
+
+    /// How many units were ever handed out: `0..issued()`.
+    pub(crate) fn issued(&self) -> u64 {
+        self.next
+    }
+}
+
 /// The default workload: C clients issuing read / write / cas on a rotating
 /// set of keys. Histories follow Jepsen: after an `info` a client continues
 /// under a new process id, since its old operation may still be pending.
 pub struct KvWorkload {
     keys: u32,
-    ops_per_key: u32,
     cas: bool,
-    /// Keys in use, with the operations each has taken.
-    active_keys: Vec<(u64, u32)>,
-    next_key: u64,
+    /// Keys in use.
+    rotation: Rotation,
     next_value: u64,
     /// Last value each key is known to hold (for plausible cas arguments).
     known: BTreeMap<u64, u64>,
@@ -125,23 +158,6 @@ pub struct KvWorkload {
 }
 
 impl KvWorkload {
-    /// A key from the active set. Each key takes at most `ops_per_key`
-    /// operations and is then retired for a fresh one (Jepsen's independent
-    /// keys): a write lost in a crash is then rarely masked by later writes to
-    /// its key, so the durability checker can see it.
-    fn pick_key(&mut self, rng: &mut Rng) -> u64 {
-        let slot = rng.range(0, self.active_keys.len() as u64) as usize;
-        let (key, used) = &mut self.active_keys[slot];
-        let chosen = *key;
-        *used += 1;
-        if *used >= self.ops_per_key {
-            *key = self.next_key;
-            *used = 0;
-            self.next_key += 1;
-        }
-        chosen
-    }
-
     fn record(
         &mut self,
         kind: OpType,
@@ -179,10 +195,8 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
         let clients = config.clients as usize;
         KvWorkload {
             keys: config.keys,
-            ops_per_key: config.ops_per_key,
             cas: config.cas,
-            active_keys: (0..u64::from(config.keys)).map(|k| (k, 0)).collect(),
-            next_key: u64::from(config.keys),
+            rotation: Rotation::new(config.keys, config.ops_per_key),
             next_value: 1,
             known: BTreeMap::new(),
             process: (0..=clients as u64).collect(),
@@ -194,7 +208,7 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
 
     fn next(&mut self, _client: usize, rng: &mut Rng) -> KvCommand {
         debug_assert!(self.keys > 0);
-        let key = self.pick_key(rng);
+        let key = self.rotation.pick(rng);
         let roll = rng.unit();
         if roll < 0.5 {
             return KvCommand::Read { key };
@@ -289,7 +303,7 @@ impl<P: Protocol<Request = KvCommand, Response = KvResponse>> Workload<P> for Kv
     }
 
     fn final_requests(&mut self) -> Vec<KvCommand> {
-        (0..self.next_key).map(|key| KvCommand::Read { key }).collect()
+        (0..self.rotation.issued()).map(|key| KvCommand::Read { key }).collect()
     }
 
     fn judge(self, outcome: &mut RunOutcome) {
